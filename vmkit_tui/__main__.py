@@ -1,0 +1,146 @@
+"""The `vmkit-tui` command: argument parsing and exit codes, nothing else.
+
+Exit status: 0 done, 1 the action failed, 2 bad usage, config or history file. Heavy modules
+(asyncssh, aiohttp, the TUI) are imported inside the subcommand that needs them, so every
+command starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from vmkit_tui import __version__
+from vmkit_tui.config import Config, ConfigError, default_data_dir, load_config, resolve_config_path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vmkit-tui",
+        description="Keyboard-driven dashboard for VMKit deploys: history, live logs, rollback, cancel.",
+    )
+    parser.add_argument("--version", action="version", version=f"vmkit-tui {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $VMKIT_CONFIG, then the user config dir)",
+    )
+    parser.add_argument(
+        "--history",
+        metavar="PATH",
+        help="history file (default: from the config, then the user data dir)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    history = commands.add_parser("history", help="print the recorded deploys per environment")
+    history.add_argument(
+        "--json", action="store_true", help="machine-readable output (one JSON document)"
+    )
+    history.add_argument(
+        "--move-aside",
+        action="store_true",
+        help="rename a corrupt history file to <name>.corrupt-<UTC time> so a fresh one can start",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "history":
+            return _history(args)
+        return _overview(args)
+    except ConfigError as exc:
+        print(f"vmkit-tui: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(resolve_config_path(args.config))
+
+
+def _history_path(args: argparse.Namespace, config: Config | None) -> Path:
+    from vmkit_tui.history import default_history_path
+
+    if args.history:
+        return Path(args.history).expanduser()
+    if config is not None and config.history_path is not None:
+        return config.history_path
+    return default_history_path()
+
+
+def _overview(args: argparse.Namespace) -> int:
+    """Until the TUI lands: say what was loaded, so a user can check their config."""
+    config = _load(args)
+    print(f"config: {config.source}")
+    print(f"github: {config.github.api_url}")
+    for repo in config.repos:
+        print(f"repo {repo.name} (image {repo.image})")
+        for env in repo.environments:
+            hosts = ", ".join(str(h) for h in env.hosts) or "no hosts"
+            print(
+                f"  {env.name}: workflow {env.workflow} on {env.branch}, rollback {env.rollback}, {hosts}"
+            )
+    print(f"history: {_history_path(args, config)}")
+    print(f"data dir: {config.data_dir or default_data_dir()}")
+    return EXIT_OK
+
+
+def _history(args: argparse.Namespace) -> int:
+    from vmkit_tui.history import History, HistoryCorrupt, HistoryError, move_aside
+    from vmkit_tui.present import history_table, record_json
+
+    config = _load_optional(args)
+    path = _history_path(args, config)
+    if args.move_aside:
+        if not path.exists():
+            print(f"vmkit-tui: {path}: no history file to move aside", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            History(path).records()
+        except HistoryCorrupt:
+            moved = move_aside(path)
+            print(f"moved {path} to {moved}; a fresh history starts on the next write")
+            return EXIT_OK
+        print(
+            f"vmkit-tui: {path} is readable; refusing to move a healthy history aside",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        records = History(path).records()
+    except HistoryCorrupt as exc:
+        print(f"vmkit-tui: {exc}", file=sys.stderr)
+        print(
+            "The file was left untouched. To start afresh: vmkit-tui history --move-aside",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except HistoryError as exc:
+        print(f"vmkit-tui: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        json.dump([record_json(r) for r in records], sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    for line in history_table(records):
+        print(line)
+    return EXIT_OK
+
+
+def _load_optional(args: argparse.Namespace) -> Config | None:
+    """`history` works without a config (it only needs the file); a *broken* config still fails."""
+    path = resolve_config_path(args.config)
+    if not args.config and not path.exists():
+        return None
+    return load_config(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
