@@ -364,6 +364,14 @@ class DeployRecord:
         return None
 
     @property
+    def title(self) -> str:
+        """The commit message's first line (or the run title), recorded at creation. Remote text."""
+        for event in self.events:
+            if event.kind is EventKind.CREATED:
+                return str(event.data.get("title", ""))
+        return ""
+
+    @property
     def cancel_requested(self) -> bool:
         return any(e.kind is EventKind.CANCEL_REQUESTED for e in self.events)
 
