@@ -1,0 +1,264 @@
+"""Realistic deploy logs for the joblog and diagnose tests.
+
+Shapes follow shared/reference: GitHub job logs (github-api.md §2.1: BOM, 7-digit timestamps,
+`##[group]Run …` step headers, `##[error]Process completed…`, post-job cleanup) and Kamal 2 /
+kamal-proxy output (peers-and-kamal.md §1.7, strings from Kamal's source and real issues).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+SHA = "9f2c1ab4e0d6c7b8a9f0e1d2c3b4a5f6e7d8c9b0"
+OLD_SHA = "3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f"
+IMAGE = f"ghcr.io/acme/web:{SHA}"
+
+
+def github_log(*sections: list[str], start: datetime | None = None) -> str:
+    """Join sections into a job log: BOM, one timestamp per line 0.13 s apart."""
+    moment = start or datetime(2026, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    out = []
+    for line in (line for section in sections for line in section):
+        out.append(f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond:06d}0Z {line}")
+        moment += timedelta(milliseconds=130)
+    return "\ufeff" + "\n".join(out) + "\n"
+
+
+SET_UP = [
+    "Current runner version: '2.323.0'",
+    "##[group]Operating System",
+    "Ubuntu",
+    "24.04.2",
+    "LTS",
+    "##[endgroup]",
+    "##[group]GITHUB_TOKEN Permissions",
+    "Contents: read",
+    "Metadata: read",
+    "##[endgroup]",
+    "Prepare workflow directory",
+    "Complete job name: deploy",
+]
+
+CHECKOUT = [
+    "##[group]Run actions/checkout@v4",
+    "with:",
+    "  repository: acme/web",
+    "##[endgroup]",
+    "Syncing repository: acme/web",
+    f"[command]/usr/bin/git checkout --progress --force {SHA}",
+    f"HEAD is now at {SHA[:7]} Fix the cart total rounding",
+]
+
+BUILD_OK = [
+    f"##[group]Run pack build {IMAGE} --builder heroku/builder:24 --publish",
+    f"pack build {IMAGE} --builder heroku/builder:24 --publish",
+    "shell: /usr/bin/bash -e {0}",
+    "##[endgroup]",
+    "24: Pulling from heroku/builder",
+    "Status: Image is up to date for heroku/builder:24",
+    "===> ANALYZING",
+    f'Image with name "{IMAGE}" not found',
+    "===> DETECTING",
+    "3 of 4 buildpacks participating",
+    "heroku/ruby      7.0.2",
+    "heroku/procfile  4.0.0",
+    "===> BUILDING",
+    "[Installing gems]",
+    "- Running `bundle install`",
+    "===> EXPORTING",
+    "Adding label 'service'",
+    f"*** Images (sha256:6413c62920ab): {IMAGE}",
+]
+
+DEPLOY_OK = [
+    f"##[group]Run kamal deploy --skip-push --version {SHA} -d production",
+    f"kamal deploy --skip-push --version {SHA} -d production",
+    "shell: /usr/bin/bash -e {0}",
+    "##[endgroup]",
+    "Pull app image...",
+    "  INFO [182f36de] Running docker login ghcr.io -u [REDACTED] -p [REDACTED] on 203.0.113.10",
+    "  INFO [182f36de] Finished in 2.639 seconds with exit status 0 (successful).",
+    f"  INFO [77c1d9a0] Running docker pull {IMAGE} on 203.0.113.10",
+    "  INFO [77c1d9a0] Finished in 8.412 seconds with exit status 0 (successful).",
+    f"  INFO [0f3e9b12] Running docker inspect -f '{{{{ .Config.Labels.service }}}}' {IMAGE}"
+    f" | grep -x web || (echo \"Image {IMAGE} is missing the 'service' label\" && exit 1)"
+    " on 203.0.113.10",
+    "  INFO [0f3e9b12] Finished in 0.101 seconds with exit status 0 (successful).",
+    "Acquiring the deploy lock...",
+    "Ensure kamal-proxy is running...",
+    "  INFO [c0ffee01] Running docker network create kamal on 203.0.113.10",
+    "  INFO [c0ffee01] Finished in 0.143 seconds with exit status 1 (failed).",
+    f"Start container with version {SHA} (or reboot if already running)...",
+    f"  INFO [55ee66ff] Running docker run --detach --restart unless-stopped --name "
+    f"web-web-production-{SHA} --network kamal {IMAGE} on 203.0.113.10",
+    "  INFO [99cc00dd] Running docker exec kamal-proxy kamal-proxy deploy web-web-production "
+    '--target="ad9e1df96129:3000" --deploy-timeout="30s" on 203.0.113.10',
+    "  INFO [99cc00dd] Finished in 12.874 seconds with exit status 0 (successful).",
+    "  INFO First web container is healthy on 203.0.113.10, booting any other roles",
+    "Prune old containers and images...",
+    "Releasing the deploy lock...",
+    "  Finished all in 38.6 seconds",
+]
+
+CLEANUP = [
+    "Post job cleanup.",
+    "##[group]Run actions/checkout@v4",
+    "##[endgroup]",
+    "[command]/usr/bin/git version",
+    "git version 2.49.0",
+    "Cleaning up orphan processes",
+]
+
+FAILED_STEP = ["##[error]Process completed with exit code 1."]
+
+SUCCESS_LOG = github_log(SET_UP, CHECKOUT, BUILD_OK, DEPLOY_OK, CLEANUP)
+
+BUILDPACK_DETECT_FAILED = github_log(
+    SET_UP,
+    CHECKOUT,
+    BUILD_OK[:8],
+    [
+        "===> DETECTING",
+        "======== Output: heroku/procfile@4.0.0 ========",
+        "Procfile not found",
+        "======== Results ========",
+        "fail: heroku/procfile@4.0.0",
+        "ERROR: No buildpack groups passed detection.",
+        "ERROR: Please check that you are running against the correct path.",
+        "ERROR: failed to detect: no buildpacks participating",
+        "ERROR: failed to build: executing lifecycle: failed with status code: 20",
+    ],
+    FAILED_STEP,
+    CLEANUP,
+)
+
+GHCR_DENIED = github_log(
+    SET_UP,
+    CHECKOUT,
+    BUILD_OK[:14],
+    [
+        "===> EXPORTING",
+        "ERROR: failed to export: failed to write image to the following tags: "
+        f"[{IMAGE}: PUT https://ghcr.io/v2/acme/web/manifests/{SHA}: unexpected status "
+        "403 Forbidden]",
+        "denied: permission_denied: write_package",
+    ],
+    FAILED_STEP,
+    CLEANUP,
+)
+
+HEALTH_TIMEOUT = github_log(
+    SET_UP,
+    DEPLOY_OK[:18],
+    [
+        "  INFO [99cc00dd] Running docker exec kamal-proxy kamal-proxy deploy web-web-production "
+        '--target="ad9e1df96129:3000" --deploy-timeout="30s" on 203.0.113.10',
+        " ERROR Failed to boot web on 203.0.113.10",
+        "  INFO First web container is unhealthy on 203.0.113.10, not booting any other roles",
+        "  INFO [395476f8] Running docker container ls --all --filter "
+        f"'name=^web-web-production-{SHA}$' --quiet | xargs docker logs --timestamps 2>&1 "
+        "on 203.0.113.10",
+        " ERROR 2026-05-01T10:00:01.123456789Z Puma starting in single mode...",
+        "2026-05-01T10:00:01.923456789Z * Listening on http://127.0.0.1:3000",
+        " ERROR null",
+        "Releasing the deploy lock...",
+        "  Finished all in 45.2 seconds",
+        "  ERROR (SSHKit::Command::Failed): Exception while executing on host 203.0.113.10: "
+        "docker exit status: 1",
+        "docker stdout: Nothing written",
+        "docker stderr: Error: target failed to become healthy within configured timeout (30s)",
+    ],
+    FAILED_STEP,
+    CLEANUP,
+)
+
+SSH_TIMEOUT_KAMAL = [
+    "Pull app image...",
+    "  INFO [da4b2410] Running docker login ghcr.io -u [REDACTED] -p [REDACTED] on 172.31.23.194",
+    "  Finished all in 30.2 seconds",
+    "  ERROR (Net::SSH::ConnectionTimeout): Exception while executing on host 172.31.23.194: "
+    "Net::SSH::ConnectionTimeout",
+]
+
+SSH_REFUSED_KAMAL = [
+    "Pull app image...",
+    "  ERROR (Errno::ECONNREFUSED): Exception while executing on host 203.0.113.10: "
+    "Connection refused - connect(2) for 203.0.113.10:22",
+]
+
+SSH_AUTH_KAMAL = [
+    "  INFO [da4b2410] Running docker ps --filter label=service=web on 49.13.0.7",
+    "  Finished all in 0.9 seconds",
+    "  ERROR (Net::SSH::AuthenticationFailed): Exception while executing on host 49.13.0.7: "
+    "Authentication failed for user root@49.13.0.7",
+]
+
+LOCK_HELD_KAMAL = [
+    "  INFO [a1b2c3d4] Running /usr/bin/env mkdir -p .kamal on 203.0.113.10",
+    "Acquiring the deploy lock...",
+    "Deploy lock already in place!",
+    "Locked by: Jane Doe at 2026-05-01T10:00:00Z",
+    f"Version: {OLD_SHA}",
+    "Message: Automatic deploy lock",
+    "  Finished all in 1.9 seconds",
+    "  ERROR (Kamal::Cli::LockError): Deploy lock found. Run 'kamal lock help' for more "
+    "information",
+]
+
+ROLLBACK_MISSING_KAMAL = [
+    "Acquiring the deploy lock...",
+    f"  INFO [37d62513] Running docker container ls --all --filter name=^web-prod-{OLD_SHA}$ "
+    "--quiet on prodserver",
+    "  INFO [37d62513] Finished in 0.111 seconds with exit status 0 (successful).",
+    f"Error looking for container version {OLD_SHA}: Exception while executing on host "
+    "prodserver: Container not found",
+    f"The app version '{OLD_SHA}' is not available as a container (use 'kamal app containers' "
+    "for available versions)",
+    "Releasing the deploy lock...",
+    "  Finished all in 1.4 seconds",
+]
+
+SERVICE_LABEL_KAMAL = [
+    "Pull app image...",
+    f"  INFO [77c1d9a0] Running docker pull {IMAGE} on 203.0.113.10",
+    "  INFO [77c1d9a0] Finished in 8.412 seconds with exit status 0 (successful).",
+    f"  INFO [0f3e9b12] Running docker inspect -f '{{{{ .Config.Labels.service }}}}' {IMAGE}"
+    f" | grep -x web || (echo \"Image {IMAGE} is missing the 'service' label\" && exit 1)"
+    " on 203.0.113.10",
+    "  Finished all in 9.3 seconds",
+    "  ERROR (SSHKit::Command::Failed): Exception while executing on host 203.0.113.10: "
+    "docker exit status: 1",
+    f"docker stdout: Image {IMAGE} is missing the 'service' label",
+    "docker stderr: Nothing written",
+]
+
+MANIFEST_UNKNOWN_KAMAL = [
+    "Pull app image...",
+    f"  INFO [77c1d9a0] Running docker pull ghcr.io/acme/web:{OLD_SHA} on 203.0.113.10",
+    "  Finished all in 1.2 seconds",
+    "  ERROR (SSHKit::Command::Failed): Exception while executing on host 203.0.113.10: "
+    "docker exit status: 1",
+    "docker stdout: Nothing written",
+    f"docker stderr: Error response from daemon: manifest for ghcr.io/acme/web:{OLD_SHA} not "
+    "found: manifest unknown: manifest unknown",
+]
+
+KAMAL_PROXY_TIMEOUT = [
+    '{"time":"2026-05-01T10:00:00.100Z","level":"INFO","msg":"Deploying",'
+    '"service":"web-web-production","targets":["ad9e1df96129:3000"]}',
+    '{"time":"2026-05-01T10:00:00.200Z","level":"INFO","msg":"Healthcheck failed",'
+    '"url":"http://ad9e1df96129:3000/up","error":"Get \\"http://ad9e1df96129:3000/up\\": '
+    'dial tcp 172.18.0.7:3000: connect: connection refused"}',
+    '{"time":"2026-05-01T10:00:30.100Z","level":"ERROR","msg":"Target failed to become healthy",'
+    '"target":"ad9e1df96129:3000","error":"target failed to become healthy within configured '
+    'timeout (30s)"}',
+]
+
+KAMAL_PROXY_OK = [
+    KAMAL_PROXY_TIMEOUT[0],
+    KAMAL_PROXY_TIMEOUT[1],  # health checks fail while the app boots: normal
+    '{"time":"2026-05-01T10:00:03.100Z","level":"INFO","msg":"Target health updated",'
+    '"target":"ad9e1df96129:3000","state":"healthy","was":"adding"}',
+    '{"time":"2026-05-01T10:00:04.000Z","level":"INFO","msg":"Deployed",'
+    '"service":"web-web-production"}',
+]
