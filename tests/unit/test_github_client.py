@@ -1,0 +1,440 @@
+"""The client's handling of HTTP answers, through httpx.MockTransport (no sockets).
+
+These check what the client does with each answer (headers it sends, 304s, redirects, retries,
+lost dispatches, rate limits); the real-socket tests against the sandbox are in
+tests/integration/test_github_client.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.unit.test_github_results import JOB, RUN, SHA
+from vmkit_tui.github import (
+    AuthError,
+    BadResponse,
+    CancelOutcome,
+    GitHubClient,
+    ImageState,
+    NotFound,
+    RateLimited,
+    Unavailable,
+)
+from vmkit_tui.secret import Secret
+
+TOKEN = "ghp_" + "S3cr3tT0k3nV4lu3" * 2 + "abcd"
+API = "https://api.github.com"
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class FakeTime:
+    """Clock and sleep: sleeping advances the clock instantly and is recorded."""
+
+    def __init__(self) -> None:
+        self.now = 1_780_000_000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class FakeGitHub:
+    """Answers from a queue per (method, path); records every request."""
+
+    def __init__(self) -> None:
+        self.routes: dict[tuple[str, str], list[Handler]] = {}
+        self.requests: list[httpx.Request] = []
+
+    def on(self, method: str, path: str, *handlers: Handler) -> None:
+        self.routes.setdefault((method, path), []).extend(handlers)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        queue = self.routes.get((request.method, request.url.path))
+        if not queue:
+            return httpx.Response(404, json={"message": "Not Found"})
+        handler = queue.pop(0) if len(queue) > 1 else queue[0]  # the last one repeats
+        return handler(request)
+
+    def sent(self, method: str, path: str) -> list[httpx.Request]:
+        return [r for r in self.requests if r.method == method and r.url.path == path]
+
+
+def reply(status: int, body: Any = None, **headers: str) -> Handler:
+    content = b"" if body is None else orjson.dumps(body)
+    return lambda request: httpx.Response(status, content=content, headers=headers)
+
+
+def raise_(error: type[Exception]) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error("simulated", request=request)
+
+    return handler
+
+
+@pytest.fixture
+def time_() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def github() -> FakeGitHub:
+    return FakeGitHub()
+
+
+@pytest.fixture
+async def client(github: FakeGitHub, time_: FakeTime):
+    async with GitHubClient(
+        API,
+        Secret(TOKEN),
+        clock=time_.clock,
+        sleep=time_.sleep,
+        transport=httpx.MockTransport(github),
+        dispatch_lookup_timeout=6.0,
+    ) as c:
+        yield c
+
+
+RUNS = "/repos/acme/web/actions/workflows/deploy.yml/runs"
+
+
+def run(run_id: int, **fields: Any) -> dict[str, Any]:
+    return {**RUN, "id": run_id, **fields}
+
+
+async def test_headers_auth_and_etag_304(client: GitHubClient, github: FakeGitHub) -> None:
+    github.on("GET", RUNS, reply(200, {"total_count": 1, "workflow_runs": [run(1)]}, etag='W/"a1"'))
+    github.on("GET", RUNS, reply(304, etag='"a1"'))
+    first = await client.list_runs("acme/web", "deploy.yml", branch="main")
+    second = await client.list_runs("acme/web", "deploy.yml", branch="main")
+    assert first == second and first[0].id == 1
+    sent = github.sent("GET", RUNS)
+    assert sent[0].headers["authorization"] == f"Bearer {TOKEN}"
+    assert sent[0].headers["accept"] == "application/vnd.github+json"
+    assert sent[0].headers["x-github-api-version"] == "2022-11-28"
+    assert sent[0].headers["user-agent"].startswith("vmkit-tui/")
+    assert "if-none-match" not in sent[0].headers
+    assert sent[1].headers["if-none-match"] == 'W/"a1"'  # byte for byte
+    assert sent[0].url.params["branch"] == "main" and sent[0].url.params["per_page"] == "100"
+    assert (client.stats.sent, client.stats.not_modified, client.stats.counted) == (2, 1, 1)
+
+
+async def test_pagination_follows_repositories_links_verbatim(
+    client: GitHubClient, github: FakeGitHub
+) -> None:
+    next_url = f"{API}/repositories/42/actions/workflows/deploy.yml/runs?per_page=2&page=2"
+    github.on(
+        "GET",
+        RUNS,
+        reply(
+            200,
+            {"total_count": 3, "workflow_runs": [run(3), run(2)]},
+            link=f'<{next_url}>; rel="next"',
+        ),
+    )
+    github.on(
+        "GET",
+        "/repositories/42/actions/workflows/deploy.yml/runs",
+        reply(200, {"total_count": 3, "workflow_runs": [run(1)]}),
+    )
+    runs = await client.list_runs("acme/web", "deploy.yml", per_page=2)
+    assert [r.id for r in runs] == [3, 2, 1]
+    assert str(github.requests[1].url) == next_url
+    assert github.requests[1].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_pagination_link_to_another_host_is_refused(
+    client: GitHubClient, github: FakeGitHub
+) -> None:
+    github.on(
+        "GET",
+        RUNS,
+        reply(200, {"workflow_runs": [run(1)]}, link='<https://evil.example/x?page=2>; rel="next"'),
+    )
+    with pytest.raises(BadResponse, match="leaves the API host"):
+        await client.list_runs("acme/web", "deploy.yml")
+    assert len(github.requests) == 1
+
+
+async def test_job_log_redirect_without_authorization(
+    client: GitHubClient, github: FakeGitHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    blob = "https://results.blob.core.windows.net/actions-results/x/job-logs.txt?se=2026&sig=SIGNED"
+    github.on("GET", "/repos/acme/web/actions/jobs/7/logs", reply(302, location=blob))
+    github.on(
+        "GET",
+        "/actions-results/x/job-logs.txt",
+        lambda request: httpx.Response(
+            200, content="\ufeff2026-05-01T10:00:00.1234567Z hello\n".encode()
+        ),
+    )
+    with caplog.at_level(logging.DEBUG):
+        log = await client.job_log("acme/web", 7)
+    assert log is not None and log.lines[0].text == "hello"
+    blob_request = github.requests[1]
+    assert blob_request.url.host == "results.blob.core.windows.net"
+    assert "authorization" not in blob_request.headers
+    assert "SIGNED" not in caplog.text and TOKEN not in caplog.text
+
+
+async def test_job_log_404_means_not_yet(client: GitHubClient, github: FakeGitHub) -> None:
+    assert await client.job_log("acme/web", 8) is None
+
+
+async def test_cancel_202_and_409(client: GitHubClient, github: FakeGitHub) -> None:
+    path = "/repos/acme/web/actions/runs/5/cancel"
+    github.on("POST", path, reply(202, {}))
+    github.on(
+        "POST", path, reply(409, {"message": "Cannot cancel a workflow run that is completed."})
+    )
+    assert await client.cancel("acme/web", 5) is CancelOutcome.REQUESTED
+    assert await client.cancel("acme/web", 5) is CancelOutcome.ALREADY_FINISHED
+
+
+DISPATCH = "/repos/acme/web/actions/workflows/deploy.yml/dispatches"
+INPUTS = {"sha": SHA, "environment": "production"}
+REQ = "req-7f3a9c2e"
+
+
+async def test_dispatch_with_run_details(client: GitHubClient, github: FakeGitHub) -> None:
+    github.on(
+        "POST",
+        DISPATCH,
+        reply(
+            200,
+            {
+                "workflow_run_id": 99,
+                "run_url": f"{API}/repos/acme/web/actions/runs/99",
+                "html_url": "https://github.com/acme/web/actions/runs/99",
+            },
+        ),
+    )
+    result = await client.dispatch("acme/web", "deploy.yml", "main", INPUTS, REQ)
+    assert result.run_id == 99
+    body = orjson.loads(github.requests[0].content)
+    assert body == {
+        "ref": "main",
+        "inputs": {**INPUTS, "request_id": REQ},
+        "return_run_details": True,
+    }
+
+
+async def test_dispatch_204_finds_the_run_by_request_id(
+    client: GitHubClient, github: FakeGitHub, time_: FakeTime
+) -> None:
+    github.on("POST", DISPATCH, reply(204))
+    github.on("GET", RUNS, reply(200, {"workflow_runs": [run(1, display_title="other")]}))
+    github.on("GET", RUNS, reply(200, {"workflow_runs": [run(2, display_title=f"deploy [{REQ}]")]}))
+    result = await client.dispatch("acme/web", "deploy.yml", "main", INPUTS, REQ)
+    assert result.run_id == 2 and result.run_url == f"{API}/repos/acme/web/actions/runs/2"
+    lookup = github.sent("GET", RUNS)[0]
+    assert (
+        lookup.url.params["event"] == "workflow_dispatch" and lookup.url.params["branch"] == "main"
+    )
+    assert time_.sleeps == [2.0]
+
+
+async def test_lost_dispatch_is_not_resent_when_the_run_exists(
+    client: GitHubClient, github: FakeGitHub
+) -> None:
+    github.on("POST", DISPATCH, raise_(httpx.ReadTimeout))
+    github.on("GET", RUNS, reply(200, {"workflow_runs": [run(3, display_title=f"deploy [{REQ}]")]}))
+    result = await client.dispatch("acme/web", "deploy.yml", "main", INPUTS, REQ)
+    assert result.run_id == 3
+    assert len(github.sent("POST", DISPATCH)) == 1
+
+
+async def test_lost_dispatch_is_resent_once_no_run_exists(
+    client: GitHubClient, github: FakeGitHub
+) -> None:
+    github.on("POST", DISPATCH, raise_(httpx.RemoteProtocolError))
+    github.on("POST", DISPATCH, reply(200, {"workflow_run_id": 4, "run_url": "u", "html_url": "h"}))
+    github.on("GET", RUNS, reply(200, {"workflow_runs": []}))
+    result = await client.dispatch("acme/web", "deploy.yml", "main", INPUTS, REQ)
+    assert result.run_id == 4
+    assert len(github.sent("POST", DISPATCH)) == 2
+    assert len(github.sent("GET", RUNS)) >= 2  # looked for it for the whole lookup window
+
+
+async def test_dispatch_retries_without_run_details_on_old_ghes(
+    client: GitHubClient, github: FakeGitHub
+) -> None:
+    github.on(
+        "POST", DISPATCH, reply(422, {"message": '"return_run_details" is not a permitted key.'})
+    )
+    github.on("POST", DISPATCH, reply(204))
+    github.on("GET", RUNS, reply(200, {"workflow_runs": [run(5, display_title=REQ)]}))
+    result = await client.dispatch("acme/web", "deploy.yml", "main", INPUTS, REQ)
+    assert result.run_id == 5
+    second = orjson.loads(github.sent("POST", DISPATCH)[1].content)
+    assert "return_run_details" not in second
+
+
+async def test_short_rate_limit_is_waited_out_and_observable(
+    github: FakeGitHub, time_: FakeTime
+) -> None:
+    seen: list[RateLimited] = []
+    github.on(
+        "GET",
+        "/repos/acme/web/actions/runs/1",
+        reply(429, {"message": "slow down"}, **{"retry-after": "30"}),
+    )
+    github.on("GET", "/repos/acme/web/actions/runs/1", reply(200, run(1)))
+    async with GitHubClient(
+        API,
+        Secret(TOKEN),
+        clock=time_.clock,
+        sleep=time_.sleep,
+        transport=httpx.MockTransport(github),
+        on_rate_limit=seen.append,
+    ) as client:
+        assert (await client.get_run("acme/web", 1)).id == 1
+    assert time_.sleeps == [30.0]
+    assert len(seen) == 1 and seen[0].wait == 30 and seen[0].secondary
+
+
+async def test_long_rate_limit_raises_and_blocks_further_requests(
+    client: GitHubClient, github: FakeGitHub, time_: FakeTime
+) -> None:
+    reset = str(int(time_.now) + 1800)
+    github.on(
+        "GET",
+        "/repos/acme/web/actions/runs/1",
+        reply(
+            403,
+            {"message": "API rate limit exceeded for user ID 1."},
+            **{"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset},
+        ),
+    )
+    with pytest.raises(RateLimited) as caught:
+        await client.get_run("acme/web", 1)
+    assert 1800 <= caught.value.wait <= 1801 and not caught.value.secondary
+    assert client.rate_limited_until is not None
+    with pytest.raises(RateLimited):
+        await client.get_run("acme/web", 2)
+    assert len(github.requests) == 1  # nothing sent while limited
+    time_.now += 1802
+    assert client.rate_limited_until is None
+
+
+async def test_5xx_and_dropped_connections_are_retried_with_backoff(
+    client: GitHubClient, github: FakeGitHub, time_: FakeTime
+) -> None:
+    path = "/repos/acme/web/actions/runs/1/jobs"
+    github.on("GET", path, reply(502), raise_(httpx.RemoteProtocolError), raise_(httpx.ReadTimeout))
+    github.on("GET", path, reply(200, {"total_count": 1, "jobs": [JOB]}))
+    jobs = await client.list_jobs("acme/web", 1)
+    assert jobs[0].name == "test (Python 3.7)"
+    assert len(time_.sleeps) == 3 and time_.sleeps[2] > time_.sleeps[0]
+
+
+async def test_retries_are_bounded(client: GitHubClient, github: FakeGitHub) -> None:
+    github.on("GET", "/repos/acme/web/actions/runs/1", reply(503))
+    with pytest.raises(Unavailable, match=r"GET /repos/acme/web/actions/runs/1: 503 after 4"):
+        await client.get_run("acme/web", 1)
+    assert len(github.requests) == 4
+
+
+async def test_malformed_json_names_the_endpoint(client: GitHubClient, github: FakeGitHub) -> None:
+    github.on(
+        "GET", "/repos/acme/web/actions/runs/1", lambda r: httpx.Response(200, content=b'{"id": 1,')
+    )
+    with pytest.raises(BadResponse) as caught:
+        await client.get_run("acme/web", 1)
+    assert "GET /repos/acme/web/actions/runs/1" in str(caught.value)
+    assert "malformed JSON" in str(caught.value) and len(str(caught.value)) < 300
+
+
+async def test_401_is_a_clear_auth_error_without_the_token(
+    client: GitHubClient, github: FakeGitHub
+) -> None:
+    github.on(
+        "GET", "/repos/acme/web/actions/runs/1", reply(401, {"message": f"Bad credentials {TOKEN}"})
+    )
+    with pytest.raises(AuthError) as caught:
+        await client.get_run("acme/web", 1)
+    assert "invalid or expired" in str(caught.value) and TOKEN not in str(caught.value)
+    assert TOKEN not in repr(caught.value) and TOKEN not in repr(client.__dict__)
+
+
+async def test_image_check_present_missing_and_cannot_check(
+    client: GitHubClient, github: FakeGitHub
+) -> None:
+    versions = "/orgs/acme/packages/container/web%2Fapi/versions"
+    user_versions = "/users/acme/packages/container/web%2Fapi/versions"
+    tagged = [
+        {"id": 2, "metadata": {"container": {"tags": [SHA, "latest"]}}},
+        {"id": 1, "metadata": {"container": {"tags": []}}},
+    ]
+    github.routes[("GET", "/orgs/acme/packages/container/web/api/versions")] = [reply(404)]
+    github.routes[("GET", "/users/acme/packages/container/web/api/versions")] = [reply(200, tagged)]
+    check = await client.image_tags_present("ghcr.io/acme/web/api", SHA)
+    assert check.state is ImageState.PRESENT
+    raw_paths = [r.url.raw_path.decode() for r in github.requests]
+    assert raw_paths == [versions + "?per_page=100", user_versions + "?per_page=100"]
+    other = "0" * 40
+    assert (await client.image_tags_present("ghcr.io/acme/web/api", other)).missing
+    github.routes[("GET", "/users/acme/packages/container/web/api/versions")] = [
+        reply(
+            403,
+            {"message": "Resource not accessible by personal access token"},
+            **{"x-ratelimit-remaining": "4000"},
+        )
+    ]
+    denied = await client.image_tags_present("ghcr.io/acme/web/api", SHA)
+    assert denied.state is ImageState.CANNOT_CHECK and "read:packages" in denied.reason
+
+
+async def test_image_check_404_everywhere_is_cannot_check(client: GitHubClient) -> None:
+    check = await client.image_tags_present("ghcr.io/acme/web", SHA)
+    assert check.state is ImageState.CANNOT_CHECK and "read:packages" in check.reason
+    not_ghcr = await client.image_tags_present("docker.io/acme/web", SHA)
+    assert not_ghcr.state is ImageState.CANNOT_CHECK
+
+
+async def test_get_commit_absent_is_none(client: GitHubClient, github: FakeGitHub) -> None:
+    github.on(
+        "GET",
+        f"/repos/acme/web/commits/{SHA}",
+        reply(422, {"message": f"No commit found for SHA: {SHA}"}),
+    )
+    assert await client.get_commit("acme/web", SHA) is None
+    with pytest.raises(NotFound):
+        await client.get_run("acme/web", 9)
+
+
+def test_plain_http_is_refused_except_loopback() -> None:
+    with pytest.raises(ValueError, match="https"):
+        GitHubClient("http://api.github.com", Secret(TOKEN))
+    with pytest.raises(TypeError):
+        GitHubClient(API, TOKEN)  # type: ignore[arg-type]
+
+
+async def test_oversized_log_keeps_the_tail(github: FakeGitHub, time_: FakeTime) -> None:
+    lines = [f"2026-05-01T10:00:{i:02d}.0000000Z line {i}" for i in range(50)]
+    github.on(
+        "GET", "/repos/acme/web/actions/jobs/7/logs", reply(302, location="https://blob.example/l")
+    )
+    github.on("GET", "/l", lambda request: httpx.Response(200, content="\n".join(lines).encode()))
+    async with GitHubClient(
+        API,
+        Secret(TOKEN),
+        clock=time_.clock,
+        sleep=time_.sleep,
+        transport=httpx.MockTransport(github),
+        max_log_bytes=200,
+    ) as client:
+        log = await client.job_log("acme/web", 7)
+    assert log is not None and log.truncated
+    assert log.lines[-1].text == "line 49" and log.lines[0].timestamp is not None
+    assert len(log.lines) < 50
