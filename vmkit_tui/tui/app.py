@@ -1,0 +1,403 @@
+"""The vmkit-tui application: repo → environment → deploy panes, details, and the live log.
+
+Data arrives only through the `DeployService`: an async worker loads the overview and another
+turns the service's updates into messages; widgets never do I/O themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Static
+
+from vmkit_tui.models import DeployRecord, utcnow
+from vmkit_tui.service import DeployService, Overview
+from vmkit_tui.text import plain
+from vmkit_tui.tui.commands import DeployCommands
+from vmkit_tui.tui.details import DeployDetails
+from vmkit_tui.tui.help import HelpScreen
+from vmkit_tui.tui.log_pane import LogPane
+from vmkit_tui.tui.tables import DeploysTable, EnvironmentsTable, NavTable, ReposTable
+from vmkit_tui.updates import (
+    DeployChanged,
+    DeploysPruned,
+    Health,
+    LogGrew,
+    SourceHealth,
+    StepProgress,
+    StepsChanged,
+    Update,
+)
+
+STYLES = Path(__file__).resolve().parent.parent / "styles"
+if not STYLES.is_dir():  # running from a checkout: styles/ sits beside the package
+    STYLES = Path(__file__).resolve().parents[2] / "styles"
+
+PANES = ("#repos", "#environments", "#deploys", "#log-lines")
+
+
+class ServiceUpdate(Message):
+    """An update from the deploy service, delivered on the UI thread."""
+
+    def __init__(self, update: Update) -> None:
+        super().__init__()
+        self.update = update
+
+
+class OverviewLoaded(Message):
+    def __init__(self, overview: Overview) -> None:
+        super().__init__()
+        self.overview = overview
+
+
+class VmkitApp(App[None]):
+    TITLE = "vmkit-tui"
+    CSS_PATH: ClassVar = [STYLES / "app.tcss"]
+    COMMANDS: ClassVar = App.COMMANDS | {DeployCommands}
+    HORIZONTAL_BREAKPOINTS: ClassVar = [(0, "-narrow"), (150, "-wide")]
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("tab", "pane(1)", "Next pane", show=False, id="pane.next"),
+        Binding("shift+tab", "pane(-1)", "Previous pane", show=False, id="pane.previous"),
+        Binding("h", "pane(-1)", "Pane left", show=False, id="pane.left"),
+        Binding("l", "pane(1)", "Pane right / log", show=False, id="pane.right"),
+        Binding("enter", "drill", "Open", id="nav.open"),
+        Binding("slash", "search", "Search/filter", id="nav.search"),
+        Binding("n", "search_again(True)", "Next match", show=False, id="log.next"),
+        Binding("N", "search_again(False)", "Previous match", show=False, id="log.previous"),
+        Binding("f", "toggle_follow", "Follow", id="log.follow"),
+        Binding("s", "cycle_source", "Source", id="log.source"),
+        Binding("d", "jump_diagnosis", "Diagnosis", id="deploy.diagnosis"),
+        Binding("o", "open_run", "Open run", id="deploy.open_run"),
+        Binding("y", "copy_sha", "Copy SHA", id="deploy.copy_sha"),
+        Binding("z", "zoom", "Zoom pane", show=False, id="pane.zoom"),
+    ]
+
+    def __init__(
+        self,
+        service: DeployService,
+        *,
+        readonly: bool = False,
+        now: Callable[[], datetime] = utcnow,
+        animate: bool = True,
+        keymap: dict[str, str] | None = None,
+        bell: bool = False,
+    ) -> None:
+        super().__init__()
+        self.service = service
+        self.readonly = readonly
+        self.now = now
+        self.animate = animate
+        self.bell_on_finish = bell
+        self._keymap = keymap or {}
+        self.overview = Overview()
+        self.repo: str | None = None
+        self.environment: str | None = None
+        self.deploy_id: str | None = None
+        self.steps: dict[str, tuple[StepProgress, ...]] = {}
+        self.health: dict[tuple[str, str, str], SourceHealth] = {}
+
+    # --- layout --------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="▲")
+        with Vertical(id="body"):
+            with Horizontal(id="top"):
+                yield ReposTable(id="repos")
+                yield EnvironmentsTable(id="environments")
+            with Horizontal(id="main"):
+                with Vertical(id="deploy-column"):
+                    yield DeploysTable(now=self.now, id="deploys")
+                    yield Static(id="problems", markup=False)
+                    yield DeployDetails(id="details")
+                yield LogPane(id="log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#repos").border_title = "Repos"
+        self.query_one("#environments").border_title = "Environments"
+        self.query_one("#deploys").border_title = "Deploys"
+        self.query_one("#problems").display = False
+        if self._keymap:
+            self.set_keymap(self._keymap)
+        if self.animate:
+            self.set_interval(0.1, self._spin)
+        self.query_one("#repos").focus()
+        self._load()
+        self._listen()
+
+    @work(group="service", exclusive=True, exit_on_error=False)
+    async def _load(self) -> None:
+        self.post_message(OverviewLoaded(await self.service.overview()))
+
+    @work(group="updates", exit_on_error=False)
+    async def _listen(self) -> None:
+        async with self.service.updates.subscription() as queue:
+            while True:
+                self.post_message(ServiceUpdate(await queue.get()))
+
+    # --- data → widgets ------------------------------------------------------------------------
+
+    @on(OverviewLoaded)
+    def _overview_loaded(self, message: OverviewLoaded) -> None:
+        self.overview = message.overview
+        if not self.overview.repos:
+            self._show_problem(
+                "No repositories configured. Try `vmkit-tui demo`, or see docs/config.example.toml."
+            )
+        self._refresh_repos()
+
+    def _refresh_repos(self) -> None:
+        repos = [(name, self.overview.summaries(name)) for name in self.overview.repos]
+        self.query_one(ReposTable).show(repos)
+
+    def _refresh_environments(self) -> None:
+        table = self.query_one(EnvironmentsTable)
+        table.border_title = f"Environments · {plain(self.repo)}" if self.repo else "Environments"
+        table.show(self.overview.summaries(self.repo) if self.repo else [])
+
+    def _refresh_deploys(self) -> None:
+        table = self.query_one(DeploysTable)
+        records = (
+            self.overview.deploys.get((self.repo, self.environment), [])
+            if self.repo and self.environment
+            else []
+        )
+        table.border_title = (
+            f"Deploys · {plain(self.environment)}" if self.environment else "Deploys"
+        )
+        table.show(records)
+
+    def _refresh_details(self) -> None:
+        record = self.selected_record
+        steps = self.steps.get(record.id, ()) if record else ()
+        self.query_one(DeployDetails).show(record, steps)
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_drill()
+
+    @on(NavTable.Chosen, "#repos")
+    def _repo_chosen(self, message: NavTable.Chosen) -> None:
+        self.repo = message.key
+        self._refresh_environments()
+
+    @on(NavTable.Chosen, "#environments")
+    def _environment_chosen(self, message: NavTable.Chosen) -> None:
+        self.environment = message.key
+        self._refresh_deploys()
+        self._refresh_health()
+
+    @on(NavTable.Chosen, "#deploys")
+    def _deploy_chosen(self, message: NavTable.Chosen) -> None:
+        if message.key == self.deploy_id:
+            return
+        self.deploy_id = message.key
+        self._refresh_details()
+        self._open_log()
+        self.refresh_bindings()
+
+    def _open_log(self) -> None:
+        pane = self.query_one(LogPane)
+        if self.deploy_id is None:
+            pane.show(None, None)
+            return
+        from vmkit_tui.logs import SpoolReader
+
+        pane.show(self.deploy_id, SpoolReader(self.service.log_path(self.deploy_id)))
+
+    @property
+    def selected_record(self) -> DeployRecord | None:
+        return self.overview.find(self.deploy_id) if self.deploy_id else None
+
+    @on(ServiceUpdate)
+    def _service_update(self, message: ServiceUpdate) -> None:
+        update = message.update
+        if isinstance(update, DeployChanged):
+            self._deploy_changed(update.record)
+        elif isinstance(update, DeploysPruned):
+            self.overview.remove(update.deploy_ids)
+            self._refresh_all()
+        elif isinstance(update, StepsChanged):
+            self.steps[update.deploy_id] = update.steps
+            if update.deploy_id == self.deploy_id:
+                self._refresh_details()
+        elif isinstance(update, LogGrew):
+            if update.deploy_id == self.deploy_id:
+                self.query_one(LogPane).lines.lines_grew()
+        elif isinstance(update, SourceHealth):
+            self.health[(update.repo, update.environment, update.key)] = update
+            self._refresh_health()
+
+    def _deploy_changed(self, record: DeployRecord) -> None:
+        before = self.overview.find(record.id)
+        self.overview.upsert(record)
+        if before is not None and not before.status.is_final and record.status.is_final:
+            self._announce_finished(record)
+        self._refresh_all()
+
+    def _announce_finished(self, record: DeployRecord) -> None:
+        if (record.deploy.repo, record.deploy.environment) != (self.repo, self.environment):
+            return
+        severity = "information" if record.status.value == "succeeded" else "warning"
+        self.notify(
+            f"{record.deploy.environment} {record.deploy.short_sha}: {record.status.value}",
+            title=plain(record.deploy.repo),
+            severity=severity,
+            markup=False,
+        )
+        if self.bell_on_finish:
+            self.bell()
+
+    def refresh_lists(self) -> None:
+        """Re-apply list filters (the `/` prompt calls this as the user types)."""
+        self._refresh_all()
+
+    def _refresh_all(self) -> None:
+        self._refresh_repos()
+        self._refresh_environments()
+        self._refresh_deploys()
+        self._refresh_details()
+
+    def _refresh_health(self) -> None:
+        problems = [
+            h
+            for (repo, env, _), h in sorted(self.health.items())
+            if repo == self.repo and env == self.environment and h.health is not Health.OK
+        ]
+        if problems:
+            self._show_problem("  ·  ".join(plain(p.message) for p in problems))
+        else:
+            self.query_one("#problems").display = False
+
+    def _show_problem(self, message: str) -> None:
+        box = self.query_one("#problems", Static)
+        box.update(message)
+        box.display = True
+
+    def _spin(self) -> None:
+        table = self.query_one(DeploysTable)
+        if any(
+            r.status.is_active for r in self.overview.deploys.get((self.repo, self.environment), [])
+        ):
+            table.spinner_frame += 1
+            self._refresh_deploys()
+
+    # --- actions -------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        record = self.selected_record
+        if action == "open_run":
+            return True if record and record.run_url else None
+        if action == "copy_sha":
+            return True if record else None
+        if action == "jump_diagnosis":
+            return True if record and record.diagnosis else None
+        if action in ("toggle_follow", "cycle_source"):
+            return True if self.deploy_id else None
+        if action == "search_again":
+            return True if self.query_one(LogPane).search_term else None
+        return True
+
+    def action_pane(self, step: int) -> None:
+        focused = self.focused
+        ids = [self.query_one(selector) for selector in PANES]
+        index = next((i for i, w in enumerate(ids) if w is focused), -1)
+        ids[(index + step) % len(ids)].focus()
+
+    def action_drill(self) -> None:
+        focused = self.focused
+        if focused is self.query_one("#repos"):
+            self.query_one("#environments").focus()
+        elif focused is self.query_one("#environments"):
+            self.query_one("#deploys").focus()
+        elif focused is self.query_one("#deploys"):
+            self.query_one("#log-lines").focus()
+
+    def action_search(self) -> None:
+        focused = self.focused
+        if isinstance(focused, NavTable):
+            self.push_screen(_filter_prompt(focused))
+        else:
+            self.query_one(LogPane).open_search()
+
+    def action_search_again(self, forward: bool) -> None:
+        self.query_one(LogPane).search_again(forward)
+
+    def action_toggle_follow(self) -> None:
+        lines = self.query_one(LogPane).lines
+        lines.follow = not lines.follow
+
+    def action_cycle_source(self) -> None:
+        self.query_one(LogPane).cycle_source()
+
+    def action_jump_diagnosis(self) -> None:
+        record = self.selected_record
+        if record is None or record.diagnosis is None:
+            return
+        diagnosis = record.diagnosis
+        pane = self.query_one(LogPane)
+        pane.search_term = diagnosis.line[:80]
+        if diagnosis.line_number is not None:
+            pane.lines.scroll_to_row(pane.lines.row_of_line(diagnosis.line_number))
+        else:
+            pane.lines.search(diagnosis.line[:80])
+        pane.lines.focus()
+
+    def action_open_run(self) -> None:
+        record = self.selected_record
+        if record and record.run_url:
+            self.open_url(record.run_url)
+            self.notify("opened the run in your browser", markup=False)
+
+    def action_copy_sha(self) -> None:
+        record = self.selected_record
+        if record:
+            self.copy_to_clipboard(record.deploy.sha)
+            self.notify(f"copied {record.deploy.sha}", markup=False)
+
+    def action_zoom(self) -> None:
+        """Give the focused pane the whole screen (again to restore): small terminals."""
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+            return
+        focused = self.focused
+        if focused is None:
+            return
+        target = self.query_one(LogPane) if focused.id in ("log-lines", "log-search") else focused
+        self.screen.maximize(target, container=False)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def select(
+        self, repo: str, environment: str | None = None, deploy_id: str | None = None
+    ) -> None:
+        """Move the cursors to a repo / environment / deploy (used by the command palette)."""
+        self.query_one(ReposTable).set_rows_cursor(repo)
+        if environment:
+            self.repo = repo
+            self._refresh_environments()
+            self.query_one(EnvironmentsTable).set_rows_cursor(environment)
+        if environment and deploy_id:
+            self.environment = environment
+            self._refresh_deploys()
+            self.query_one(DeploysTable).set_rows_cursor(deploy_id)
+            self.query_one("#deploys").focus()
+
+
+def _filter_prompt(table: NavTable):
+    from vmkit_tui.tui.filter import FilterScreen
+
+    return FilterScreen(table)

@@ -1,0 +1,66 @@
+"""Command palette: jump to any repo, environment or deploy by name or SHA."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from textual.command import DiscoveryHit, Hit, Hits, Matcher, Provider
+from textual.content import Content
+
+from vmkit_tui.text import plain
+
+
+class DeployCommands(Provider):
+    def _targets(self) -> list[tuple[str, str, str | None, str | None, str]]:
+        """(label, repo, environment, deploy id, help) for everything navigable."""
+        app = self.app
+        overview = app.overview  # type: ignore[attr-defined]
+        targets = []
+        for repo in overview.repos:
+            targets.append((f"repo {repo}", repo, None, None, "show this repository"))
+            for env in overview.environments.get(repo, []):
+                targets.append((f"env {repo} {env}", repo, env, None, "show this environment"))
+                for record in overview.deploys.get((repo, env), []):
+                    label = (
+                        f"deploy {record.deploy.sha[:12]} {repo} {env} {plain(record.title)[:40]}"
+                    )
+                    targets.append(
+                        (label, repo, env, record.id, f"{record.status.value}, {record.deploy.sha}")
+                    )
+        return targets
+
+    async def discover(self) -> Hits:
+        for label, repo, env, deploy_id, help_text in self._targets():
+            if deploy_id is None:
+                yield DiscoveryHit(
+                    Content(label), partial(self._go, repo, env, None), help=help_text
+                )
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        query_lower = query.strip().lower()
+        for label, repo, env, deploy_id, help_text in self._targets():
+            score = matcher.match(label)
+            if deploy_id is not None and query_lower and query_lower in help_text:
+                score = max(score, 0.9)  # a full or partial SHA typed anywhere
+            if score > 0:
+                yield Hit(
+                    score,
+                    _highlight(matcher, label),
+                    partial(self._go, repo, env, deploy_id),
+                    help=help_text,
+                )
+
+    def _go(self, repo: str, env: str | None, deploy_id: str | None) -> None:
+        self.app.select(repo, env, deploy_id)  # type: ignore[attr-defined]
+
+
+def _highlight(matcher: Matcher, label: str) -> Content:
+    """Like `Matcher.highlight`, which parses the candidate as markup: labels hold commit
+    messages from outside, so they stay plain `Content` here."""
+    content = Content(label)
+    score, offsets = matcher.fuzzy_search.match(matcher.query, label)
+    if score:
+        for offset in offsets:
+            content = content.stylize(matcher.match_style, offset, offset + 1)
+    return content

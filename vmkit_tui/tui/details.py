@@ -1,0 +1,101 @@
+"""The selected deploy's facts: full SHA, who and how, run link, UTC times, duration, diagnosis.
+
+Built as `Text` with every remote value appended as plain text (never markup).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.widgets import Static
+
+from vmkit_tui.models import DeployRecord, DurationBasis
+from vmkit_tui.present import format_duration
+from vmkit_tui.text import plain
+from vmkit_tui.updates import StepProgress
+
+
+class DeployDetails(Static):
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "details--label",
+        "details--bad",
+        "details--fix",
+        "details--step-done",
+        "details--step-running",
+        "details--step-failed",
+    }
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, markup=False)
+        self.record: DeployRecord | None = None
+        self.steps: tuple[StepProgress, ...] = ()
+
+    def show(self, record: DeployRecord | None, steps: tuple[StepProgress, ...] = ()) -> None:
+        self.record = record
+        self.steps = steps
+        self.update(self._render_text())
+
+    def _render_text(self) -> Text:
+        record = self.record
+        if record is None:
+            return Text("No deploy selected.", self.get_component_rich_style("details--label"))
+        label = self.get_component_rich_style("details--label")
+        deploy = record.deploy
+        text = Text(no_wrap=False)
+
+        def field(name: str, value: str) -> None:
+            if text:
+                text.append("  ")
+            text.append(f"{name} ", label)
+            text.append(plain(value))
+
+        field("SHA", deploy.sha)
+        field("by", f"{deploy.actor} ({deploy.triggered_by.value})")
+        field("created", deploy.created_at.strftime("%Y-%m-%d %H:%M:%SZ"))
+        if record.started_at:
+            field("started", record.started_at.strftime("%H:%M:%SZ"))
+        if record.finished_at:
+            field("finished", record.finished_at.strftime("%H:%M:%SZ"))
+        duration = record.duration
+        if duration:
+            basis = (
+                "to first healthy response"
+                if duration[1] is DurationBasis.FIRST_HEALTHY
+                else "to run completion"
+            )
+            field("took", f"{format_duration(duration[0])} ({basis})")
+        if deploy.rollback_of:
+            field("rollback of", deploy.rollback_of)
+        if record.run_url:
+            field("run", record.run_url)
+        if record.title:
+            text.append("\n")
+            text.append(plain(record.title))
+        if self.steps:
+            text.append("\n")
+            self._append_steps(text)
+        diagnosis = record.diagnosis
+        if diagnosis is not None:
+            text.append("\n")
+            text.append("✗ ", self.get_component_rich_style("details--bad"))
+            text.append(plain(diagnosis.cause), self.get_component_rich_style("details--bad"))
+            text.append("\n  fix: ", label)
+            text.append(plain(diagnosis.fix), self.get_component_rich_style("details--fix"))
+            text.append("\n  from: ", label)
+            text.append(plain(diagnosis.line)[:200])
+        return text
+
+    def _append_steps(self, text: Text) -> None:
+        for index, step in enumerate(self.steps):
+            if index:
+                text.append(" › ")
+            if step.status == "completed":
+                style = (
+                    "details--step-failed" if step.conclusion == "failure" else "details--step-done"
+                )
+            elif step.status == "in_progress":
+                style = "details--step-running"
+            else:
+                style = "details--label"
+            text.append(plain(step.step), self.get_component_rich_style(style))

@@ -1,0 +1,125 @@
+"""The log pane: a status line (source filter, follow, +N new), the spool view, a search box."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.reactive import reactive
+from textual.widgets import Input, Static
+
+from vmkit_tui.tui.log_lines import LineSource, LogLine, LogLines
+
+# What `s` cycles through: None shows every source.
+SOURCE_FILTERS: tuple[str | None, ...] = (
+    None,
+    "github",
+    "kamal",
+    "kamal-proxy",
+    "vmkit-agent",
+    "app",
+)
+
+
+class LogPane(Vertical):
+    source_filter: reactive[str | None] = reactive(None)
+    search_term: reactive[str] = reactive("")
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.deploy_id: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="log-status", markup=False)
+        yield LogLines(id="log-lines")
+        yield Input(placeholder="search the log (enter: find, escape: close)", id="log-search")
+
+    @property
+    def lines(self) -> LogLines:
+        return self.query_one(LogLines)
+
+    def on_mount(self) -> None:
+        self.query_one("#log-search", Input).display = False
+        self._update_status()
+
+    def show(self, deploy_id: str | None, source: LineSource | None) -> None:
+        self.deploy_id = deploy_id
+        self.lines.show(source)
+        self.source_filter = None
+        self._update_status()
+
+    def cycle_source(self) -> None:
+        index = SOURCE_FILTERS.index(self.source_filter)
+        self.source_filter = SOURCE_FILTERS[(index + 1) % len(SOURCE_FILTERS)]
+
+    def watch_source_filter(self, source: str | None) -> None:
+        keep: Callable[[LogLine], bool] | None = None
+        if source is not None:
+            keep = lambda line: line.source == source or line.source.startswith(source + ":")  # noqa: E731
+        self.lines.set_filter(keep)
+        self._update_status()
+
+    def open_search(self) -> None:
+        box = self.query_one("#log-search", Input)
+        box.display = True
+        box.value = self.search_term
+        box.focus()
+
+    @on(Input.Submitted, "#log-search")
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.search_term = event.value.strip()
+        self._close_search()
+        if self.search_term:
+            self.lines.search(self.search_term, forward=True)
+
+    def key_escape(self) -> None:
+        if self.query_one("#log-search", Input).display:
+            self._close_search()
+
+    def _close_search(self) -> None:
+        box = self.query_one("#log-search", Input)
+        box.display = False
+        self.lines.focus()
+
+    def search_again(self, forward: bool) -> None:
+        if self.search_term:
+            self.lines.search(self.search_term, forward=forward)
+
+    @on(LogLines.SearchResult)
+    def _search_result(self, event: LogLines.SearchResult) -> None:
+        if event.index is None:
+            self.notify(f"not found: {event.pattern}", severity="warning", markup=False)
+        else:
+            self.lines.scroll_to_row(event.index)
+        self._update_status()
+
+    @on(LogLines.FollowChanged)
+    @on(LogLines.Grew)
+    def _lines_changed(self) -> None:
+        self._update_status()
+
+    def watch_search_term(self) -> None:
+        self._update_status()
+
+    def refresh_status(self) -> None:
+        self._update_status()
+
+    def _update_status(self) -> None:
+        if not self.is_mounted:
+            return
+        lines = self.lines
+        text = Text()
+        text.append("Log", "bold")
+        text.append(f" · {self.source_filter or 'all sources'}")
+        text.append(f" · {lines.row_count:,} lines")
+        text.append(" · following" if lines.follow else " · paused")
+        if not lines.follow and lines.pending:
+            text.append(f" · +{lines.pending:,} new (G to jump)")
+        if self.search_term:
+            text.append(" · /")
+            text.append(self.search_term)
+        self.query_one("#log-status", Static).update(text)
