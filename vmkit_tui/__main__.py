@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="history file (default: from the config, then the user data dir)",
     )
+    parser.add_argument(
+        "--readonly", action="store_true", help="hide and refuse rollback, cancel and deploy"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     history = commands.add_parser("history", help="print the recorded deploys per environment")
@@ -55,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "history":
             return _history(args)
-        return _overview(args)
+        return _tui(args)
     except ConfigError as exc:
         print(f"vmkit-tui: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -75,20 +78,34 @@ def _history_path(args: argparse.Namespace, config: Config | None) -> Path:
     return default_history_path()
 
 
-def _overview(args: argparse.Namespace) -> int:
-    """Until the TUI lands: say what was loaded, so a user can check their config."""
-    config = _load(args)
-    print(f"config: {config.source}")
-    print(f"github: {config.github.api_url}")
-    for repo in config.repos:
-        print(f"repo {repo.name} (image {repo.image})")
-        for env in repo.environments:
-            hosts = ", ".join(str(h) for h in env.hosts) or "no hosts"
-            print(
-                f"  {env.name}: workflow {env.workflow} on {env.branch}, rollback {env.rollback}, {hosts}"
-            )
-    print(f"history: {_history_path(args, config)}")
-    print(f"data dir: {config.data_dir or default_data_dir()}")
+def _tui(args: argparse.Namespace) -> int:
+    """The dashboard. With no config file yet it still opens, on a screen that says what to do."""
+    from vmkit_tui.history import AsyncHistory, History, HistoryCorrupt, HistoryError
+    from vmkit_tui.service import DeployService
+
+    config = _load_optional(args) or Config(source=None)
+    history = History(_history_path(args, config))
+    try:
+        history.records()
+    except HistoryCorrupt as exc:
+        print(f"vmkit-tui: {exc}", file=sys.stderr)
+        print(
+            "The file was left untouched. To start afresh: vmkit-tui history --move-aside",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except HistoryError as exc:
+        print(f"vmkit-tui: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    service = DeployService(config, AsyncHistory(history), config.data_dir or default_data_dir())
+    from vmkit_tui.tui.app import VmkitApp
+
+    app = VmkitApp(
+        service, readonly=args.readonly, keymap=dict(config.ui.keys), bell=config.ui.bell
+    )
+    if config.ui.theme:
+        app.theme = config.ui.theme
+    app.run()
     return EXIT_OK
 
 

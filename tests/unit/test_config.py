@@ -210,12 +210,6 @@ def test_cli_bad_config_exits_2_with_one_line(
     assert "Traceback" not in err
 
 
-def test_cli_reports_loaded_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--config", str(write(tmp_path, GOOD))]) == 0
-    out = capsys.readouterr().out
-    assert "repo acme/storefront" in out and "production: workflow deploy.yml on main" in out
-
-
 def test_no_directories_created_by_loading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     load_config(write(tmp_path, GOOD))

@@ -17,8 +17,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import Worker, WorkerState
 
 from vmkit_tui.models import DeployRecord, utcnow
+from vmkit_tui.secret import redact
 from vmkit_tui.service import DeployService, Overview
 from vmkit_tui.text import plain
 from vmkit_tui.tui.commands import DeployCommands
@@ -145,6 +147,19 @@ class VmkitApp(App[None]):
         async with self.service.updates.subscription() as queue:
             while True:
                 self.post_message(ServiceUpdate(await queue.get()))
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        """Errors in background work become a message on screen, never a crashed app."""
+        error = event.worker.error
+        if event.state is WorkerState.ERROR and error is not None:
+            self.notify(
+                redact(plain(str(error))) or type(error).__name__,
+                title="Error",
+                severity="error",
+                markup=False,
+                timeout=15,
+            )
 
     # --- data → widgets ------------------------------------------------------------------------
 
