@@ -404,7 +404,7 @@ def _parse_error(path: Path, raw: bytes, exc: orjson.JSONDecodeError) -> History
     offset = len(text[: exc.pos].encode())
     where = f"byte offset {offset}, line {exc.lineno}, column {exc.colno}"
     if offset >= len(raw.rstrip()):
-        return _corrupt(path, "ends in the middle of the JSON (truncated)", where)
+        return _corrupt(path, "is truncated: it ends in the middle of the JSON", where)
     return _corrupt(path, f"is not valid JSON: {exc.msg}", where)
 
 
