@@ -1,0 +1,164 @@
+"""Durable history append vs a stock TinyDB insert on the same 5,000-deploy data, one run.
+
+    .venv/bin/python bench/history.py [--samples 21] [--dir DIR]
+
+Builds a realistic history (100 environments × 50 deploys, about 4 events each), copies it, then
+alternates one `History.append_events` (lock, one parse + validation, temp file, 2 fsyncs,
+os.replace) with one stock `TinyDB(copy).table('events').insert(doc)` (default JSONStorage:
+rewrites the file in place, 1 fsync, not crash-safe), on the same disk. Prints the medians, the
+cost of reading everything back, and last `history_append_ratio=<durable ÷ stock>` (target ≤ 1.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+
+from tinydb import TinyDB
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vmkit_tui.history import History
+from vmkit_tui.models import (
+    Deploy,
+    DeployEvent,
+    EventKind,
+    NewEvent,
+    Status,
+    Trigger,
+    new_deploy_id,
+    utcnow,
+)
+
+REPOS = [f"acme/service-{n}" for n in range(10)]
+ENVIRONMENTS = [
+    "production",
+    "staging",
+    "qa",
+    "preview",
+    "eu",
+    "us",
+    "apac",
+    "canary",
+    "dev",
+    "demo",
+]
+CAUSES = [
+    ("health check timed out", "bind 0.0.0.0:$PORT", "target failed to become healthy within 30s"),
+    ("image push to GHCR failed", "give the workflow packages: write", "denied: permission_denied"),
+    ("buildpack detection failed", "add a Procfile", "ERROR: No buildpack groups passed detection"),
+]
+
+
+def deploy_with_events(rng: random.Random, repo: str, env: str, n: int) -> tuple[Deploy, list]:
+    """One deploy as the tracker records it: created, running, healthy, finished (+ diagnosis)."""
+    run_id = 9_000_000_000 + rng.randrange(10**9)
+    at = utcnow() - timedelta(days=200) + timedelta(hours=n)
+    deploy = Deploy(
+        id=new_deploy_id(),
+        repo=repo,
+        environment=env,
+        sha=f"{rng.getrandbits(160):040x}",
+        triggered_by=rng.choice(list(Trigger)),
+        actor=rng.choice(["octocat", "hubot", "dependabot[bot]", "mona"]),
+        created_at=at,
+        run_id=run_id,
+        run_url=f"https://github.com/{repo}/actions/runs/{run_id}",
+    )
+    failed = rng.random() < 0.15
+    title = f"Merge pull request #{rng.randrange(9999)} from acme/feature-{n}"
+    events = [
+        NewEvent(deploy.id, EventKind.CREATED, at, detail="run seen", data={"title": title}),
+        NewEvent(deploy.id, EventKind.STATUS, at + timedelta(seconds=4), Status.RUNNING),
+    ]
+    if failed:
+        cause, fix, line = rng.choice(CAUSES)
+        data = {"cause": cause, "fix": fix, "line": line, "source": "kamal", "line_number": 212}
+        events.append(NewEvent(deploy.id, EventKind.DIAGNOSIS, at, detail=cause, data=data))
+    else:
+        healthy = at + timedelta(seconds=rng.randrange(30, 90))
+        events.append(NewEvent(deploy.id, EventKind.FIRST_HEALTHY, healthy, detail="healthy"))
+    final = Status.FAILED if failed else Status.SUCCEEDED
+    end = at + timedelta(seconds=100)
+    events.append(NewEvent(deploy.id, EventKind.STATUS, end, final, detail="run completed"))
+    return deploy, events
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=21)
+    parser.add_argument("--dir", type=Path, default=None, help="folder for both files")
+    args = parser.parse_args()
+    rng = random.Random(2026)
+    folder = Path(tempfile.mkdtemp(prefix="vmkit-history-bench-", dir=args.dir))
+    try:
+        path = folder / "history.json"
+        history = History(path)
+        creates = [
+            deploy_with_events(rng, repo, env, n)
+            for repo in REPOS
+            for env in ENVIRONMENTS
+            for n in range(50)
+        ]
+        history.apply(creates)
+        stock_path = Path(shutil.copy(path, folder / "stock.json"))
+        deploy_ids = [deploy.id for deploy, _events in creates]
+        events = sum(len(e) for _d, e in creates)
+        size = path.stat().st_size
+
+        def new_note(n: int) -> NewEvent:
+            detail = f"note {n}: rollback requested from the TUI"
+            return NewEvent(rng.choice(deploy_ids), EventKind.NOTE, utcnow(), detail=detail)
+
+        def durable(n: int) -> None:
+            history.append_events([new_note(n)])
+
+        def stock(n: int) -> None:
+            doc = DeployEvent.from_new(new_note(n), 10**6 + n).to_doc()
+            db = TinyDB(stock_path)
+            db.table("events").insert(doc)
+            db.close()
+
+        durable_s: list[float] = []
+        stock_s: list[float] = []
+        for n in range(args.samples):  # interleaved, alternating which goes first
+            pair = [(durable_s, durable), (stock_s, stock)]
+            for samples, action in pair if n % 2 else reversed(pair):
+                samples.append(timed(partial(action, n)))
+        cold = [timed(lambda: History(path).records()) for _ in range(5)]
+        warm = [timed(history.records) for _ in range(5)]
+        durable_ms, stock_ms = median_ms(durable_s), median_ms(stock_s)
+        print(
+            f"history file: {len(creates)} deploys, {events + args.samples} events, "
+            f"{size / 1e6:.1f} MB; {args.samples} samples each, interleaved, in {folder.parent}"
+        )
+        print(f"durable append (History.append_events): median {durable_ms:.1f} ms")
+        print(f"stock TinyDB insert (JSONStorage, not crash-safe): median {stock_ms:.1f} ms")
+        print(f"read all records, fresh History: median {median_ms(cold):.1f} ms")
+        print(f"read all records, file unchanged since last read: {median_ms(warm):.1f} ms")
+        print(f"history_append_ratio={durable_ms / stock_ms:.2f}")
+    finally:
+        shutil.rmtree(folder)
+
+
+if __name__ == "__main__":
+    main()
