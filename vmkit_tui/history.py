@@ -258,21 +258,17 @@ class _Snapshot:
         return DeployRecord.build(record.deploy, [*record.events, *extra]) if extra else record
 
 
-def _corrupt(path: Path, problem: str, where: str) -> HistoryCorrupt:
-    return HistoryCorrupt(path, problem, where)
-
-
 def _index(path: Path, data: object) -> _Snapshot:
     """Validate the whole parsed file and index it, in one pass over the documents."""
     if type(data) is not dict:
-        raise _corrupt(
+        raise HistoryCorrupt(
             path, f"holds a JSON {_json_type(data)}, not an object of tables", "top level"
         )
     for name in (DEPLOYS, EVENTS, META):
         if name not in data:
-            raise _corrupt(path, f"has no '{name}' table", "top level")
+            raise HistoryCorrupt(path, f"has no '{name}' table", "top level")
         if type(data[name]) is not dict:
-            raise _corrupt(
+            raise HistoryCorrupt(
                 path, f"has a JSON {_json_type(data[name])} as a table", f"table '{name}'"
             )
     _check_meta(path, data[META])
@@ -286,7 +282,7 @@ def _index(path: Path, data: object) -> _Snapshot:
                 raise _BadDoc(f"deploy {deploy.id} is already in the table")
         except _BadDoc as exc:
             where = f"table 'deploys', document {key}"
-            raise _corrupt(path, f"has a bad deploy: {exc}", where) from None
+            raise HistoryCorrupt(path, f"has a bad deploy: {exc}", where) from None
         snap.deploys[deploy.id] = deploy
         snap.deploy_keys[deploy.id] = key
         snap.events_of[deploy.id] = []
@@ -299,7 +295,7 @@ def _index(path: Path, data: object) -> _Snapshot:
             _check_event_doc(doc)
         except _BadDoc as exc:
             where = f"table 'events', document {key}"
-            raise _corrupt(path, f"has a bad event: {exc}", where) from None
+            raise HistoryCorrupt(path, f"has a bad event: {exc}", where) from None
         problem = ""
         if not key.isdigit():
             problem = f"has a document id that is not a number: {key!r:.20}"
@@ -310,7 +306,7 @@ def _index(path: Path, data: object) -> _Snapshot:
         elif doc["deploy_id"] not in snap.deploys:
             problem = f"has an event of deploy {doc['deploy_id']!r:.20}, which is not in 'deploys'"
         if problem:
-            raise _corrupt(path, problem, f"table 'events', document {key}")
+            raise HistoryCorrupt(path, problem, f"table 'events', document {key}")
         last_seq = doc["seq"]
         snap.events[doc["event_id"]] = doc
         snap.events_of[doc["deploy_id"]].append((key, doc))
@@ -324,9 +320,9 @@ def _index(path: Path, data: object) -> _Snapshot:
 def _check_meta(path: Path, meta: dict[str, Any]) -> None:
     marker = next((d for d in meta.values() if type(d) is dict and d.get("format") == FORMAT), None)
     if marker is None:
-        raise _corrupt(path, f"has no {{'format': '{FORMAT}'}} document", "table 'meta'")
+        raise HistoryCorrupt(path, f"has no {{'format': '{FORMAT}'}} document", "table 'meta'")
     if marker.get("version") != VERSION:
-        raise _corrupt(
+        raise HistoryCorrupt(
             path,
             f"has format version {marker.get('version')!r:.20}; this vmkit-tui reads version "
             f"{VERSION} only (a newer vmkit-tui wrote it? upgrade)",
@@ -393,19 +389,19 @@ def _check_duplicates(path: Path, raw: bytes) -> None:
     if found:
         trail, key = found
         problem = f"repeats the key {key!r:.40} (a torn in-place write or a bad hand merge)"
-        raise _corrupt(path, problem, _describe(trail))
+        raise HistoryCorrupt(path, problem, _describe(trail))
 
 
 def _parse_error(path: Path, raw: bytes, exc: orjson.JSONDecodeError) -> HistoryCorrupt:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as bad:
-        return _corrupt(path, "is not valid UTF-8", f"byte offset {bad.start}")
+        return HistoryCorrupt(path, "is not valid UTF-8", f"byte offset {bad.start}")
     offset = len(text[: exc.pos].encode())
     where = f"byte offset {offset}, line {exc.lineno}, column {exc.colno}"
     if offset >= len(raw.rstrip()):
-        return _corrupt(path, "is truncated: it ends in the middle of the JSON", where)
-    return _corrupt(path, f"is not valid JSON: {exc.msg}", where)
+        return HistoryCorrupt(path, "is truncated: it ends in the middle of the JSON", where)
+    return HistoryCorrupt(path, f"is not valid JSON: {exc.msg}", where)
 
 
 def _read_raw(path: Path) -> bytes:
@@ -528,11 +524,12 @@ class HistoryStorage(Storage):
     TinyDB re-reads the whole database for every table call, and re-parsing each time would
     multiply the cost. `write()` only keeps the new state; `flush()` commits it in one durable
     write, so an operation that fails half-way never reaches the disk. `close()` discards.
+    Always a fresh parse, never `History`'s remembered read: documents handed to callers by
+    earlier reads (which they could mutate) can never be written back.
     """
 
-    def __init__(self, path: str | os.PathLike[str], last_read: _LastRead | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._reader = last_read or _LastRead()
         self._snapshot: _Snapshot | None = None
         self._working: dict[str, Any] | None = None
         self._dirty = False
@@ -540,15 +537,11 @@ class HistoryStorage(Storage):
     @property
     def snapshot(self) -> _Snapshot:
         if self._snapshot is None:
-            self._snapshot = self._reader.load(self.path)
+            self._snapshot = _parse(self.path, _read_raw(self.path))
         return self._snapshot
 
     def read(self) -> dict[str, Any] | None:
-        if self._working is None and self.snapshot.data is not None:
-            # TinyDB swaps whole tables in this dict and never edits a table or document in
-            # place, so a shallow copy keeps the (possibly shared) snapshot intact.
-            self._working = dict(self.snapshot.data)
-        return self._working
+        return self._working if self._dirty else self.snapshot.data
 
     def write(self, data: dict[str, Any]) -> None:
         self._working, self._dirty = data, True
@@ -718,8 +711,9 @@ class History:
 
     Holds no file handle and no TinyDB between calls (another process may have replaced the file
     since); each call reads the file afresh, each write is one lock + one parse + at most one
-    durable write. It remembers the last bytes it parsed (about the file's size plus the parsed
-    documents) so an unchanged file is not parsed again. Safe to share between threads.
+    durable write. Reads remember the last bytes they parsed (about the file's size plus the
+    parsed documents) so an unchanged file is not parsed again: treat returned records as
+    read-only. Safe to share between threads.
     """
 
     def __init__(
@@ -753,7 +747,7 @@ class History:
         with _exclusive(self.path, self.lock_timeout):
             _remove_orphans(self.path)
             # A fresh TinyDB per operation: no stale _next_id or query cache.
-            db = TinyDB(self.path, storage=HistoryStorage, last_read=self._last_read)
+            db = TinyDB(self.path, storage=HistoryStorage)
             storage = cast(HistoryStorage, db.storage)
             batch = _Batch(storage.snapshot)
             ids = [batch.create(deploy, deploy_events) for deploy, deploy_events in creates]

@@ -352,3 +352,13 @@ def test_history_holds_no_open_file_between_calls(history: History, path: Path) 
         pytest.skip("needs /proc")
     open_paths = {os.path.realpath(fd_dir / fd) for fd in os.listdir(fd_dir)}
     assert str(path.resolve()) not in open_paths
+
+
+def test_mutating_a_returned_record_never_reaches_the_file(history: History, path: Path) -> None:
+    deploy = make_deploy(1)
+    create(history, deploy)
+    (event,) = history.record(deploy.id).events
+    event.data["title"] = "rewritten"  # type: ignore[index]  # a careless caller
+    history.append_events([note(deploy.id)])
+    stored = [e for e in file_json(path)["events"].values() if e["kind"] == "created"]
+    assert stored[0]["data"] == {"title": "Fix checkout"}
