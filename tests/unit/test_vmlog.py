@@ -1,0 +1,225 @@
+"""kamal-proxy and vmkit-agent lines → typed events → the deploy's first-healthy moment."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from vmkit_tui.logs import LogRecord
+from vmkit_tui.vmlog import (
+    HealthWatch,
+    VmEventKind,
+    first_healthy,
+    parse_agent_line,
+    parse_proxy_line,
+    parse_record,
+    parse_records,
+)
+
+SHA = "9f2c1ab4e0d6c7b8a9f0e1d2c3b4a5f6e7d8c9b0"
+OLD = "3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d"
+T0 = datetime(2026, 5, 1, 10, 0, 0, tzinfo=UTC)
+CONTAINER = f"web-web-production-{SHA}"
+
+
+def proxy(msg: str, seconds: float, **fields: object) -> str:
+    moment = (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+    return json.dumps({"time": moment, "level": "INFO", "msg": msg, **fields})
+
+
+def rec(source: str, text: str, seconds: float = 0.0, host: str = "vm1") -> LogRecord:
+    return LogRecord(T0 + timedelta(seconds=seconds), host, source, text)
+
+
+def test_proxy_deploy_lines_become_events_with_the_lines_own_time() -> None:
+    arrival = T0 + timedelta(hours=1)
+    deploying = parse_proxy_line(
+        proxy("Deploying", 1.5, service="web-web-production", targets=["ad9e1df96129:3000"]),
+        arrival,
+        "vm1",
+    )
+    assert deploying is not None
+    assert deploying.kind is VmEventKind.DEPLOYING
+    assert deploying.at == T0 + timedelta(seconds=1.5)  # the proxy's time, not arrival
+    assert (deploying.service, deploying.target, deploying.host) == (
+        "web-web-production",
+        "ad9e1df96129:3000",
+        "vm1",
+    )
+    healthy = parse_proxy_line(
+        proxy(
+            "Target health updated", 4, target="ad9e1df96129:3000", state="healthy", was="adding"
+        ),
+        arrival,
+    )
+    assert healthy is not None and healthy.kind is VmEventKind.TARGET_HEALTHY
+    assert healthy.detail == "was adding"
+    unhealthy = parse_proxy_line(
+        proxy("Target health updated", 9, target="x:3000", state="unhealthy", was="healthy"),
+        arrival,
+    )
+    assert unhealthy is not None and unhealthy.kind is VmEventKind.TARGET_UNHEALTHY
+    check = parse_proxy_line(
+        proxy("Healthcheck failed", 2, url="http://ad9e:3000/up", error="connection refused"),
+        arrival,
+    )
+    assert check is not None and check.kind is VmEventKind.HEALTHCHECK_FAILED
+    assert (check.detail, check.target) == ("connection refused", "http://ad9e:3000/up")
+    deployed = parse_proxy_line(proxy("Deployed", 6, service="web", target="x:3000"), arrival)
+    assert deployed is not None and deployed.kind is VmEventKind.DEPLOYED
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        proxy("Target failed to become healthy", 31, target="ad9e:3000"),
+        proxy(
+            "Target failed to become healthy",
+            31,
+            error="target failed to become healthy within configured timeout (30s)",
+        ),
+        "Error: target failed to become healthy within configured timeout (30s)",
+        "docker stderr: Error: target failed to become healthy within configured timeout (30s)",
+    ],
+)
+def test_health_timeouts_are_deploy_failures(line: str) -> None:
+    event = parse_proxy_line(line, T0)
+    assert event is not None and event.kind is VmEventKind.DEPLOY_FAILED
+    assert event.line == line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        proxy("Request", 1, path="/up", status=200, user_agent="kamal-proxy"),
+        proxy("Service drained", 1),
+        '{"msg":"Deploying", broken json',
+        "[1, 2, 3]",
+        '["Deploying"]',
+        "plain text mentioning health",
+        "",
+        '{"msg": "Target health updated", "state": "adding", "was": "draining"}',
+    ],
+)
+def test_proxy_noise_and_garbage_yield_nothing(line: str) -> None:
+    assert parse_proxy_line(line, T0) is None
+
+
+def test_proxy_line_without_a_usable_time_keeps_the_arrival_time() -> None:
+    for time_value in ("yesterday", None, "2026-05-01T10:00:00"):
+        line = json.dumps({"time": time_value, "msg": "Deployed", "target": "x"})
+        event = parse_proxy_line(line, T0)
+        assert event is not None and event.at == T0
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        (
+            f"new container {CONTAINER} is healthy: GET /up 200 in 7ms",
+            VmEventKind.CONTAINER_HEALTHY,
+        ),
+        (
+            f"traffic flowing to {CONTAINER}: 120 requests in 5s, 0 errors",
+            VmEventKind.TRAFFIC_FLOWING,
+        ),
+        (
+            f"new container {CONTAINER} never became healthy within 30s; traffic stays on x",
+            VmEventKind.AGENT_ERROR,
+        ),
+        (f'container unhealthy container={CONTAINER} error="GET /up 500"', VmEventKind.AGENT_ERROR),
+        (f"container healthy container={CONTAINER} sha={SHA}", VmEventKind.CONTAINER_HEALTHY),
+        (json.dumps({"msg": "container healthy", "sha": SHA}), VmEventKind.CONTAINER_HEALTHY),
+        (f"check failed level=error container={CONTAINER}", VmEventKind.AGENT_ERROR),
+    ],
+)
+def test_agent_lines(line: str, kind: VmEventKind) -> None:
+    event = parse_agent_line(line, T0, "vm2")
+    assert event is not None and event.kind is kind
+    assert event.sha == SHA and event.host == "vm2" and event.line == line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"heartbeat: {CONTAINER} healthy, serving traffic: 300 req/min, p95 40ms",
+        f"watching new container {CONTAINER} (ad9e1df96129)",
+        f"container {CONTAINER} stopped (kept for rollback)",
+        "",
+        "[@click=app.quit]x \x1b]52;c;aGk=\x07",
+    ],
+)
+def test_agent_lines_about_nothing_deploy_related_yield_nothing(line: str) -> None:
+    assert parse_agent_line(line, T0) is None
+
+
+def test_agent_error_detail_comes_from_the_error_field() -> None:
+    event = parse_agent_line(f'container unhealthy sha={SHA} error="GET /up \\"500\\""', T0)
+    assert event is not None
+    assert event.detail == 'GET /up "500"'
+
+
+def test_parse_record_dispatches_on_source() -> None:
+    deployed = proxy("Deployed", 1, target="x:3000")
+    assert parse_record(rec("kamal-proxy", deployed)) is not None
+    assert parse_record(rec("app", deployed)) is None  # the app's own output is not the proxy's
+    healthy = f"new container {CONTAINER} is healthy"
+    assert parse_record(rec("vmkit-agent", healthy)) is not None
+    assert (
+        len(
+            parse_records(
+                [rec("kamal-proxy", deployed), rec("app", "x"), rec("vmkit-agent", healthy)]
+            )
+        )
+        == 2
+    )
+
+
+def deploy_story(healthy_at: float) -> list[LogRecord]:
+    """A realistic proxy + agent sequence, with an old target flapping for good measure."""
+    return [
+        rec("kamal-proxy", proxy("Target health updated", 0.5, target="old:3000", state="healthy", was="unhealthy")),
+        rec("kamal-proxy", proxy("Deploying", 1, service="web", targets=["new:3000"])),
+        rec("kamal-proxy", proxy("Healthcheck failed", 2, url="http://new:3000/up", error="refused")),
+        rec("kamal-proxy", proxy("Target health updated", healthy_at, target="new:3000", state="healthy", was="adding")),
+        rec("vmkit-agent", f"new container {CONTAINER} is healthy: GET /up 200", healthy_at + 0.4),
+        rec("kamal-proxy", proxy("Deployed", healthy_at + 2, service="web", targets=["new:3000"])),
+    ]  # fmt: skip
+
+
+def test_first_healthy_is_the_proxy_marking_the_deployed_target_healthy() -> None:
+    events = parse_records(deploy_story(healthy_at=4.25))
+    assert first_healthy(events, since=T0) == T0 + timedelta(seconds=4.25)
+    assert first_healthy(reversed(events), since=T0) == T0 + timedelta(seconds=4.25)
+
+
+def test_health_watch_reports_the_moment_once_and_ignores_older_events() -> None:
+    watch = HealthWatch(since=T0 + timedelta(seconds=0.8), sha=SHA)
+    reported = [watch.feed(event) for event in parse_records(deploy_story(healthy_at=3))]
+    assert [r for r in reported if r is not None] == [T0 + timedelta(seconds=3)]
+    assert watch.first_healthy == T0 + timedelta(seconds=3)
+    assert watch.failure is None
+
+
+def test_without_proxy_logs_the_agent_line_for_this_sha_counts() -> None:
+    other = f"new container web-web-production-{OLD} is healthy"
+    ours = f"new container {CONTAINER} is healthy"
+    events = parse_records([rec("vmkit-agent", other, 1), rec("vmkit-agent", ours, 2)])
+    assert first_healthy(events, sha=SHA) == T0 + timedelta(seconds=2)
+    assert first_healthy(events) == T0 + timedelta(seconds=1)
+
+
+def test_a_failed_deploy_has_no_healthy_moment_and_records_the_failure() -> None:
+    lines = [
+        rec("kamal-proxy", proxy("Deploying", 1, targets=["new:3000"])),
+        rec("kamal-proxy", proxy("Healthcheck failed", 2, error="connection refused")),
+        rec("kamal-proxy", proxy("Target failed to become healthy", 31, target="new:3000")),
+        rec("vmkit-agent", f"new container {CONTAINER} never became healthy within 30s", 31.5),
+    ]
+    watch = HealthWatch(since=T0, sha=SHA)
+    for event in parse_records(lines):
+        watch.feed(event)
+    assert watch.first_healthy is None
+    assert watch.failure is not None and watch.failure.kind is VmEventKind.DEPLOY_FAILED
