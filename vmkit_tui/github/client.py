@@ -220,10 +220,7 @@ class GitHubClient:
         if head_sha is not None:  # exact match on GitHub: never short, never empty
             params["head_sha"] = validate_sha(head_sha)
         url = self._repo_url(repo, f"actions/workflows/{_path(validate_name(workflow))}/runs")
-        runs: list[WorkflowRun] = []
-        async for reply, items in self._pages(url, params, "workflow_runs", max_pages):
-            runs.extend(_parse(reply, WorkflowRun.from_api, items))
-        return runs
+        return await self._collect(url, params, "workflow_runs", max_pages, WorkflowRun.from_api)
 
     async def get_run(self, repo: str, run_id: int) -> WorkflowRun:
         url = self._repo_url(repo, f"actions/runs/{_id(run_id)}")
@@ -233,10 +230,7 @@ class GitHubClient:
     async def list_jobs(self, repo: str, run_id: int) -> list[Job]:
         """Jobs of the run's latest attempt, with their steps (live progress while it runs)."""
         url = self._repo_url(repo, f"actions/runs/{_id(run_id)}/jobs")
-        jobs: list[Job] = []
-        async for reply, items in self._pages(url, {"per_page": 100}, "jobs", 10):
-            jobs.extend(_parse(reply, Job.from_api, items))
-        return jobs
+        return await self._collect(url, {"per_page": 100}, "jobs", 10, Job.from_api)
 
     async def job_log(self, repo: str, job_id: int) -> JobLog | None:
         """The job's full log, or None while it is not available yet (GitHub answers 404 until
@@ -412,6 +406,21 @@ class GitHubClient:
 
     async def _get(self, url: str, params: Mapping[str, str | int] | None = None) -> _Reply:
         return await self._request("GET", url, params=params)
+
+    async def _collect(
+        self,
+        url: str,
+        params: Mapping[str, str | int],
+        key: str,
+        max_pages: int,
+        parser: Callable[[Any], T],
+    ) -> list[T]:
+        found: list[T] = []
+        pages = self._pages(url, params, key, max_pages)
+        async with aclosing(pages):
+            async for reply, items in pages:
+                found.extend(_parse(reply, parser, items))
+        return found
 
     async def _pages(
         self,
