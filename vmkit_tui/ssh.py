@@ -85,7 +85,7 @@ __all__ = [
 ]
 
 VMKIT_SOURCE = "vmkit"  # source label of the records this module writes itself (gap markers)
-_READ_SIZE = 1 << 16
+_READ_SIZE = 1 << 15  # below max_line_bytes, so most reads decode in one go
 _USER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 _HOST_PATTERN = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})")
 _PREFIX_TIME = re.compile(
@@ -452,7 +452,10 @@ def _guarded(command: str) -> str:
     """`command` under a POSIX sh guard: when the channel's stdin reaches EOF (the client
     closed the channel, the connection died, the client was killed), SIGTERM goes to the
     whole process group, so no follower outlives its stream. stderr is merged into stdout
-    remotely to keep the order of lines; the exit status is the command's own."""
+    remotely to keep the order of lines; the exit status is the command's own.
+
+    `kill 0` reaches only this command: sshd starts every session command in a session (and
+    process group) of its own. The client never closes the channel's stdin while streaming."""
     script = (
         "exec 3<&0 </dev/null\n"
         "{ cat <&3 >/dev/null 2>&1; kill -TERM 0; } >/dev/null 2>&1 &\n"
