@@ -107,6 +107,7 @@ def _env_events(
     slots = list(range(2, count))
     rng.shuffle(slots)
     mandatory = [*_FAILURES, "cancel"]
+    rng.shuffle(mandatory)  # a short history (the small profile) gets a varied few
     for slot, outcome in zip(slots, mandatory, strict=False):
         if outcome == "cancel":
             cancels[slot] = True
