@@ -14,6 +14,7 @@ import random
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -54,6 +55,7 @@ class Urls:
         return f"{self.api}/repos/{repo.full_name}"
 
 
+@lru_cache(maxsize=512)  # constant per login; shared, never mutated
 def user(urls: Urls, login: str, kind: str = "User") -> Json:
     ident = zlib.crc32(login.encode()) % 90_000_000 + 1_000_000
     url = f"{urls.api}/users/{login}"
@@ -80,6 +82,7 @@ def user(urls: Urls, login: str, kind: str = "User") -> Json:
     }
 
 
+@lru_cache(maxsize=64)  # constant per repo; shared, never mutated
 def minimal_repository(urls: Urls, repo: Repo) -> Json:
     url = urls.repo(repo)
     templates = {

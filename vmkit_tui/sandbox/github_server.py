@@ -35,11 +35,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlencode
 
+import orjson
 from aiohttp import web
 
 from vmkit_tui.sandbox import github_payloads as payloads
 from vmkit_tui.sandbox.faults import Fault, FaultKind, FaultPlan, RecordedRequest
-from vmkit_tui.sandbox.world import Repo, Run, World, WorldError
+from vmkit_tui.sandbox.world import Repo, Run, RunState, World, WorldError
 
 SANDBOX_TOKEN = "gho_vmkitSandboxDemoToken0000000000000"
 FULL_SCOPES = frozenset({"repo", "workflow", "read:packages"})
@@ -120,6 +121,7 @@ class GitHubSandbox:
         self._budgets: dict[str, _Budget] = {}
         self._secret = secrets.token_bytes(32)
         self._blobs: dict[str, int] = {}  # blob key → job id
+        self._run_cache: dict[int, tuple[RunState, dict[str, Any]]] = {}
         self._runner: web.AppRunner | None = None
         self._base = ""
         self._routes: list[tuple[str, re.Pattern[str], Handler, str]] = []
@@ -498,16 +500,7 @@ class GitHubSandbox:
         except ValueError as exc:
             return Reply(422, payloads.error(f"Validation Failed: {exc}", 422))
         chunk, headers = self._paginate(call, runs, link_path)
-        urls = self._urls()
-        body = {
-            "total_count": len(runs),
-            "workflow_runs": [
-                payloads.workflow_run(
-                    urls, run, self.world.run_status(run), self.world.commit(repo, run.head_sha)
-                )
-                for run in chunk
-            ],
-        }
+        body = {"total_count": len(runs), "workflow_runs": [self._run_body(run) for run in chunk]}
         return Reply(200, body, headers)
 
     def _filter_runs(self, runs: list[Run], query: Mapping[str, str]) -> list[Run]:
@@ -542,18 +535,21 @@ class GitHubSandbox:
             ]
         return runs
 
+    def _run_body(self, run: Run) -> dict[str, Any]:
+        """A run's JSON, rendered again only when its state has changed (polling is cheap)."""
+        state = self.world.run_status(run)
+        cached = self._run_cache.get(run.id)
+        if cached is None or cached[0] != state:
+            head = self.world.commit(run.repo, run.head_sha)
+            cached = (state, payloads.workflow_run(self._urls(), run, state, head))
+            self._run_cache[run.id] = cached
+        return cached[1]
+
     async def _get_run(self, call: Call) -> Reply:
         run = self._run_of(call)
         if run is None or call.params.get("attempt", "1") != "1":
             return Reply(404, payloads.error("Not Found", 404))
-        assert call.repo is not None
-        body = payloads.workflow_run(
-            self._urls(),
-            run,
-            self.world.run_status(run),
-            self.world.commit(call.repo, run.head_sha),
-        )
-        return Reply(200, body)
+        return Reply(200, self._run_body(run))
 
     async def _list_jobs(self, call: Call) -> Reply:
         run = self._run_of(call)
@@ -752,7 +748,7 @@ class GitHubSandbox:
 
 
 def _dump(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return orjson.dumps(body)
 
 
 def _created_range(spec: str) -> tuple[datetime | None, datetime | None]:

@@ -35,7 +35,6 @@ class Outcome(StrEnum):
     SSH_AUTH_FAILED = "ssh_auth_failed"
     LOCK_HELD = "lock_held"
     IMAGE_MISSING = "image_missing"  # deploy --skip-push of a SHA whose image is gone from GHCR
-    NOT_RETAINED = "not_retained"  # rollback to a version with no stopped container (exit 0!)
 
 
 class VmEventKind(StrEnum):

@@ -92,7 +92,6 @@ class JobPlan:
     runner_id: int
     kamal: KamalScript | None = None
     kamal_start: datetime | None = None
-    interrupted_at: datetime | None = None  # a cancel stopped the step running at this moment
 
 
 @dataclass(eq=False, slots=True)
@@ -323,7 +322,6 @@ def cancel_plan(plan: RunPlan, at: datetime, *, force: bool, grace: float) -> da
                 continue
             if step.start is not None and step.start < cut:
                 kept.append(replace(step, end=cut, conclusion="cancelled"))
-                job.interrupted_at = cut
             else:
                 kept.append(replace(step, start=cut, end=cut, conclusion="skipped"))
         if not force:

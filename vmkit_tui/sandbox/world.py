@@ -354,7 +354,7 @@ class _Interval:
     start: datetime
     end: datetime | None
     owner: Owner
-    what: str = ""  # outage kind ("offline" | "auth"), or unused
+    what: str = ""  # an outage's kind: "offline" | "auth" (unused for locks)
     lock: LockInfo | None = None
 
 
