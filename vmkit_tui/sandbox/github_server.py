@@ -229,54 +229,47 @@ class GitHubSandbox:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.rel_url.raw_path
-        method = request.method
-        fault = self.faults.take(method, path)
-        status: int | None = None
+        fault = self.faults.take(request.method, path)
+        kind = fault.kind if fault is not None else None
+        reply: Reply | None = None
         counted = False
-        try:
-            if fault is not None and fault.kind is FaultKind.SLOW:
-                await self.world.clock.sleep(fault.delay)
-            if fault is not None and fault.kind is FaultKind.DROP_CONNECTION:
-                self._drop(request)
-            if fault is not None and fault.kind in (
-                FaultKind.SERVER_ERROR,
-                FaultKind.SECONDARY_RATE_LIMIT,
-                FaultKind.TOO_MANY_REQUESTS,
-            ):
-                reply = self._fault_reply(request, fault)
-            elif path.startswith("/_blob/"):
+        if kind is FaultKind.SLOW:
+            assert fault is not None
+            await self.world.clock.sleep(fault.delay)
+        if fault is not None and kind in (
+            FaultKind.SERVER_ERROR,
+            FaultKind.SECONDARY_RATE_LIMIT,
+            FaultKind.TOO_MANY_REQUESTS,
+        ):
+            reply = self._fault_reply(request, fault)
+        elif kind is not FaultKind.DROP_CONNECTION:
+            if path.startswith("/_blob/"):
                 reply = self._blob(request)
             else:
                 reply, counted = await self._api(request, path)
-            if fault is not None and fault.kind is FaultKind.DISPATCH_LOST:
-                self._drop(request)  # the work is done; the answer never arrives
-            response = self._render(reply, fault)
-            status = response.status
-            return response
-        finally:
-            self.requests.append(
-                RecordedRequest(
-                    method=method,
-                    path=path,
-                    query=request.rel_url.raw_query_string,
-                    headers={
-                        k.lower(): v
-                        for k, v in request.headers.items()
-                        if k.lower() != "authorization"
-                    },
-                    authorized="Authorization" in request.headers,
-                    status=status,
-                    at=self.world.clock.now(),
-                    fault=fault.kind if fault is not None else None,
-                    counted=counted,
-                )
+        dropped = kind in (FaultKind.DROP_CONNECTION, FaultKind.DISPATCH_LOST)
+        response = (
+            self._render(reply, fault) if reply is not None and not dropped else web.Response()
+        )
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                path=path,
+                query=request.rel_url.raw_query_string,
+                headers={
+                    k.lower(): v for k, v in request.headers.items() if k.lower() != "authorization"
+                },
+                authorized="Authorization" in request.headers,
+                status=None if dropped else response.status,
+                at=self.world.clock.now(),
+                fault=kind,
+                counted=counted,
             )
-
-    @staticmethod
-    def _drop(request: web.Request) -> None:
-        if request.transport is not None:
+        )
+        if dropped and request.transport is not None:
+            # The socket closes with no answer (for a lost dispatch: after the run exists).
             request.transport.abort()
-        raise ConnectionResetError("sandbox fault: connection dropped")
+        return response
 
     def _fault_reply(self, request: web.Request, fault: Fault) -> Reply:
         if fault.kind is FaultKind.SERVER_ERROR:
