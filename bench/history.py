@@ -19,78 +19,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
 from tinydb import TinyDB
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sample_history import sample_creates
 
 from vmkit_tui.history import History
-from vmkit_tui.models import (
-    Deploy,
-    DeployEvent,
-    EventKind,
-    NewEvent,
-    Status,
-    Trigger,
-    new_deploy_id,
-    utcnow,
-)
-
-REPOS = [f"acme/service-{n}" for n in range(10)]
-ENVIRONMENTS = [
-    "production",
-    "staging",
-    "qa",
-    "preview",
-    "eu",
-    "us",
-    "apac",
-    "canary",
-    "dev",
-    "demo",
-]
-CAUSES = [
-    ("health check timed out", "bind 0.0.0.0:$PORT", "target failed to become healthy within 30s"),
-    ("image push to GHCR failed", "give the workflow packages: write", "denied: permission_denied"),
-    ("buildpack detection failed", "add a Procfile", "ERROR: No buildpack groups passed detection"),
-]
-
-
-def deploy_with_events(rng: random.Random, repo: str, env: str, n: int) -> tuple[Deploy, list]:
-    """One deploy as the tracker records it: created, running, healthy, finished (+ diagnosis)."""
-    run_id = 9_000_000_000 + rng.randrange(10**9)
-    at = utcnow() - timedelta(days=200) + timedelta(hours=n)
-    deploy = Deploy(
-        id=new_deploy_id(),
-        repo=repo,
-        environment=env,
-        sha=f"{rng.getrandbits(160):040x}",
-        triggered_by=rng.choice(list(Trigger)),
-        actor=rng.choice(["octocat", "hubot", "dependabot[bot]", "mona"]),
-        created_at=at,
-        run_id=run_id,
-        run_url=f"https://github.com/{repo}/actions/runs/{run_id}",
-    )
-    failed = rng.random() < 0.15
-    title = f"Merge pull request #{rng.randrange(9999)} from acme/feature-{n}"
-    events = [
-        NewEvent(deploy.id, EventKind.CREATED, at, detail="run seen", data={"title": title}),
-        NewEvent(deploy.id, EventKind.STATUS, at + timedelta(seconds=4), Status.RUNNING),
-    ]
-    if failed:
-        cause, fix, line = rng.choice(CAUSES)
-        data = {"cause": cause, "fix": fix, "line": line, "source": "kamal", "line_number": 212}
-        events.append(NewEvent(deploy.id, EventKind.DIAGNOSIS, at, detail=cause, data=data))
-    else:
-        healthy = at + timedelta(seconds=rng.randrange(30, 90))
-        events.append(NewEvent(deploy.id, EventKind.FIRST_HEALTHY, healthy, detail="healthy"))
-    final = Status.FAILED if failed else Status.SUCCEEDED
-    end = at + timedelta(seconds=100)
-    events.append(NewEvent(deploy.id, EventKind.STATUS, end, final, detail="run completed"))
-    return deploy, events
+from vmkit_tui.models import DeployEvent, EventKind, NewEvent, utcnow
 
 
 def median_ms(samples: list[float]) -> float:
@@ -113,12 +53,7 @@ def main() -> None:
     try:
         path = folder / "history.json"
         history = History(path)
-        creates = [
-            deploy_with_events(rng, repo, env, n)
-            for repo in REPOS
-            for env in ENVIRONMENTS
-            for n in range(50)
-        ]
+        creates = sample_creates(rng)
         history.apply(creates)
         stock_path = Path(shutil.copy(path, folder / "stock.json"))
         deploy_ids = [deploy.id for deploy, _events in creates]

@@ -80,23 +80,11 @@ def _history_path(args: argparse.Namespace, config: Config | None) -> Path:
 
 def _tui(args: argparse.Namespace) -> int:
     """The dashboard. With no config file yet it still opens, on a screen that says what to do."""
-    from vmkit_tui.history import AsyncHistory, History, HistoryCorrupt, HistoryError
+    from vmkit_tui.history import AsyncHistory, History
     from vmkit_tui.service import DeployService
 
     config = _load_optional(args) or Config(source=None)
     history = History(_history_path(args, config))
-    try:
-        history.records()
-    except HistoryCorrupt as exc:
-        print(f"vmkit-tui: {exc}", file=sys.stderr)
-        print(
-            "The file was left untouched. To start afresh: vmkit-tui history --move-aside",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    except HistoryError as exc:
-        print(f"vmkit-tui: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     service = DeployService(config, AsyncHistory(history), config.data_dir or default_data_dir())
     from vmkit_tui.tui.app import VmkitApp
 
@@ -106,7 +94,7 @@ def _tui(args: argparse.Namespace) -> int:
     if config.ui.theme:
         app.theme = config.ui.theme
     app.run()
-    return EXIT_OK
+    return app.return_code or EXIT_OK
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -135,7 +123,6 @@ def _history(args: argparse.Namespace) -> int:
     except HistoryCorrupt as exc:
         print(f"vmkit-tui: {exc}", file=sys.stderr)
         print(
-            "The file was left untouched. To start afresh: vmkit-tui history --move-aside",
             file=sys.stderr,
         )
         return EXIT_USAGE

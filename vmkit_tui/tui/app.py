@@ -6,10 +6,11 @@ turns the service's updates into messages; widgets never do I/O themselves.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -19,15 +20,20 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
+from vmkit_tui.history import HistoryCorrupt, move_aside
 from vmkit_tui.models import DeployRecord, utcnow
 from vmkit_tui.secret import redact
 from vmkit_tui.service import DeployService, Overview
 from vmkit_tui.text import plain
-from vmkit_tui.tui.commands import DeployCommands
+from vmkit_tui.tui.corrupt import CorruptHistoryScreen
 from vmkit_tui.tui.details import DeployDetails
 from vmkit_tui.tui.help import HelpScreen
 from vmkit_tui.tui.log_pane import LogPane
 from vmkit_tui.tui.tables import DeploysTable, EnvironmentsTable, NavTable, ReposTable
+
+if TYPE_CHECKING:
+    from textual.command import Provider
+
 from vmkit_tui.updates import (
     DeployChanged,
     DeploysPruned,
@@ -44,6 +50,13 @@ if not STYLES.is_dir():  # running from a checkout: styles/ sits beside the pack
     STYLES = Path(__file__).resolve().parents[2] / "styles"
 
 PANES = ("#repos", "#environments", "#deploys", "#log-lines")
+
+
+def _deploy_commands() -> type[Provider]:
+    """The palette provider, imported when the palette first opens (start-up stays lean)."""
+    from vmkit_tui.tui.commands import DeployCommands
+
+    return DeployCommands
 
 
 class ServiceUpdate(Message):
@@ -63,7 +76,7 @@ class OverviewLoaded(Message):
 class VmkitApp(App[None]):
     TITLE = "vmkit-tui"
     CSS_PATH: ClassVar = [STYLES / "app.tcss"]
-    COMMANDS: ClassVar = App.COMMANDS | {DeployCommands}
+    COMMANDS: ClassVar = App.COMMANDS | {_deploy_commands}
     HORIZONTAL_BREAKPOINTS: ClassVar = [(0, "-narrow"), (150, "-wide")]
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -135,12 +148,38 @@ class VmkitApp(App[None]):
         if self.animate:
             self.set_interval(0.1, self._spin)
         self.query_one("#repos").focus()
-        self._load()
+        self._show_configured()
+        # Read the history once the first frame is out: the read is CPU-bound, and a thread
+        # competing for the GIL would delay that frame.
+        self.call_after_refresh(self._load)
         self._listen()
+
+    def _show_configured(self) -> None:
+        """Paint the configured repos and environments at once; deploys follow from the history."""
+        overview = Overview()
+        for repo in self.service.config.repos:
+            overview.repos.append(repo.name)
+            overview.environments[repo.name] = [env.name for env in repo.environments]
+        self.overview = overview
+        self.query_one("#deploys").border_title = "Deploys · loading history…"
+        self._refresh_repos()
 
     @work(group="service", exclusive=True, exit_on_error=False)
     async def _load(self) -> None:
-        self.post_message(OverviewLoaded(await self.service.overview()))
+        try:
+            overview = await self.service.overview()
+        except HistoryCorrupt as exc:
+            if await self.push_screen_wait(CorruptHistoryScreen(str(exc))):
+                moved = await asyncio.to_thread(move_aside, exc.path)
+                self.notify(
+                    f"moved the damaged history to {moved}; starting afresh",
+                    markup=False,
+                    timeout=15,
+                )
+                overview = await self.service.overview()
+            else:
+                return
+        self.post_message(OverviewLoaded(overview))
 
     @work(group="updates", exit_on_error=False)
     async def _listen(self) -> None:

@@ -1,0 +1,128 @@
+"""First paint of vmkit-tui over 100 environments × 50 deploys, against a bare Textual app.
+
+    .venv/bin/python bench/startup.py [--runs 7]
+
+Each sample is a fresh process (interpreter start and imports included), run headless at
+120×36, timed from spawn to exit. The bare app (Header + DataTable with 50 rows + Footer) exits
+after its first frame. vmkit-tui is measured twice: exiting after its first frame (the whole
+layout, with the configured repos and environments; the history is read right after it), and
+exiting once the selected environment's 50 deploys are painted. Runs interleave. Prints the
+medians, `data_ratio=<deploys painted ÷ bare>` and last `startup_ratio=<first frame ÷ bare>`
+(target ≤ 1.3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+BARE = """
+from textual.app import App
+from textual.widgets import DataTable, Footer, Header
+
+class Bare(App):
+    def compose(self):
+        yield Header()
+        yield DataTable()
+        yield Footer()
+
+    def on_mount(self):
+        table = self.query_one(DataTable)
+        table.add_columns("Status", "SHA", "Message", "When")
+        for n in range(50):
+            table.add_row("succeeded", f"{n:07x}", f"Merge pull request #{n}", f"{n}h ago")
+        self.call_after_refresh(self.exit)
+
+Bare().run(headless=True, size=(120, 36))
+"""
+
+OURS = """
+import sys
+from pathlib import Path
+from vmkit_tui.config import parse_config
+from vmkit_tui.history import AsyncHistory, History
+from vmkit_tui.service import DeployService
+from vmkit_tui.tui.app import VmkitApp
+from sample_history import sample_config
+
+class FirstPaint(VmkitApp):
+    def on_mount(self):
+        super().on_mount()
+        if sys.argv[2] == "frame":
+            self.call_after_refresh(self.exit)
+
+    def _refresh_deploys(self):
+        super()._refresh_deploys()
+        if self.query_one("#deploys").row_count:
+            self.call_after_refresh(self.exit)
+
+folder = Path(sys.argv[1])
+service = DeployService(parse_config(sample_config()), AsyncHistory(History(folder / "history.json")), folder)
+FirstPaint(service, animate=False).run(headless=True, size=(120, 36))
+"""
+
+
+def run(code: str, *args: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", code, *args],
+        check=True,
+        cwd=Path(__file__).resolve().parent,
+        env={"PYTHONPATH": f"{ROOT}:{Path(__file__).resolve().parent}", "PATH": "/usr/bin:/bin"},
+    )
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    from sample_history import sample_creates
+
+    from vmkit_tui.history import History
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="vmkit-startup-bench-"))
+    try:
+        History(folder / "history.json").apply(sample_creates(random.Random(2026)))
+        run(BARE)  # warm the page cache for all before measuring
+        run(OURS, str(folder), "data")
+        samples: dict[str, list[float]] = {"bare": [], "frame": [], "data": []}
+        actions = {
+            "bare": lambda: run(BARE),
+            "frame": lambda: run(OURS, str(folder), "frame"),
+            "data": lambda: run(OURS, str(folder), "data"),
+        }
+        for n in range(args.runs):
+            order = list(actions)[n % 3 :] + list(actions)[: n % 3]
+            for name in order:
+                samples[name].append(actions[name]())
+        bare_s, frame_s, data_s = (statistics.median(samples[k]) for k in ("bare", "frame", "data"))
+        print(
+            f"bare Textual app (Header+DataTable+Footer), first frame: median {bare_s * 1000:.0f} ms"
+        )
+        print(
+            f"vmkit-tui, first frame (layout, repos, environments): median {frame_s * 1000:.0f} ms"
+        )
+        print(
+            f"vmkit-tui, 50 deploys of the selected environment painted: median {data_s * 1000:.0f} ms"
+        )
+        print(f"({args.runs} runs each, interleaved; history of 100 environments x 50 deploys)")
+        print(f"data_ratio={data_s / bare_s:.2f}")
+        print(f"startup_ratio={frame_s / bare_s:.2f}")
+    finally:
+        shutil.rmtree(folder)
+
+
+if __name__ == "__main__":
+    main()
