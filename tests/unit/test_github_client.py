@@ -438,3 +438,16 @@ async def test_oversized_log_keeps_the_tail(github: FakeGitHub, time_: FakeTime)
     assert log is not None and log.truncated
     assert log.lines[-1].text == "line 49" and log.lines[0].timestamp is not None
     assert len(log.lines) < 50
+
+
+async def test_consecutive_unexplained_limits_back_off_harder(
+    client: GitHubClient, github: FakeGitHub, time_: FakeTime
+) -> None:
+    path = "/repos/acme/web/actions/runs/1"
+    limited = reply(403, {"message": "You have exceeded a secondary rate limit."})
+    github.on("GET", path, limited, limited, reply(200, run(1)))
+    with pytest.raises(RateLimited) as caught:
+        await client.get_run("acme/web", 1)
+    assert time_.sleeps == [60.0] and caught.value.wait == 120 and caught.value.secondary
+    time_.now += 120
+    assert (await client.get_run("acme/web", 1)).id == 1

@@ -42,7 +42,7 @@ def test_link_url_kept_verbatim_with_its_query() -> None:
 
 def test_retry_after_wins() -> None:
     wait = rate_limit_wait(429, {"retry-after": "30"}, "", now=NOW)
-    assert wait is not None and wait.seconds == 30 and wait.secondary
+    assert wait is not None and wait.seconds == 30 and wait.secondary and not wait.guessed
 
 
 def test_primary_limit_waits_until_reset() -> None:
@@ -61,7 +61,7 @@ def test_secondary_limit_without_headers_waits_a_minute_then_longer() -> None:
     message = "You have exceeded a secondary rate limit. Please wait a few minutes."
     first = rate_limit_wait(403, {"x-ratelimit-remaining": "4000"}, message, now=NOW)
     second = rate_limit_wait(403, {}, message, now=NOW, attempt=1)
-    assert first is not None and first.seconds == 60 and first.secondary
+    assert first is not None and first.seconds == 60 and first.secondary and first.guessed
     assert second is not None and second.seconds == 120
     huge = rate_limit_wait(403, {}, message, now=NOW, attempt=30)
     assert huge is not None and huge.seconds == 900

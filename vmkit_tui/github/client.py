@@ -71,6 +71,16 @@ _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{7,63}")
 _IMAGE = re.compile(r"ghcr\.io/([a-z0-9][a-z0-9-]{0,38})/([a-z0-9][a-z0-9._/-]{0,199})")
+# httpx logs URLs at INFO, httpcore response headers (a signed Location) at DEBUG. A filter
+# on a parent logger does not see its children's records, so each one is named.
+_HTTP_LOGGERS = (
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
 _CONNECT_FAILURES = (httpx.ConnectError, httpx.ConnectTimeout)  # nothing reached the server
 _TRANSIENT = (httpx.TransportError, TimeoutError)
 
@@ -161,6 +171,7 @@ class GitHubClient:
         self._cache = EtagCache(cache_entries)
         self._limited_until = 0.0
         self._limited_secondary = False
+        self._guessed_limits = 0  # consecutive limits where GitHub named no wait
         self._owner_kinds: dict[str, str] = {}  # GHCR owner → "orgs" | "users", once known
         self.stats = RequestStats()
         self.last_rate_limit: RateLimit | None = None
@@ -170,7 +181,7 @@ class GitHubClient:
             follow_redirects=False,
             transport=transport,
         )
-        install_log_redaction("httpx", "httpcore")
+        install_log_redaction(*_HTTP_LOGGERS)
 
     async def __aenter__(self) -> GitHubClient:
         return self
@@ -495,8 +506,9 @@ class GitHubClient:
                 )
             message = _github_message(response)
             wait = rate_limit_wait(
-                status, response.headers, message, now=self._clock(), attempt=limited_attempt
+                status, response.headers, message, now=self._clock(), attempt=self._guessed_limits
             )
+            self._guessed_limits = self._guessed_limits + 1 if wait and wait.guessed else 0
             if wait is not None:
                 limited_attempt += 1
                 self._limited_until = max(self._limited_until, self._clock() + wait.seconds)

@@ -34,6 +34,7 @@ def parse_link_header(value: str | None) -> dict[str, str]:
 class RateLimitWait:
     seconds: float
     secondary: bool  # a secondary (abuse) limit rather than the hourly budget
+    guessed: bool = False  # GitHub named no wait: back off harder on each consecutive one
 
 
 def rate_limit_wait(
@@ -47,8 +48,9 @@ def rate_limit_wait(
     """How long GitHub asks us to wait, or None if this response is not a rate limit.
 
     GitHub's order: `retry-after` seconds; else, with `x-ratelimit-remaining: 0`, until
-    `x-ratelimit-reset`; else (a secondary limit without headers) at least 60 s, doubling per
-    attempt. A 403 with remaining > 0 and no rate-limit wording is a permission error.
+    `x-ratelimit-reset`; else (a secondary limit without headers) at least 60 s, doubling for
+    each consecutive such limit (`attempt`). A 403 with remaining > 0 and no rate-limit wording
+    is a permission error.
     """
     if status not in (403, 429):
         return None
@@ -69,7 +71,7 @@ def rate_limit_wait(
             reset = now + SECONDARY_LIMIT_WAIT_S
         return RateLimitWait(max(0.0, reset - now) + RESET_MARGIN_S, secondary=False)
     wait = min(MAX_SECONDARY_WAIT_S, SECONDARY_LIMIT_WAIT_S * 2 ** min(attempt, 8))
-    return RateLimitWait(wait, secondary=True)
+    return RateLimitWait(wait, secondary=True, guessed=True)
 
 
 def backoff_delay(
