@@ -49,6 +49,36 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="rename a corrupt history file to <name>.corrupt-<UTC time> so a fresh one can start",
     )
+    for name, help_text, speed in (
+        (
+            "demo",
+            "the dashboard on a built-in sandbox (simulated GitHub and VMs on 127.0.0.1)",
+            4.0,
+        ),
+        (
+            "sandbox",
+            "run the sandbox GitHub and VMs in the foreground and print a config for them",
+            1.0,
+        ),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument(
+            "--speed", type=float, default=speed, help=f"simulated clock speed (default {speed:g}x)"
+        )
+        sub.add_argument(
+            "--seed", type=int, default=7, help="seed of the simulated world (default 7)"
+        )
+        sub.add_argument(
+            "--data-dir",
+            metavar="DIR",
+            help="where its config, keys, history and logs live (default: a demo folder)",
+        )
+        if name == "demo":
+            sub.add_argument(
+                "--readonly",
+                action="store_true",
+                help="hide and refuse rollback, cancel and deploy",
+            )
     return parser
 
 
@@ -58,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "history":
             return _history(args)
+        if args.command in ("demo", "sandbox"):
+            from vmkit_tui.sandbox_commands import run_sandbox_command
+
+            return run_sandbox_command(args)
         return _tui(args)
     except ConfigError as exc:
         print(f"vmkit-tui: {exc}", file=sys.stderr)

@@ -1,0 +1,241 @@
+"""The embedded sandbox as one running thing: a world, its GitHub and its VMs, on 127.0.0.1.
+
+`vmkit-tui demo` and `vmkit-tui sandbox` both start a `SandboxRuntime` in a thread of its own
+(its own event loop), write a config that points vmkit-tui at it (the API URL, the token, each
+VM's `user@127.0.0.1:port`, the known_hosts file and client key it generated), and keep a
+trickle of new pushes going. vmkit-tui then talks to it exactly as to a real account: real
+HTTP, real SSH, host keys checked. Nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from vmkit_tui.history import History
+from vmkit_tui.models import Deploy, EventKind, NewEvent, Trigger, new_deploy_id
+from vmkit_tui.sandbox.clock import ScaledClock
+from vmkit_tui.sandbox.github_server import SANDBOX_TOKEN, GitHubSandbox
+from vmkit_tui.sandbox.vm_server import VmSandbox
+from vmkit_tui.sandbox.world import World
+
+# What new pushes do while you watch: mostly succeed; each of the four failures the product
+# must pinpoint shows up every so often.
+TRAFFIC = (
+    ("success", 10),
+    ("health_timeout", 2),
+    ("buildpack_no_procfile", 1),
+    ("ghcr_push_denied", 1),
+    ("ssh_unreachable", 1),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxInfo:
+    api_url: str
+    token: str
+    config_path: Path
+    key_dir: Path
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_config(world: World, api_url: str, vms: VmSandbox, token: str, data_dir: Path) -> str:
+    """A vmkit-tui config for every repo and environment of `world` (TOML text), with its own
+    history and logs under `data_dir`, apart from any real history."""
+    lines = [
+        "# Written by vmkit-tui for its sandbox: a simulated GitHub and VMs on 127.0.0.1.",
+        "[github]",
+        f"api_url = {_toml_string(api_url)}",
+        f"token = {_toml_string(token)}  # the sandbox's own token, not a real one",
+        "",
+        "[paths]",
+        f"history = {_toml_string(str(data_dir / 'history.json'))}",
+        f"data_dir = {_toml_string(str(data_dir))}",
+        "",
+    ]
+    for repo in world.repos.values():
+        lines += [
+            "[[repos]]",
+            f"name = {_toml_string(repo.full_name)}",
+            f"image = {_toml_string(repo.image)}",
+            "",
+        ]
+        for env in world.environments(repo):
+            hosts = ", ".join(_toml_string(vms.host_spec(vm)) for vm in env.vm_names)
+            lines += [
+                f"[repos.environments.{env.name}]",
+                f"workflow = {_toml_string(env.workflow.file_name)}",
+                f"branch = {_toml_string(env.branch)}",
+                f"hosts = [{hosts}]",
+                f"deploy_host = {_toml_string(vms.host_spec(env.deploy_host))}",
+                f"identity_file = {_toml_string(str(vms.client_key_path))}",
+                f"known_hosts = {_toml_string(str(vms.known_hosts_path))}",
+                f"service = {_toml_string(env.service)}",
+                "",
+            ]
+    return "\n".join(lines)
+
+
+def record_past(world: World, history: History, html_url: str = "https://github.com") -> int:
+    """Record the world's past runs as vmkit-tui would have, had it been watching all along.
+
+    Only what the history alone can know: each deploy's identity (with the trigger: rollbacks
+    were started from the TUI or by an assistant over MCP) and its creation. Statuses, logs,
+    durations and diagnoses are then found by deploy tracking from the sandbox's GitHub and VMs,
+    exactly as for a real account. Returns the number of deploys recorded."""
+    creates: list[tuple[Deploy, list[NewEvent]]] = []
+    latest: dict[tuple[str, str, str], str] = {}  # (repo, env, sha) → newest deploy id
+    runs = sorted(world.runs(), key=lambda run: (run.created_at, run.id))
+    for run in runs:
+        repo, env = run.repo.full_name, run.environment
+        deploy_id = new_deploy_id()
+        trigger = Trigger.PUSH
+        if run.event == "workflow_dispatch":
+            trigger = Trigger.MCP if run.id % 3 == 0 else Trigger.MANUAL
+        deploy = Deploy(
+            id=deploy_id,
+            repo=repo,
+            environment=env,
+            sha=run.sha,
+            triggered_by=trigger,
+            actor=run.actor,
+            created_at=run.created_at,
+            run_id=run.id,
+            run_url=f"{html_url}/{repo}/actions/runs/{run.id}",
+            rollback_of=latest.get((repo, env, run.sha)) if run.is_rollback else None,
+        )
+        data = {
+            "title": run.display_title.splitlines()[0],
+            "event": run.event,
+            "branch": run.head_branch,
+        }
+        if run.request_id:
+            data["request_id"] = run.request_id
+        creates.append(
+            (deploy, [NewEvent(deploy_id, EventKind.CREATED, run.created_at, data=data)])
+        )
+        latest[(repo, env, run.sha)] = deploy_id
+    history.apply(creates)
+    return len(creates)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (the config holds a token)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+
+
+class SandboxRuntime:
+    """World + GitHub + VMs in a background thread with its own event loop."""
+
+    def __init__(
+        self, data_dir: Path, *, seed: int = 7, speed: float = 4.0, traffic_every: float = 90.0
+    ) -> None:
+        self.data_dir = data_dir
+        self.seed = seed
+        self.speed = speed
+        self.traffic_every = traffic_every  # simulated seconds between new pushes (0: none)
+        self.world: World | None = None
+        self.info: SandboxInfo | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._github: GitHubSandbox | None = None
+        self._vms: VmSandbox | None = None
+        self._traffic: asyncio.Task[None] | None = None
+
+    @property
+    def now(self) -> Callable[[], datetime]:
+        """The simulated clock, for the app's relative times ("2m ago")."""
+        assert self.world is not None
+        return self.world.clock.now
+
+    def vm_host_spec(self, vm_name: str) -> str:
+        assert self._vms is not None
+        return self._vms.host_spec(vm_name)
+
+    def start(self, timeout: float = 30.0) -> SandboxInfo:
+        ready: Future[SandboxInfo] = Future()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="vmkit-sandbox", daemon=True
+        )
+        self._thread.start()
+        self.info = ready.result(timeout)
+        return self.info
+
+    def stop(self, timeout: float = 10.0) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None and thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
+
+    def run_in_sandbox(self, action: Callable[[World], object], timeout: float = 10.0) -> object:
+        """Run `action(world)` on the sandbox's loop (the world is not thread-safe)."""
+        assert self._loop is not None and self.world is not None
+        world = self.world
+
+        async def call() -> object:
+            return action(world)
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout)
+
+    def _run(self, ready: Future[SandboxInfo]) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            ready.set_result(loop.run_until_complete(self._startup()))
+        except BaseException as exc:  # report any start-up failure to the caller's thread
+            ready.set_exception(exc)
+            loop.close()
+            return
+        loop.run_forever()
+        loop.close()
+
+    async def _startup(self) -> SandboxInfo:
+        clock = ScaledClock(datetime.now(UTC).replace(microsecond=0), speed=self.speed)
+        world = self.world = World.seeded(self.seed, clock, profile="demo")
+        key_dir = self.data_dir / "sandbox-keys"
+        self._github = GitHubSandbox(world)
+        api_url = await self._github.start("127.0.0.1", 0)
+        self._vms = VmSandbox(world, key_dir)
+        await self._vms.start("127.0.0.1")
+        config_path = self.data_dir / "config.toml"
+        text = render_config(world, api_url, self._vms, SANDBOX_TOKEN, self.data_dir)
+        await asyncio.to_thread(write_private, config_path, text)
+        if self.traffic_every > 0:
+            self._traffic = asyncio.create_task(self._pushes(world))
+        return SandboxInfo(
+            api_url=api_url, token=SANDBOX_TOKEN, config_path=config_path, key_dir=key_dir
+        )
+
+    async def _pushes(self, world: World) -> None:
+        """New push deploys every so often, on the simulated clock."""
+        rng = random.Random(f"{self.seed}:traffic")
+        scenarios = [name for name, weight in TRAFFIC for _ in range(weight)]
+        environments = world.environments()
+        while True:
+            await world.clock.sleep(self.traffic_every * rng.uniform(0.6, 1.4))
+            env = rng.choice(environments)
+            world.push(env.repo, env.name, scenario=rng.choice(scenarios))
+
+    async def _shutdown(self) -> None:
+        if self._traffic is not None:
+            self._traffic.cancel()
+            await asyncio.gather(self._traffic, return_exceptions=True)
+        if self._vms is not None:
+            await self._vms.stop()
+        if self._github is not None:
+            await self._github.stop()
