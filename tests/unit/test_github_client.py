@@ -451,3 +451,14 @@ async def test_consecutive_unexplained_limits_back_off_harder(
     assert time_.sleeps == [60.0] and caught.value.wait == 120 and caught.value.secondary
     time_.now += 120
     assert (await client.get_run("acme/web", 1)).id == 1
+
+
+async def test_image_check_stops_at_the_page_limit_without_claiming_missing(
+    client: GitHubClient, github: FakeGitHub
+) -> None:
+    page = [{"id": 1, "metadata": {"container": {"tags": ["latest"]}}}]
+    more = f'<{API}/orgs/acme/packages/container/web/versions?page=2>; rel="next"'
+    github.on("GET", "/orgs/acme/packages/container/web/versions", reply(200, page, link=more))
+    check = await client.image_tags_present("ghcr.io/acme/web", SHA, max_pages=1)
+    assert check.state is ImageState.CANNOT_CHECK and "newest 100 versions" in check.reason
+    assert len(github.requests) == 1

@@ -357,11 +357,11 @@ class GitHubClient:
         for kind in kinds:
             url = f"{self.api_url}/{kind}/{owner}/packages/container/{package}/versions"
             try:
-                pages = 0
+                pages, more = 0, False
                 listing = self._pages(url, {"per_page": 100}, None, max_pages)
                 async with aclosing(listing):
-                    async for _reply, versions in listing:
-                        pages += 1
+                    async for reply, versions in listing:
+                        pages, more = pages + 1, reply.next_url is not None
                         if any(sha in _tags(version) for version in versions):
                             self._owner_kinds[owner] = kind
                             return ImageCheck(ImageState.PRESENT)
@@ -376,7 +376,7 @@ class GitHubClient:
                     f"read:packages: `gh auth refresh -s read:packages`): {error}",
                 )
             self._owner_kinds[owner] = kind
-            if pages >= max_pages:
+            if more:  # stopped at max_pages with versions left unread
                 return ImageCheck(
                     ImageState.CANNOT_CHECK, f"tag not among the newest {pages * 100} versions"
                 )
