@@ -236,6 +236,7 @@ class VmkitApp(App[None]):
         record = self.selected_record
         steps = self.steps.get(record.id, ()) if record else ()
         self.query_one(DeployDetails).show(record, steps)
+        self.query_one(LogPane).show_diagnosis(record.diagnosis if record else None)
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:

@@ -1,4 +1,4 @@
-"""The selected deploy's facts: full SHA, who and how, run link, UTC times, duration, diagnosis.
+"""The selected deploy's facts: full SHA, who and how, run link, UTC times, duration, steps.
 
 Built as `Text` with every remote value appended as plain text (never markup).
 """
@@ -19,8 +19,6 @@ from vmkit_tui.updates import StepProgress
 class DeployDetails(Static):
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "details--label",
-        "details--bad",
-        "details--fix",
         "details--step-done",
         "details--step-running",
         "details--step-failed",
@@ -75,15 +73,6 @@ class DeployDetails(Static):
         if self.steps:
             text.append("\n")
             self._append_steps(text)
-        diagnosis = record.diagnosis
-        if diagnosis is not None:
-            text.append("\n")
-            text.append("✗ ", self.get_component_rich_style("details--bad"))
-            text.append(plain(diagnosis.cause), self.get_component_rich_style("details--bad"))
-            text.append("\n  fix: ", label)
-            text.append(plain(diagnosis.fix), self.get_component_rich_style("details--fix"))
-            text.append("\n  from: ", label)
-            text.append(plain(diagnosis.line)[:200])
         return text
 
     def _append_steps(self, text: Text) -> None:

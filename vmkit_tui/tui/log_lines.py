@@ -108,6 +108,7 @@ class LogLines(ScrollView, can_focus=True):
         self._filtered_upto = 0
         self._strips: OrderedDict[tuple[int, int], Strip] = OrderedDict()
         self._dirty = False
+        self._shown_rows = 0  # rows laid out at the last tick
         self._width = 0
         self._highlight: str = ""
         self._match_row: int | None = None
@@ -120,6 +121,7 @@ class LogLines(ScrollView, can_focus=True):
     def show(self, source: LineSource | None) -> None:
         """Display another spool (or nothing); following its end."""
         self._source = source
+        self._shown_rows = 0
         self._rows = None
         self._row_filter = None
         self._filtered_upto = 0
@@ -131,15 +133,21 @@ class LogLines(ScrollView, can_focus=True):
         self._dirty = True
         self._tick()
 
+    def on_resize(self) -> None:
+        if self.follow:
+            self.scroll_end(animate=False)
+
     def set_filter(self, keep: Callable[[LogLine], bool] | None) -> None:
         """Show only lines `keep` accepts (by source or host); None shows all."""
         self._row_filter = keep
         self._rows = array("L") if keep else None
         self._filtered_upto = 0
+        self._shown_rows = 0
         self._strips.clear()
         self._match_row = None
         self._dirty = True
         self._tick()
+        self.pending = 0  # a new filter shows what exists; nothing is "new"
         if self.follow:
             self.scroll_end(animate=False)
 
@@ -170,17 +178,18 @@ class LogLines(ScrollView, can_focus=True):
         if not self._dirty:
             return
         self._dirty = False
-        before = self.row_count
         if self._source is not None:
             self._source.refresh()
             self._extend_filter()
-        after = self.row_count
+        before, after = self._shown_rows, self.row_count
+        self._shown_rows = after
         self.virtual_size = Size(max(self._width, self.scrollable_content_region.width), after)
         if after != before:
             if self.follow:
-                self.scroll_end(animate=False, immediate=True)
+                # After the refresh: the new virtual size must be laid out before it can scroll.
+                self.scroll_end(animate=False)
             else:
-                self.pending += after - before
+                self.pending += max(0, after - before)
             self.post_message(self.Grew())
         self.refresh()
 
@@ -307,7 +316,7 @@ class LogLines(ScrollView, can_focus=True):
             )
         prefix = [Segment(f"{stamp} ", meta_style), Segment(f"{label[:24]:<24} ", source_style)]
         segments = prefix + list(text.render(self.app.console))
-        strip = Strip(segments)
+        strip = Strip(segments).apply_style(self.rich_style)
         if is_match:
             strip = strip.apply_style(self.get_component_rich_style("loglines--cursor"))
         return strip

@@ -11,6 +11,8 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Input, Static
 
+from vmkit_tui.models import Diagnosis
+from vmkit_tui.text import plain
 from vmkit_tui.tui.log_lines import LineSource, LogLine, LogLines
 
 # What `s` cycles through: None shows every source.
@@ -33,6 +35,7 @@ class LogPane(Vertical):
         self.deploy_id: str | None = None
 
     def compose(self) -> ComposeResult:
+        yield Static(id="log-diagnosis", markup=False)
         yield Static(id="log-status", markup=False)
         yield LogLines(id="log-lines")
         yield Input(placeholder="search the log (enter: find, escape: close)", id="log-search")
@@ -43,7 +46,24 @@ class LogPane(Vertical):
 
     def on_mount(self) -> None:
         self.query_one("#log-search", Input).display = False
+        self.query_one("#log-diagnosis").display = False
         self._update_status()
+
+    def show_diagnosis(self, diagnosis: Diagnosis | None) -> None:
+        """A failed deploy's cause and fix, above its log (`d` jumps to the line)."""
+        banner = self.query_one("#log-diagnosis", Static)
+        banner.display = diagnosis is not None
+        if diagnosis is None:
+            return
+        text = Text()
+        text.append("✗ ", "bold")
+        text.append(plain(diagnosis.cause), "bold")
+        text.append("\nfix: ")
+        text.append(plain(diagnosis.fix))
+        text.append("\nfrom: ")
+        text.append(plain(diagnosis.line)[:300])
+        text.append("  (d: jump to it)")
+        banner.update(text)
 
     def show(self, deploy_id: str | None, source: LineSource | None) -> None:
         self.deploy_id = deploy_id

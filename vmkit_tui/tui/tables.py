@@ -244,7 +244,7 @@ class DeploysTable(NavTable):
         ("Took", True),
         ("", True),
     )
-    COMPACT_BELOW = 100
+    COMPACT_BELOW = 110
 
     def show(self, records: Sequence[DeployRecord]) -> None:
         self._records = records
@@ -267,13 +267,18 @@ class DeploysTable(NavTable):
         return [
             Text(f"{glyph} {status.value}", self.style_of(f"status--{status.value}"), no_wrap=True),
             Text(deploy.short_sha),
-            Text(clip(record.title or "", 24 if self._compact else 44), no_wrap=True),
+            Text(clip(record.title or "", self._message_width()), no_wrap=True),
             Text(deploy.triggered_by.value),
             Text(clip(deploy.actor, 16), no_wrap=True),
             Text(relative_time(deploy.created_at, self._now()), no_wrap=True),
             Text(format_duration(duration[0]) if duration else "—"),
             note,
         ]
+
+    def _message_width(self) -> int:
+        """What is left for the commit message once the other columns have their room."""
+        others = 40 if self._compact else 84
+        return max(16, min(72, self.size.width - others))
 
     def _short_sha_of(self, deploy_id: str) -> str:
         for record in self._records:
