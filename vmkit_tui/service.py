@@ -3,22 +3,36 @@
 The TUI, the CLI and the MCP server call this and never talk to GitHub, SSH or the history file
 themselves. It owns the history (through its async facade, so no event loop ever blocks on the
 file lock), the log spools, deploy tracking, and publishes what changes as `updates`.
+
+Tracking runs between `start()` and `stop()` (or `async with service:`): one GitHub watcher per
+configured environment (`tracking.EnvironmentTracker`), sharing one client, and for environments
+with hosts a `VmWatcher` that the watchers' reports switch on and off. Without a token the
+service stays read-only on the history and says how to provide one. The GitHub and SSH stacks
+are imported only when tracking starts, so the dashboard paints first.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vmkit_tui.config import Config
 from vmkit_tui.history import AsyncHistory
-from vmkit_tui.models import DeployRecord, utcnow
+from vmkit_tui.models import DeployRecord, ValidationError, utcnow
 from vmkit_tui.overview import EnvironmentSummary, newest_first, summarize
-from vmkit_tui.updates import Broadcaster
+from vmkit_tui.updates import Broadcaster, Health, SourceHealth, Update
+
+if TYPE_CHECKING:
+    from vmkit_tui.github import GitHubClient, RateLimited
+    from vmkit_tui.tracking import EnvironmentTracker, TrackingTiming
+    from vmkit_tui.vm_watch import VmWatcher
 
 EnvKey = tuple[str, str]  # (repo, environment)
+HealthKey = tuple[str, str, str]  # (source key, repo, environment)
 
 
 @dataclass(slots=True)
@@ -54,7 +68,25 @@ class Overview:
         return None
 
 
+class _Updates(Broadcaster):
+    """The broadcaster, remembering each source's latest health for late subscribers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.health: dict[HealthKey, SourceHealth] = {}
+
+    def publish(self, update: Update) -> None:
+        if isinstance(update, SourceHealth):
+            self.health[(update.key, update.repo, update.environment)] = update
+        super().publish(update)
+
+
 class DeployService:
+    """`github`: a client to use instead of building one from the config (its owner closes it,
+    and its rate-limit waits are not announced: build it with `on_rate_limit` for that).
+    `tracking_timing`: polling intervals and the `sleep` they use (the sandbox's clock in tests
+    and the demo); the wall clock is `now`."""
+
     def __init__(
         self,
         config: Config,
@@ -62,12 +94,21 @@ class DeployService:
         data_dir: Path,
         *,
         now: Callable[[], datetime] = utcnow,
+        github: GitHubClient | None = None,
+        tracking_timing: TrackingTiming | None = None,
     ) -> None:
         self.config = config
         self.history = history
         self.data_dir = data_dir
         self.now = now
-        self.updates = Broadcaster()
+        self.updates = _Updates()
+        self._github = github
+        self._own_github: GitHubClient | None = None
+        self._timing = tracking_timing
+        self._trackers: dict[EnvKey, EnvironmentTracker] = {}
+        self._vm: dict[EnvKey, VmWatcher] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
 
     def log_path(self, deploy_id: str) -> Path:
         return self.data_dir / "logs" / f"{deploy_id}.log"
@@ -96,3 +137,128 @@ class DeployService:
 
     async def record(self, deploy_id: str) -> DeployRecord:
         return await self.history.record(deploy_id)
+
+    def health(self) -> list[SourceHealth]:
+        """The latest health of every source (GitHub per environment, each SSH host)."""
+        return list(self.updates.health.values())
+
+    # ---------------------------------------------------------------- tracking lifecycle
+
+    async def __aenter__(self) -> DeployService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Start tracking every configured environment (a no-op when already started)."""
+        if self._started:
+            return
+        self._started = True
+        from vmkit_tui.tracking import EnvironmentTracker, RateBudget, TrackingTiming
+
+        environments = [(repo.name, env) for repo in self.config.repos for env in repo.environments]
+        try:
+            github = self._github or await self._open_github()
+        except ValidationError as error:  # an API URL the client refuses (plain http, …)
+            self._announce(Health.ERROR, f"Cannot talk to GitHub: {error}")
+            return
+        if github is None:
+            from vmkit_tui.secret import NoToken, host_of
+
+            self._announce(Health.AUTH, str(NoToken(host_of(self.config.github.api_url))))
+            return
+        timing = self._timing or TrackingTiming()
+        budget = RateBudget(watchers=len(environments))
+        for repo, env in environments:
+            key = (repo, env.name)
+            if env.hosts:
+                from vmkit_tui.vm_watch import VmWatcher
+
+                self._vm[key] = VmWatcher(
+                    repo, env, self.history, self.data_dir, self.updates, now=self.now
+                )
+            tracker = EnvironmentTracker(
+                repo,
+                env,
+                github,
+                self.history,
+                self.data_dir,
+                self,
+                now=self.now,
+                timing=timing,
+                budget=budget,
+            )
+            self._trackers[key] = tracker
+            self._tasks.append(asyncio.create_task(tracker.run(), name=f"track {repo} {env.name}"))
+
+    async def _open_github(self) -> GitHubClient | None:
+        """A client from the config's token, else one discovered like `gh` does (a subprocess,
+        so in a thread); None without a token."""
+        from vmkit_tui.github import GitHubClient
+        from vmkit_tui.secret import discover_token
+        from vmkit_tui.tracking import TrackingTiming
+
+        api_url = self.config.github.api_url
+        token = self.config.github.token or await asyncio.to_thread(discover_token, api_url)
+        if token is None:
+            return None
+        self._own_github = GitHubClient(
+            api_url,
+            token,
+            clock=lambda: self.now().timestamp(),
+            sleep=(self._timing or TrackingTiming()).sleep,
+            on_rate_limit=self._rate_limited,
+        )
+        return self._own_github
+
+    def _announce(self, health: Health, message: str) -> None:
+        """The same GitHub health for every configured environment (nothing will be polled)."""
+        for repo in self.config.repos:
+            for env in repo.environments:
+                self.publish(SourceHealth("github", repo.name, env.name, health, message))
+
+    def _rate_limited(self, error: RateLimited) -> None:
+        """The one client waits out a rate limit: every environment's polling waits with it."""
+        for tracker in self._trackers.values():
+            tracker.rate_limited(error)
+
+    async def stop(self) -> None:
+        """Stop tracking and the VM streams; close the client this service built. No task is
+        left running."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        watchers = list(self._vm.values())
+        self._vm.clear()
+        self._trackers.clear()
+        await asyncio.gather(*(watcher.stop() for watcher in watchers))
+        if self._own_github is not None:
+            await self._own_github.aclose()
+            self._own_github = None
+        self._started = False
+
+    def track_now(self, repo: str, environment: str) -> None:
+        """Poll this environment now rather than at its next interval (after a dispatch)."""
+        tracker = self._trackers.get((repo, environment))
+        if tracker is not None:
+            tracker.wake()
+
+    # ---------------------------------------------------------------- what trackers report
+
+    def publish(self, update: Update) -> None:
+        self.updates.publish(update)
+
+    async def deploy_started(self, record: DeployRecord) -> None:
+        """A deploy started (or was found running): stream its VMs' logs."""
+        watcher = self._vm.get((record.deploy.repo, record.deploy.environment))
+        if watcher is not None:
+            await watcher.watch(record)
+
+    async def deploy_finished(self, record: DeployRecord) -> None:
+        """A deploy reached a final status: its VM streams close after their grace period."""
+        watcher = self._vm.get((record.deploy.repo, record.deploy.environment))
+        if watcher is not None:
+            await watcher.deploy_finished(record.id)
