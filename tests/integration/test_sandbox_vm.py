@@ -7,6 +7,7 @@ import json
 import stat
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import asyncssh
 import pytest
@@ -165,6 +166,26 @@ async def test_offline_vm_refuses_then_comes_back_on_the_same_port(
         await reader.close()
     assert vms.port_of(vm) == port
     assert sum(r.source == ssh.VMKIT_SOURCE for r in reader.records) == 1
+
+
+async def test_a_vm_offline_at_start_gets_its_port_when_it_comes_up(
+    world: World, tmp_path: Path
+) -> None:
+    vm = world.vms()[0].name
+    world.set_vm_offline(vm, True)
+    async with VmSandbox(world, tmp_path / "keys") as sandbox:
+        port = sandbox.port_of(vm)
+        assert f"[127.0.0.1]:{port} " in sandbox.known_hosts_path.read_text()
+        assert port_refuses(port)
+        world.set_vm_offline(vm, False)
+        await sandbox.refresh()
+        target = ssh.parse_target(
+            sandbox.host_spec(vm),
+            identity_file=sandbox.client_key_path,
+            known_hosts=sandbox.known_hosts_path,
+        )
+        with pytest.raises(ssh.RemoteCommandNotFound):  # reached the VM, trusted, logged in
+            await ssh.run(target, "true", options=FAST)
 
 
 async def test_auth_refused_and_wrong_user_are_authentication_errors(

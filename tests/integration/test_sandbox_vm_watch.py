@@ -35,7 +35,7 @@ class Updates:
         self.seen: list[Update] = []
         self._broadcaster = broadcaster
         self._ready = asyncio.Event()
-        self._task = asyncio.create_task(self._collect())
+        self.task = asyncio.create_task(self._collect())
 
     async def _collect(self) -> None:
         async with self._broadcaster.subscription() as queue:
@@ -50,8 +50,8 @@ class Updates:
         return [u for u in self.seen if isinstance(u, SourceHealth) and u.key == key]
 
     async def close(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
 
 
 @pytest.fixture
@@ -186,6 +186,8 @@ async def test_offline_host_is_unreachable_then_ok_when_it_returns(
     await run_world(clock, lambda: seen.health(key)[-1].health is Health.OK, step=5.0)
     await watcher.stop()
     assert watcher.watching == [] and vms.session_count() == 0
+    await vms.stop()
+    assert asyncio.all_tasks() - {asyncio.current_task()} == {seen.task}  # nothing leaked
     with SpoolReader(spool_path(tmp_path / "data", record.id)) as reader:
         notes = [r.text for r in reader if r.source == VMKIT_SOURCE]
     assert len(notes) == 2  # one per stream (proxy, agent) of the offline host

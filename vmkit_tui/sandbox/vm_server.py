@@ -80,7 +80,6 @@ class _Session:
 
 @dataclass(eq=False, slots=True)
 class _Listener:
-    vm: str
     port: int = 0
     acceptor: asyncssh.SSHAcceptor | None = None
     connections: set[asyncssh.SSHServerConnection] = field(default_factory=set)
@@ -145,7 +144,7 @@ class VmSandbox:
         self._client_public = client_key.public_data
         try:
             for vm in self.world.vms():
-                listener = self._listeners[vm.name] = _Listener(vm.name)
+                listener = self._listeners[vm.name] = _Listener()
                 if not vm.offline:
                     listener.acceptor = await self._listen(vm.name, 0)
                     listener.port = listener.acceptor.get_port()
