@@ -28,6 +28,7 @@ from vmkit_tui.updates import Broadcaster, Health, SourceHealth, Update
 
 if TYPE_CHECKING:
     from vmkit_tui.github import GitHubClient, RateLimited
+    from vmkit_tui.ssh import SshOptions
     from vmkit_tui.tracking import EnvironmentTracker, TrackingTiming
     from vmkit_tui.vm_watch import VmWatcher
 
@@ -85,7 +86,8 @@ class DeployService:
     """`github`: a client to use instead of building one from the config (its owner closes it,
     and its rate-limit waits are not announced: build it with `on_rate_limit` for that).
     `tracking_timing`: polling intervals and the `sleep` they use (the sandbox's clock in tests
-    and the demo); the wall clock is `now`."""
+    and the demo); the wall clock is `now`. `ssh_options`: for the VM streams (hermetic ones in
+    tests and the demo)."""
 
     def __init__(
         self,
@@ -96,6 +98,7 @@ class DeployService:
         now: Callable[[], datetime] = utcnow,
         github: GitHubClient | None = None,
         tracking_timing: TrackingTiming | None = None,
+        ssh_options: SshOptions | None = None,
     ) -> None:
         self.config = config
         self.history = history
@@ -105,6 +108,7 @@ class DeployService:
         self._github = github
         self._own_github: GitHubClient | None = None
         self._timing = tracking_timing
+        self._ssh_options = ssh_options
         self._trackers: dict[EnvKey, EnvironmentTracker] = {}
         self._vm: dict[EnvKey, VmWatcher] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -177,7 +181,13 @@ class DeployService:
                 from vmkit_tui.vm_watch import VmWatcher
 
                 self._vm[key] = VmWatcher(
-                    repo, env, self.history, self.data_dir, self.updates, now=self.now
+                    repo,
+                    env,
+                    self.history,
+                    self.data_dir,
+                    self.updates,
+                    now=self.now,
+                    ssh_options=self._ssh_options,
                 )
             tracker = EnvironmentTracker(
                 repo,
