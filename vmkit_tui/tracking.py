@@ -361,7 +361,6 @@ class EnvironmentTracker:
         now: Callable[[], datetime],
         timing: TrackingTiming | None = None,
         budget: RateBudget | None = None,
-        rng: random.Random | None = None,
     ) -> None:
         self.repo = repo
         self.env = env
@@ -372,7 +371,7 @@ class EnvironmentTracker:
         self.now = now
         self.timing = timing or TrackingTiming()
         self.budget = budget or RateBudget()
-        self._rng = rng or random.Random()
+        self._rng = random.Random()  # jitter only: no need to be reproducible
         keep = history.history.keep
         self._per_page = min(keep, 100)
         self._pages = -(-keep // self._per_page)

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.tracking_fixtures import REPO, health_is, make_config, record_of, tracking
+from tests.integration.vm_helpers import wait_until
 from vmkit_tui.history import AsyncHistory, History
 from vmkit_tui.models import Status
 from vmkit_tui.sandbox.clock import ManualClock
-from vmkit_tui.sandbox.faults import Fault, FaultPlan
+from vmkit_tui.sandbox.faults import Fault, FaultPlan, RecordedRequest
 from vmkit_tui.sandbox.github_server import SANDBOX_TOKEN, GitHubSandbox
 from vmkit_tui.sandbox.world import World
 from vmkit_tui.service import DeployService
@@ -23,6 +26,7 @@ from vmkit_tui.updates import DeployChanged, Health, SourceHealth
 pytest_plugins = ["tests.integration.sandbox_fixtures"]
 
 RUNS = "*/actions/workflows/*/runs"
+AUTH = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}
 WRONG_TOKEN = "ghp_" + "Wr0ngT0ken" * 4
 
 # name → (arm the fault, the health it shows, words of the message, how many reports)
@@ -161,3 +165,29 @@ async def test_the_token_never_reaches_logs_updates_messages_or_files(
         assert token not in caplog.text
         assert not [text for text in published if token in text]
         assert not [path for path in files if token.encode() in path.read_bytes()]
+
+
+async def test_a_budget_running_low_stretches_polling_to_its_reset_instead_of_exhausting_it(
+    world: World, clock: ManualClock, tmp_path: Path
+) -> None:
+    server = GitHubSandbox(world, rate_limit=10)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url, headers=AUTH) as api:
+            for page in range(1, 9):  # someone else spends 8 of the 10
+                assert (await api.get(f"/repos/{REPO}/actions/runs?page={page}")).status_code == 200
+        reset = clock.now() + timedelta(hours=1)
+        async with tracking(server, clock, tmp_path) as (_service, updates):
+            await updates.wait(health_is(Health.OK))  # the first round spent one more
+            await wait_until(lambda: len(polls(server)) >= 3, timeout=20)
+    finally:
+        await server.stop()
+    first, second, third = polls(server)[:3]
+    assert first.status == 200 and first.counted
+    assert second.at is not None and second.at >= reset  # one left: wait for the new hour
+    assert second.status == 304 and third.status == 304
+    assert all(r.status in (200, 304) for r in server.requests)  # never limited
+
+
+def polls(server: GitHubSandbox) -> list[RecordedRequest]:
+    return [r for r in server.requests if r.path.endswith("/workflows/deploy.yml/runs")]
