@@ -449,7 +449,8 @@ class EnvironmentTracker:
         if isinstance(error, RateLimited):
             self.rate_limited(error)
             return max(1.0, (error.until - self.now()).total_seconds() + 1.0)
-        if not isinstance(error, GitHubError | HistoryError | OSError | ValidationError):
+        expected = isinstance(error, GitHubError | HistoryError | OSError | ValidationError)
+        if not expected and self._failures == 1:  # a bug, most likely: once per failure streak
             log.warning("tracking %s/%s: %s", self.repo, self.env.name, redact(repr(error))[:300])
         delay = self._jittered(
             min(self.timing.max_backoff, self.timing.active * 2 ** min(self._failures - 1, 10))

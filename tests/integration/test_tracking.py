@@ -315,3 +315,26 @@ async def test_pruning_deletes_spools_and_a_deploy_pruned_under_a_watcher_is_dro
         await updates.wait(record_of(later.id, lambda r: r.status is Status.SUCCEEDED))
         assert kept.find_by_run(REPO, pushed.id) is None  # dropped, never recreated
         assert all(u.health is Health.OK for u in updates.of(SourceHealth))
+
+
+async def test_queued_superseded_and_cancelled_runs_get_the_statuses_they_went_through(
+    world: World, sandbox: GitHubSandbox, clock: ManualClock, tmp_path: Path
+) -> None:
+    async with tracking(sandbox, clock, tmp_path) as (_service, updates):
+        await updates.wait(health_is(Health.OK))
+        first = world.push(REPO, "production", "success")
+        await updates.wait(record_of(first.id, lambda r: r.status is Status.RUNNING))
+        queued = world.push(REPO, "production", "success")  # waits for the first…
+        await updates.wait(record_of(queued.id, lambda r: r.status is Status.PENDING))
+        last = world.push(REPO, "production", "success")  # …and is superseded by this one
+        await updates.wait(record_of(queued.id, lambda r: r.status is Status.CANCELLED))
+        assert world.cancel(first)
+        done = {}
+        for run in (first, queued, last):
+            found = await updates.wait(record_of(run.id, lambda r: r.status.is_final))
+            assert isinstance(found, DeployChanged)
+            done[run.id] = found.record
+    assert statuses(done[first.id])[-2:] == [Status.RUNNING, Status.CANCELLED]
+    assert statuses(done[queued.id]) == [Status.PENDING, Status.CANCELLED]  # never started
+    assert statuses(done[last.id]) == [Status.PENDING, Status.RUNNING, Status.SUCCEEDED]
+    assert all(record.diagnosis is None for record in done.values())
