@@ -380,6 +380,7 @@ class EnvironmentTracker:
         self._hints: dict[int, bool] = {}  # run id → `live` for a record about to be adopted
         self._ignored: set[int] = set()  # runs whose records were pruned: never recreate them
         self._loaded = False
+        self._last_seen: datetime | None = None  # newest deploy recorded before this session
         self._rounds = 0
         self._failures = 0
         self._health: tuple[Health, str] | None = None
@@ -418,7 +419,8 @@ class EnvironmentTracker:
     async def poll(self) -> None:
         """One round: the run list, what the history lacks, then jobs, logs and diagnoses."""
         if not self._loaded:
-            await self._reload()
+            records = await self._reload()
+            self._last_seen = max((r.deploy.created_at for r in records), default=None)
             self._loaded = True
         runs = await self.github.list_runs(
             self.repo,
@@ -538,8 +540,7 @@ class EnvironmentTracker:
             if tracked is not None:
                 events += status_events(tracked.record.id, run, _statuses(tracked.record))
                 continue
-            # Seen first in the opening round and already over: the recorded past, not live.
-            self._hints[run.id] = self._rounds > 0 or not run.deploy_status.is_final
+            self._hints[run.id] = self._is_live(run)
             request_id = request_id_of(run)
             dispatched = awaiting.pop(request_id, None) if request_id else None
             if dispatched is not None:
@@ -550,6 +551,15 @@ class EnvironmentTracker:
             deploy, created = new_deploy(run, self.repo, self.env.name)
             creates.append((deploy, [created, *status_events(deploy.id, run, ())]))
         return creates, events
+
+    def _is_live(self, run: WorkflowRun) -> bool:
+        """Whether a run seen for the first time still needs its logs and diagnosis: yes, unless
+        it was over before the first poll and older than what earlier sessions recorded (the
+        first start records the past without fetching fifty deploys' logs; runs that finished
+        while vmkit-tui was closed are caught up on)."""
+        if self._rounds > 0 or not run.deploy_status.is_final:
+            return True
+        return self._last_seen is not None and run.created_at > self._last_seen
 
     async def _record_runs(self, listed: dict[int, WorkflowRun]) -> None:
         runs = sorted(listed.values(), key=lambda run: (run.created_at, run.id))
@@ -700,8 +710,10 @@ class EnvironmentTracker:
         result = await self._commit(events=claims)
         if result is None:
             return
+        claimed = {event.event_id: event for event in result.events if event is not None}
         won: dict[str, list[LogRecord]] = {}
-        for (tracked, _job, records), stored in zip(fetched, result.events, strict=True):
+        for tracked, job, records in fetched:  # a deploy pruned meanwhile has no claim at all
+            stored = claimed.get(log_marker_id(tracked.record.id, job.id))
             if stored is not None and stored.data.get("claim") == self._claim:
                 won.setdefault(tracked.record.id, []).extend(records)
         for deploy_id, records in won.items():

@@ -338,3 +338,21 @@ async def test_queued_superseded_and_cancelled_runs_get_the_statuses_they_went_t
     assert statuses(done[queued.id]) == [Status.PENDING, Status.CANCELLED]  # never started
     assert statuses(done[last.id]) == [Status.PENDING, Status.RUNNING, Status.SUCCEEDED]
     assert all(record.diagnosis is None for record in done.values())
+
+
+async def test_a_deploy_that_failed_while_vmkit_was_closed_is_caught_up_on(
+    world: World, sandbox: GitHubSandbox, clock: ManualClock, tmp_path: Path
+) -> None:
+    async with tracking(sandbox, clock, tmp_path) as (_service, updates):
+        await updates.wait(health_is(Health.OK))
+    missed = world.push(REPO, "production", "ssh_auth_failed")
+    clock.advance(15 * 60)  # it ran and failed while nobody watched
+    assert world.run_status(missed).conclusion == "failure"
+    async with tracking(sandbox, clock, tmp_path) as (_service, updates):
+        done = await updates.wait(record_of(missed.id, lambda r: r.diagnosis is not None))
+        assert isinstance(done, DeployChanged)
+        assert done.record.diagnosis is not None
+        assert done.record.diagnosis.cause.startswith("The VM refused Kamal's SSH key")
+    assert statuses(done.record) == [Status.RUNNING, Status.FAILED]
+    logged = [p.name for p in (tmp_path / "logs").glob("*.log")]
+    assert logged == [f"{done.record.id}.log"]  # the past before the first start: no logs
