@@ -13,11 +13,16 @@ turns them into deploy records and events in the history:
   and the VM side is told to stream (through the sink: the service decides);
 - a failed deploy gets ONE DIAGNOSIS event from its spool.
 
-The first round records the environment's recent past in one history write. Timing: quick while
-something is live, slow when idle, jittered, stretched when GitHub's hourly budget runs low
-(shared between the watchers of one client), and woken early when the wall clock jumps (the
-machine slept). Every failure becomes a `SourceHealth` and a retry; only cancellation stops a
-watcher. No Textual; history I/O goes through `AsyncHistory`, files through worker threads.
+The first round records the environment's recent past (its newest `keep` runs) in one history
+write; logs and diagnoses are then caught up on for deploys the history left unfinished and for
+runs newer than it knew (they ran while vmkit-tui was closed), a few per poll. A job log is
+claimed before it is written: a crash in between loses that log rather than doubling it, and
+two trackers never both write it.
+
+Timing: quick while something is live, slow when idle, jittered, stretched when GitHub's hourly
+budget runs low (shared between the watchers of one client), and cut short when the wall clock
+jumps (the machine slept). Every failure becomes a `SourceHealth` and a retry; only cancellation
+stops a watcher. No Textual; history I/O goes through `AsyncHistory`, files through threads.
 """
 
 from __future__ import annotations
