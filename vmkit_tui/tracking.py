@@ -595,7 +595,7 @@ class EnvironmentTracker:
                 if not creates and not events:
                     return None
         if result.pruned:
-            await self._pruned(result, result.pruned)
+            await self._pruned(result)
         touched = {record.id for record in result.records}
         touched.update(event.deploy_id for event in result.events if event is not None)
         touched.difference_update(result.pruned)
@@ -615,7 +615,9 @@ class EnvironmentTracker:
         self._ignored.add(run_id)
         self._hints.pop(run_id, None)
 
-    async def _pruned(self, result: ApplyResult, pruned: Sequence[str]) -> None:
+    async def _pruned(self, result: ApplyResult) -> None:
+        """Deploys this write pruned: their spools go, their runs are never recorded again."""
+        pruned = result.pruned
         gone = set(pruned)
         for record in result.records:
             if record.id in gone and record.run_id is not None:
