@@ -383,3 +383,21 @@ async def test_bad_input_is_refused_with_one_clear_message(setup: Setup) -> None
     with pytest.raises(ActionRefused, match="has no commit"):
         await s.actions.deploy_sha(REPO, "production", "f" * 40, trigger=MANUAL, actor="me")
     assert dispatches(s.sandbox) == []
+
+
+async def test_deploy_sha_beyond_the_kept_history(
+    world: World, clock: ManualClock, sandbox: GitHubSandbox, vms: VmSandbox, tmp_path: Path
+) -> None:
+    config = make_config(world, sandbox, vms)
+    history = History(tmp_path / "history.json", keep=3)  # only the newest three are kept
+    async with make_client(sandbox, clock) as client:
+        await record_past(config, history, client, tmp_path, clock)
+        old = next(r for r in world.runs(REPO) if r.sha.startswith("3b1287f"))
+        assert all(r.deploy.sha != old.sha for r in history.records(REPO, "production"))
+        actions = make_actions(config, history, client, tmp_path, Broadcaster(), clock)
+        record = await actions.deploy_sha(REPO, "production", old.sha, trigger=MANUAL, actor="me")
+    assert record.deploy.sha == old.sha and record.deploy.rollback_of is None
+    assert record.events[0].data["title"] == "Deploy 3b1287f to production"
+    assert record.events[0].data["action"] == "deploy"
+    (run,) = runs_of(world, record)
+    assert run.inputs["sha"] == old.sha and record.run_id == run.id
