@@ -318,13 +318,16 @@ async def test_cancel_during_the_swap_warns_and_the_deploy_completes_anyway(
     record = await s.actions.rollback(REPO, "production", trigger=MANUAL, actor="maria-chen")
     (run,) = runs_of(s.world, record)
     env = s.actions.config.repo(REPO).environment("production")
+    history = AsyncHistory(s.history)
     watcher = VmWatcher(
-        REPO, env, AsyncHistory(s.history), s.data_dir, Broadcaster(), now=s.clock.now,
-        ssh_options=FAST,
-    )  # fmt: skip
+        REPO, env, history, s.data_dir, Broadcaster(), now=s.clock.now, ssh_options=FAST
+    )
+
+    async def spooled() -> bool:
+        return await asyncio.to_thread(swap_seen, s.data_dir, record.id)
+
     try:
         await watcher.watch(record)  # tracking does this when the run starts
-        spooled = lambda: asyncio.to_thread(swap_seen, s.data_dir, record.id)  # noqa: E731
         await drive(s.clock, eventually(spooled, "kamal-proxy's Deploying in the spool"))
     finally:
         await watcher.stop()
@@ -373,11 +376,9 @@ async def test_bad_input_is_refused_with_one_clear_message(setup: Setup) -> None
     for (environment, target), words in cases.items():
         with pytest.raises(ActionRefused, match=words):
             await s.actions.rollback(REPO, environment, target, trigger=MANUAL, actor="me")
+    live = s.deploy_of("99c9430", Status.SUCCEEDED).deploy.sha
     with pytest.raises(ActionRefused, match="already live"):
-        await s.actions.rollback(
-            REPO, "production", s.deploy_of("99c9430", Status.SUCCEEDED).deploy.sha,
-            trigger=MANUAL, actor="me",
-        )  # fmt: skip
+        await s.actions.rollback(REPO, "production", live, trigger=MANUAL, actor="me")
     with pytest.raises(ActionRefused, match="actor must be named"):
         await s.actions.rollback(REPO, "production", trigger=MANUAL, actor=" \x1b[2J ")
     with pytest.raises(ActionRefused, match="has no commit"):
