@@ -12,9 +12,13 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vmkit_tui import __version__
 from vmkit_tui.config import Config, ConfigError, default_data_dir, load_config, resolve_config_path
+
+if TYPE_CHECKING:
+    from vmkit_tui.tui.app import VmkitApp
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -127,7 +131,21 @@ def _tui(args: argparse.Namespace) -> int:
     )
     if config.ui.theme:
         app.theme = config.ui.theme
-    app.run()
+    return run_app(app)
+
+
+def run_app(app: VmkitApp) -> int:
+    """Run the app in our own loop so the service is always stopped (no task, stream or
+    connection left behind), however the app ends."""
+    import asyncio
+
+    async def run() -> None:
+        try:
+            await app.run_async()
+        finally:
+            await app.service.stop()
+
+    asyncio.run(run())
     return app.return_code or EXIT_OK
 
 

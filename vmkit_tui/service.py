@@ -27,7 +27,11 @@ from vmkit_tui.overview import EnvironmentSummary, newest_first, summarize
 from vmkit_tui.updates import Broadcaster, Health, SourceHealth, Update
 
 if TYPE_CHECKING:
+    from vmkit_tui.actions import DeployActions
+    from vmkit_tui.cancelling import CancelPreflight, CancelResult
     from vmkit_tui.github import GitHubClient, RateLimited
+    from vmkit_tui.models import Trigger
+    from vmkit_tui.preflight import Preflight
     from vmkit_tui.ssh import SshOptions
     from vmkit_tui.tracking import EnvironmentTracker, TrackingTiming
     from vmkit_tui.vm_watch import VmWatcher
@@ -113,6 +117,7 @@ class DeployService:
         self._vm: dict[EnvKey, VmWatcher] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
+        self._actions: DeployActions | None = None
 
     def log_path(self, deploy_id: str) -> Path:
         return self.data_dir / "logs" / f"{deploy_id}.log"
@@ -164,7 +169,7 @@ class DeployService:
 
         environments = [(repo.name, env) for repo in self.config.repos for env in repo.environments]
         try:
-            github = self._github or await self._open_github()
+            github = await self.github_client()
         except ValidationError as error:  # an API URL the client refuses (plain http, …)
             self._announce(Health.ERROR, f"Cannot talk to GitHub: {error}")
             return
@@ -202,6 +207,13 @@ class DeployService:
             )
             self._trackers[key] = tracker
             self._tasks.append(asyncio.create_task(tracker.run(), name=f"track {repo} {env.name}"))
+
+    async def github_client(self) -> GitHubClient | None:
+        """The one GitHub client (tracking and actions share its ETag cache and rate budget),
+        opened on first use; None without a token."""
+        if self._github is None and self._own_github is None:
+            await self._open_github()
+        return self._github or self._own_github
 
     async def _open_github(self) -> GitHubClient | None:
         """A client from the config's token, else one discovered like `gh` does (a subprocess,
@@ -245,6 +257,9 @@ class DeployService:
         self._vm.clear()
         self._trackers.clear()
         await asyncio.gather(*(watcher.stop() for watcher in watchers))
+        if self._actions is not None:
+            await self._actions.aclose()
+            self._actions = None
         if self._own_github is not None:
             await self._own_github.aclose()
             self._own_github = None
@@ -255,6 +270,80 @@ class DeployService:
         tracker = self._trackers.get((repo, environment))
         if tracker is not None:
             tracker.wake()
+
+    # ---------------------------------------------------------------- actions
+
+    async def actions(self) -> DeployActions:
+        """Rollback, cancel and deploy-a-SHA (imported on first use: they pull in httpx)."""
+        if self._actions is None:
+            from vmkit_tui.actions import DeployActions
+
+            self._actions = DeployActions(
+                self.config,
+                self.history,
+                await self.github_client(),
+                self.data_dir,
+                self.updates,
+                now=self.now,
+                ssh_options=self._ssh_options,
+                after_dispatch=self.track_now,
+            )
+        return self._actions
+
+    async def preflight(self, repo: str, environment: str, target: str | None = None) -> Preflight:
+        """What a rollback to `target` (deploy id or full SHA; default: the last good deploy
+        before the live one) would do, and what to know first. Sends nothing."""
+        return await (await self.actions()).preflight(repo, environment, target)
+
+    async def rollback(
+        self,
+        repo: str,
+        environment: str,
+        target: str | None = None,
+        *,
+        trigger: Trigger,
+        actor: str,
+        preflight: Preflight | None = None,
+        force: bool = False,
+    ) -> DeployRecord:
+        """Record a new deploy of the target's image, then re-deploy it (no rebuild)."""
+        actions = await self.actions()
+        return await actions.rollback(
+            repo,
+            environment,
+            target,
+            trigger=trigger,
+            actor=actor,
+            preflight=preflight,
+            force=force,
+        )
+
+    async def deploy_sha(
+        self,
+        repo: str,
+        environment: str,
+        sha: str,
+        *,
+        trigger: Trigger,
+        actor: str,
+        force: bool = False,
+    ) -> DeployRecord:
+        """Deploy the image of a SHA beyond the kept history, after the same checks."""
+        actions = await self.actions()
+        return await actions.deploy_sha(
+            repo, environment, sha, trigger=trigger, actor=actor, force=force
+        )
+
+    async def cancel_preflight(self, deploy_id: str) -> CancelPreflight:
+        return await (await self.actions()).cancel_preflight(deploy_id)
+
+    async def cancel(
+        self, deploy_id: str, *, trigger: Trigger, actor: str, force: bool = False
+    ) -> CancelResult:
+        """Ask GitHub to cancel the deploy's run; the final state is what really happens."""
+        return await (await self.actions()).cancel(
+            deploy_id, trigger=trigger, actor=actor, force=force
+        )
 
     # ---------------------------------------------------------------- what trackers report
 

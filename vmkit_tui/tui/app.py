@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
 from vmkit_tui.history import HistoryCorrupt, move_aside
-from vmkit_tui.models import DeployRecord, utcnow
+from vmkit_tui.models import DeployRecord, Status, utcnow
 from vmkit_tui.secret import redact
 from vmkit_tui.service import DeployService, Overview
 from vmkit_tui.text import plain
@@ -107,6 +107,7 @@ class VmkitApp(App[None]):
         animate: bool = True,
         keymap: dict[str, str] | None = None,
         bell: bool = False,
+        track: bool = True,
     ) -> None:
         super().__init__()
         self.service = service
@@ -114,6 +115,7 @@ class VmkitApp(App[None]):
         self.now = now
         self.animate = animate
         self.bell_on_finish = bell
+        self.track = track  # start deploy tracking (the caller stops the service at exit)
         self._keymap = keymap or {}
         self.overview = Overview()
         self.repo: str | None = None
@@ -121,6 +123,7 @@ class VmkitApp(App[None]):
         self.deploy_id: str | None = None
         self.steps: dict[str, tuple[StepProgress, ...]] = {}
         self.health: dict[tuple[str, str, str], SourceHealth] = {}
+        self._stale = False  # the overview changed since the tables were last filled
 
     # --- layout --------------------------------------------------------------------------------
 
@@ -145,13 +148,12 @@ class VmkitApp(App[None]):
         self.query_one("#problems").display = False
         if self._keymap:
             self.set_keymap(self._keymap)
-        if self.animate:
-            self.set_interval(0.1, self._spin)
+        self.set_interval(0.1, self._tick)
         self.query_one("#repos").focus()
         self._show_configured()
-        # Read the history once the first frame is out: the read is CPU-bound, and a thread
-        # competing for the GIL would delay that frame.
-        self.call_after_refresh(self._load)
+        # Read the history and start tracking once the first frame is out: both are CPU-bound,
+        # and a thread competing for the GIL would delay that frame.
+        self.call_after_refresh(self._after_first_frame)
         self._listen()
 
     def _show_configured(self) -> None:
@@ -163,6 +165,17 @@ class VmkitApp(App[None]):
         self.overview = overview
         self.query_one("#deploys").border_title = "Deploys · loading history…"
         self._refresh_repos()
+
+    def _after_first_frame(self) -> None:
+        self._load()
+        if self.track:
+            self._start_tracking()
+
+    @work(group="tracking", exit_on_error=False)
+    async def _start_tracking(self) -> None:
+        await self.service.start()
+        for health in self.service.health():  # what was said before we listened
+            self.post_message(ServiceUpdate(health))
 
     @work(group="service", exclusive=True, exit_on_error=False)
     async def _load(self) -> None:
@@ -209,7 +222,7 @@ class VmkitApp(App[None]):
             self._show_problem(
                 "No repositories configured. Try `vmkit-tui demo`, or see docs/config.example.toml."
             )
-        self._refresh_repos()
+        self._refresh_all()
 
     def _refresh_repos(self) -> None:
         repos = [(name, self.overview.summaries(name)) for name in self.overview.repos]
@@ -235,7 +248,12 @@ class VmkitApp(App[None]):
     def _refresh_details(self) -> None:
         record = self.selected_record
         steps = self.steps.get(record.id, ()) if record else ()
-        self.query_one(DeployDetails).show(record, steps)
+        target = (
+            self.overview.find(record.deploy.rollback_of)
+            if record and record.deploy.rollback_of
+            else None
+        )
+        self.query_one(DeployDetails).show(record, steps, target)
         self.query_one(LogPane).show_diagnosis(record.diagnosis if record else None)
 
     @on(DataTable.RowSelected)
@@ -283,7 +301,7 @@ class VmkitApp(App[None]):
             self._deploy_changed(update.record)
         elif isinstance(update, DeploysPruned):
             self.overview.remove(update.deploy_ids)
-            self._refresh_all()
+            self._stale = True
         elif isinstance(update, StepsChanged):
             self.steps[update.deploy_id] = update.steps
             if update.deploy_id == self.deploy_id:
@@ -298,7 +316,12 @@ class VmkitApp(App[None]):
     def _deploy_changed(self, record: DeployRecord) -> None:
         before = self.overview.find(record.id)
         self.overview.upsert(record)
-        if before is not None and not before.status.is_final and record.status.is_final:
+        # Only a deploy seen running: records filled in from the past go pending → final quietly.
+        if (
+            before is not None
+            and before.status in (Status.RUNNING, Status.CANCELLING)
+            and record.status.is_final
+        ):
             self._announce_finished(record)
         self._refresh_all()
 
@@ -341,13 +364,17 @@ class VmkitApp(App[None]):
         box.update(message)
         box.display = True
 
-    def _spin(self) -> None:
-        table = self.query_one(DeploysTable)
-        if any(
+    def _tick(self) -> None:
+        """Ten times a second: apply what changed since (updates can come hundreds at a time
+        while tracking catches up) and turn the spinner of running deploys."""
+        if self.animate and any(
             r.status.is_active for r in self.overview.deploys.get((self.repo, self.environment), [])
         ):
-            table.spinner_frame += 1
-            self._refresh_deploys()
+            self.query_one(DeploysTable).spinner_frame += 1
+            self._stale = True
+        if self._stale:
+            self._stale = False
+            self._refresh_all()
 
     # --- actions -------------------------------------------------------------------------------
 

@@ -28,10 +28,17 @@ class DeployDetails(Static):
         super().__init__(id=id, markup=False)
         self.record: DeployRecord | None = None
         self.steps: tuple[StepProgress, ...] = ()
+        self.rollback_target: DeployRecord | None = None
 
-    def show(self, record: DeployRecord | None, steps: tuple[StepProgress, ...] = ()) -> None:
+    def show(
+        self,
+        record: DeployRecord | None,
+        steps: tuple[StepProgress, ...] = (),
+        rollback_target: DeployRecord | None = None,
+    ) -> None:
         self.record = record
         self.steps = steps
+        self.rollback_target = rollback_target
         self.update(self._render_text())
 
     def _render_text(self) -> Text:
@@ -64,7 +71,13 @@ class DeployDetails(Static):
             )
             field("took", f"{format_duration(duration[0])} ({basis})")
         if deploy.rollback_of:
-            field("rollback of", deploy.rollback_of)
+            target = self.rollback_target
+            field(
+                "rollback of",
+                f"{target.deploy.short_sha} (deploy {deploy.rollback_of})"
+                if target
+                else deploy.rollback_of,
+            )
         if record.run_url:
             field("run", record.run_url)
         if record.title:

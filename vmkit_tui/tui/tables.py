@@ -79,12 +79,15 @@ class NavTable(DataTable[Text]):
         self._last_key: str | None = None
         self._compact: bool | None = None
         self._rows: Sequence[tuple[str, Sequence[Text]]] = ()
+        self._shown: list[tuple[str, list[Text]]] = []  # what the table holds now
+        self._rebuilding = False
 
     def on_resize(self) -> None:
         compact = self.size.width < self.COMPACT_BELOW
         if compact != self._compact:
             self._compact = compact
             self.clear(columns=True)
+            self._shown = []
             self.add_columns(*(label for label, wide in self.COLUMNS if not (compact and wide)))
             self.set_rows(self._rows)
 
@@ -107,22 +110,41 @@ class NavTable(DataTable[Text]):
         return self.get_component_rich_style(name, partial=True)
 
     def set_rows(self, rows: Sequence[tuple[str, Sequence[Text]]], keep: str | None = None) -> None:
-        """Replace all rows, keeping the cursor on the same key where it still exists."""
+        """Show `rows`, keeping the cursor on the same key where it still exists.
+
+        Rows arrive many times a second while tracking catches up: when the same keys are shown
+        in the same order, only changed cells are updated, so the cursor and scroll never move."""
         self._rows = rows
         if self._compact is None:  # not laid out yet: on_resize adds columns and rows
             return
-        wanted = keep if keep is not None else self.current_key
         needle = self.filter_text.casefold()
-        self.clear()
-        for key, cells in rows:
-            if needle and not any(needle in cell.plain.casefold() for cell in cells):
-                continue
-            self.add_row(*self._visible(cells), key=key)
-        if wanted is not None:
-            try:
-                self.move_cursor(row=self.get_row_index(wanted), animate=False)
-            except RowDoesNotExist:  # the row is gone (pruned or filtered out)
-                self.move_cursor(row=0, animate=False)
+        shown = [
+            (key, self._visible(cells))
+            for key, cells in rows
+            if not needle or any(needle in cell.plain.casefold() for cell in cells)
+        ]
+        if keep is None and [key for key, _ in shown] == [key for key, _ in self._shown]:
+            columns = list(self.columns)
+            for (key, cells), (_, before) in zip(shown, self._shown, strict=True):
+                for column, cell, old in zip(columns, cells, before, strict=True):
+                    if cell != old:
+                        self.update_cell(key, column, cell, update_width=True)
+            self._shown = shown
+            return
+        wanted = keep if keep is not None else self.current_key
+        self._rebuilding = True
+        try:
+            self.clear()
+            for key, cells in shown:
+                self.add_row(*cells, key=key)
+            self._shown = shown
+            if wanted is not None:
+                try:
+                    self.move_cursor(row=self.get_row_index(wanted), animate=False)
+                except RowDoesNotExist:  # the row is gone (pruned or filtered out)
+                    self.move_cursor(row=0, animate=False)
+        finally:
+            self._rebuilding = False
         self._announce()
 
     def set_rows_cursor(self, key: str) -> None:
@@ -141,7 +163,8 @@ class NavTable(DataTable[Text]):
 
     def watch_cursor_coordinate(self, old: object, new: object) -> None:
         super().watch_cursor_coordinate(old, new)  # type: ignore[arg-type]
-        self._announce()
+        if not self._rebuilding:  # mid-rebuild the cursor passes through rows it won't stay on
+            self._announce()
 
     def _announce(self) -> None:
         key = self.current_key

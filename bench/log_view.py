@@ -1,0 +1,168 @@
+"""1,000,000 lines streamed into the log pane of a running app: memory, ingest, key latency.
+
+    .venv/bin/python bench/log_view.py [--lines 1000000] [--batch 2000] [--rate 100000]
+
+A producer thread appends realistic kamal-proxy lines to the selected deploy's spool in batches
+(as the SSH watcher does), paced at --rate lines/s (a fast SSH stream; raw asyncssh manages about
+230,000/s), and announces each batch through the service's updates. Meanwhile
+keys are pressed in the log pane (alternately up and down) and each press is timed until the
+app has processed it and is idle again. RSS is sampled from /proc every 20 ms. Prints lines/s,
+the latency percentiles, then `log_view_rss_growth_mib=<peak growth>` and last
+`log_view_p99_ms=<p99>` (targets ≤ 150 MiB and ≤ 100 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vmkit_tui.config import parse_config
+from vmkit_tui.history import AsyncHistory, History
+from vmkit_tui.logs import LogRecord, SpoolWriter
+from vmkit_tui.models import Deploy, EventKind, NewEvent, Status, Trigger
+from vmkit_tui.service import DeployService
+from vmkit_tui.tui.app import VmkitApp
+from vmkit_tui.tui.log_lines import LogLines
+from vmkit_tui.updates import LogGrew
+
+DEPLOY_ID = "0123456789ab"
+START = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def seed(folder: Path) -> DeployService:
+    deploy = Deploy(
+        DEPLOY_ID,
+        "acme/storefront",
+        "production",
+        "ab" * 20,
+        Trigger.PUSH,
+        "octocat",
+        START,
+        1,
+        "https://github.com/acme/storefront/actions/runs/1",
+    )
+    events = [
+        NewEvent(DEPLOY_ID, EventKind.CREATED, START, data={"title": "Flood of logs"}),
+        NewEvent(DEPLOY_ID, EventKind.STATUS, START, Status.RUNNING),
+    ]
+    History(folder / "history.json").apply([(deploy, events)])
+    config = parse_config(
+        {"repos": [{"name": "acme/storefront", "environments": {"production": {}}}]}
+    )
+    return DeployService(
+        config, AsyncHistory(History(folder / "history.json")), folder, now=lambda: START
+    )
+
+
+def produce(
+    service: DeployService,
+    loop: asyncio.AbstractEventLoop,
+    folder: Path,
+    total: int,
+    batch: int,
+    rate: float,
+    done: threading.Event,
+) -> None:
+    began = time.perf_counter()
+    with SpoolWriter.for_deploy(folder, DEPLOY_ID) as spool:
+        for start in range(0, total, batch):
+            ahead = began + start / rate - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)
+            records = [
+                LogRecord(
+                    START + timedelta(milliseconds=n),
+                    "203.0.113.10",
+                    "kamal-proxy",
+                    f'{{"time":"2026-11-27T12:00:00Z","level":"INFO","msg":"Request","path":"/up","status":200,"n":{n}}}',
+                )
+                for n in range(start, min(total, start + batch))
+            ]
+            spool.append_many(records)
+            loop.call_soon_threadsafe(service.updates.publish, LogGrew(DEPLOY_ID))
+    done.set()
+
+
+async def run(total: int, batch: int, rate: float) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="vmkit-logview-bench-"))
+    service = seed(folder)
+    app = VmkitApp(service, now=lambda: START, animate=False)
+    samples: list[float] = []
+    peak = [0.0]
+    stop_sampling = threading.Event()
+
+    def sample_rss() -> None:
+        while not stop_sampling.is_set():
+            peak[0] = max(peak[0], rss_mib())
+            time.sleep(0.02)
+
+    async with app.run_test(size=(120, 36)) as pilot:
+        while app.query_one("#deploys").row_count == 0:
+            await pilot.pause(0.02)
+        await pilot.press("enter", "enter", "l")
+        lines = app.query_one(LogLines)
+        baseline = rss_mib()
+        peak[0] = baseline
+        sampler = threading.Thread(target=sample_rss, daemon=True)
+        sampler.start()
+        done = threading.Event()
+        started = time.perf_counter()
+        producer = threading.Thread(
+            target=produce,
+            args=(service, asyncio.get_running_loop(), folder, total, batch, rate, done),
+            daemon=True,
+        )
+        producer.start()
+        keys = ["k", "j"]
+        while not done.is_set() or lines.row_count < total:
+            before = time.perf_counter()
+            await pilot.press(keys[len(samples) % 2])
+            samples.append(time.perf_counter() - before)
+            await pilot.pause(0.01)
+        elapsed = time.perf_counter() - started
+        await pilot.press("G")  # back to following the end
+        stop_sampling.set()
+        sampler.join()
+        assert lines.row_count == total, lines.row_count
+    samples.sort()
+    p50 = statistics.median(samples) * 1000
+    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))] * 1000
+    print(
+        f"{total:,} lines streamed into the log pane in {elapsed:.1f} s: {total / elapsed:,.0f} lines/s ingested"
+    )
+    print(
+        f"key press -> processed and idle, {len(samples)} presses during the flood: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {samples[-1] * 1000:.1f} ms"
+    )
+    print(f"RSS baseline {baseline:.0f} MiB, peak {peak[0]:.0f} MiB")
+    print(f"log_view_rss_growth_mib={peak[0] - baseline:.1f}")
+    print(f"log_view_p99_ms={p99:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=2_000)
+    parser.add_argument("--rate", type=float, default=100_000, help="lines per second")
+    args = parser.parse_args()
+    asyncio.run(run(args.lines, args.batch, args.rate))
+
+
+if __name__ == "__main__":
+    main()
