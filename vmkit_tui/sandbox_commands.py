@@ -19,6 +19,7 @@ from vmkit_tui.config import Config, default_data_dir, load_config
 
 if TYPE_CHECKING:
     from vmkit_tui.sandbox.demo import SandboxInfo, SandboxRuntime
+    from vmkit_tui.service import DeployService
 
 MARKER = ".vmkit-sandbox"  # says a folder is ours to reset
 
@@ -64,19 +65,39 @@ def run_sandbox_command(args: argparse.Namespace) -> int:
         runtime.stop()
 
 
-def _demo(args: argparse.Namespace, config: Config, runtime: SandboxRuntime) -> int:
+def sandbox_service(config: Config, runtime: SandboxRuntime) -> DeployService:
+    """The deploy service for a sandbox config: tracking sleeps in simulated seconds, and SSH
+    leaves the user's ~/.ssh config and agent alone (the sandbox wrote its own key)."""
+    import asyncio
+
     from vmkit_tui.history import AsyncHistory, History
     from vmkit_tui.service import DeployService
-    from vmkit_tui.tui.app import VmkitApp
+    from vmkit_tui.ssh import SshOptions
+    from vmkit_tui.tracking import TrackingTiming
 
     assert config.history_path is not None and config.data_dir is not None
-    service = DeployService(
-        config, AsyncHistory(History(config.history_path)), config.data_dir, now=runtime.now
+    speed = runtime.speed
+
+    async def sleep(seconds: float) -> None:
+        await asyncio.sleep(seconds / speed)
+
+    return DeployService(
+        config,
+        AsyncHistory(History(config.history_path)),
+        config.data_dir,
+        now=runtime.now,
+        tracking_timing=TrackingTiming(sleep=sleep),
+        ssh_options=SshOptions(use_ssh_config=False, use_agent=False),
     )
-    app = VmkitApp(service, readonly=args.readonly, now=runtime.now)
-    app.sub_title = f"demo · sandbox at {args.speed:g}x speed"
-    app.run()
-    return app.return_code or 0
+
+
+def _demo(args: argparse.Namespace, config: Config, runtime: SandboxRuntime) -> int:
+    from vmkit_tui.__main__ import run_app
+    from vmkit_tui.tui.app import VmkitApp
+
+    app = VmkitApp(sandbox_service(config, runtime), readonly=args.readonly, now=runtime.now)
+    app.sub_title = f"demo · sandbox at {runtime.speed:g}x speed"
+    return run_app(app)
 
 
 def _serve(info: SandboxInfo, runtime: SandboxRuntime) -> int:

@@ -162,6 +162,15 @@ class SandboxRuntime:
         assert self.world is not None
         return self.world.clock.now
 
+    def dispatch_requests(self) -> int:
+        """How many workflow dispatches the sandbox GitHub received (for tests)."""
+        assert self._github is not None
+        return sum(
+            1
+            for r in self._github.requests
+            if r.method == "POST" and r.path.endswith("/dispatches")
+        )
+
     def vm_host_spec(self, vm_name: str) -> str:
         assert self._vms is not None
         return self._vms.host_spec(vm_name)

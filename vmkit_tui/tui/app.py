@@ -17,11 +17,12 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
 from vmkit_tui.history import HistoryCorrupt, move_aside
-from vmkit_tui.models import DeployRecord, Status, utcnow
+from vmkit_tui.models import DeployRecord, Status, Trigger, utcnow
 from vmkit_tui.secret import redact
 from vmkit_tui.service import DeployService, Overview
 from vmkit_tui.text import plain
@@ -33,6 +34,8 @@ from vmkit_tui.tui.tables import DeploysTable, EnvironmentsTable, NavTable, Repo
 
 if TYPE_CHECKING:
     from textual.command import Provider
+
+    from vmkit_tui.preflight import Preflight
 
 from vmkit_tui.updates import (
     DeployChanged,
@@ -50,6 +53,16 @@ if not STYLES.is_dir():  # running from a checkout: styles/ sits beside the pack
     STYLES = Path(__file__).resolve().parents[2] / "styles"
 
 PANES = ("#repos", "#environments", "#deploys", "#log-lines")
+
+
+def _actor() -> str:
+    """Who is at the keyboard, for the audit trail."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in this environment
+        return "unknown"
 
 
 def _deploy_commands() -> type[Provider]:
@@ -96,6 +109,9 @@ class VmkitApp(App[None]):
         Binding("o", "open_run", "Open run", id="deploy.open_run"),
         Binding("y", "copy_sha", "Copy SHA", id="deploy.copy_sha"),
         Binding("z", "zoom", "Zoom pane", show=False, id="pane.zoom"),
+        Binding("r", "rollback", "Roll back", id="deploy.rollback"),
+        Binding("c", "cancel_deploy", "Cancel", id="deploy.cancel"),
+        Binding("a", "audit", "Audit trail", show=False, id="deploy.audit"),
     ]
 
     def __init__(
@@ -124,8 +140,14 @@ class VmkitApp(App[None]):
         self.steps: dict[str, tuple[StepProgress, ...]] = {}
         self.health: dict[tuple[str, str, str], SourceHealth] = {}
         self._stale = False  # the overview changed since the tables were last filled
+        self._select_new: tuple[str, str] | None = None  # select the next new deploy there
 
     # --- layout --------------------------------------------------------------------------------
+
+    @property
+    def main(self) -> Screen:
+        """The dashboard screen, also while a dialog or help is on top (updates keep coming)."""
+        return self.screen_stack[0]
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="▲")
@@ -142,14 +164,14 @@ class VmkitApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#repos").border_title = "Repos"
-        self.query_one("#environments").border_title = "Environments"
-        self.query_one("#deploys").border_title = "Deploys"
-        self.query_one("#problems").display = False
+        self.main.query_one("#repos").border_title = "Repos"
+        self.main.query_one("#environments").border_title = "Environments"
+        self.main.query_one("#deploys").border_title = "Deploys"
+        self.main.query_one("#problems").display = False
         if self._keymap:
             self.set_keymap(self._keymap)
         self.set_interval(0.1, self._tick)
-        self.query_one("#repos").focus()
+        self.main.query_one("#repos").focus()
         self._show_configured()
         # Read the history and start tracking once the first frame is out: both are CPU-bound,
         # and a thread competing for the GIL would delay that frame.
@@ -163,7 +185,7 @@ class VmkitApp(App[None]):
             overview.repos.append(repo.name)
             overview.environments[repo.name] = [env.name for env in repo.environments]
         self.overview = overview
-        self.query_one("#deploys").border_title = "Deploys · loading history…"
+        self.main.query_one("#deploys").border_title = "Deploys · loading history…"
         self._refresh_repos()
 
     def _after_first_frame(self) -> None:
@@ -226,15 +248,15 @@ class VmkitApp(App[None]):
 
     def _refresh_repos(self) -> None:
         repos = [(name, self.overview.summaries(name)) for name in self.overview.repos]
-        self.query_one(ReposTable).show(repos)
+        self.main.query_one(ReposTable).show(repos)
 
     def _refresh_environments(self) -> None:
-        table = self.query_one(EnvironmentsTable)
+        table = self.main.query_one(EnvironmentsTable)
         table.border_title = f"Environments · {plain(self.repo)}" if self.repo else "Environments"
         table.show(self.overview.summaries(self.repo) if self.repo else [])
 
     def _refresh_deploys(self) -> None:
-        table = self.query_one(DeploysTable)
+        table = self.main.query_one(DeploysTable)
         records = (
             self.overview.deploys.get((self.repo, self.environment), [])
             if self.repo and self.environment
@@ -253,8 +275,8 @@ class VmkitApp(App[None]):
             if record and record.deploy.rollback_of
             else None
         )
-        self.query_one(DeployDetails).show(record, steps, target)
-        self.query_one(LogPane).show_diagnosis(record.diagnosis if record else None)
+        self.main.query_one(DeployDetails).show(record, steps, target)
+        self.main.query_one(LogPane).show_diagnosis(record.diagnosis if record else None)
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:
@@ -282,7 +304,7 @@ class VmkitApp(App[None]):
         self.refresh_bindings()
 
     def _open_log(self) -> None:
-        pane = self.query_one(LogPane)
+        pane = self.main.query_one(LogPane)
         if self.deploy_id is None:
             pane.show(None, None)
             return
@@ -296,6 +318,8 @@ class VmkitApp(App[None]):
 
     @on(ServiceUpdate)
     def _service_update(self, message: ServiceUpdate) -> None:
+        if not self.screen_stack:  # shutting down: updates still in flight are moot
+            return
         update = message.update
         if isinstance(update, DeployChanged):
             self._deploy_changed(update.record)
@@ -308,7 +332,7 @@ class VmkitApp(App[None]):
                 self._refresh_details()
         elif isinstance(update, LogGrew):
             if update.deploy_id == self.deploy_id:
-                self.query_one(LogPane).lines.lines_grew()
+                self.main.query_one(LogPane).lines.lines_grew()
         elif isinstance(update, SourceHealth):
             self.health[(update.repo, update.environment, update.key)] = update
             self._refresh_health()
@@ -316,6 +340,17 @@ class VmkitApp(App[None]):
     def _deploy_changed(self, record: DeployRecord) -> None:
         before = self.overview.find(record.id)
         self.overview.upsert(record)
+        where = (record.deploy.repo, record.deploy.environment)
+        if (
+            before is None
+            and self._select_new == where
+            and record.deploy.triggered_by is not Trigger.PUSH
+        ):
+            # the deploy our confirm just recorded: select it, so its logs stream in the pane
+            self._select_new = None
+            self._stale = False
+            self._refresh_all()
+            self.select(record.deploy.repo, record.deploy.environment, record.id)
         # Only a deploy seen running: records filled in from the past go pending → final quietly.
         if (
             before is not None
@@ -357,20 +392,22 @@ class VmkitApp(App[None]):
         if problems:
             self._show_problem("  ·  ".join(plain(p.message) for p in problems))
         else:
-            self.query_one("#problems").display = False
+            self.main.query_one("#problems").display = False
 
     def _show_problem(self, message: str) -> None:
-        box = self.query_one("#problems", Static)
+        box = self.main.query_one("#problems", Static)
         box.update(message)
         box.display = True
 
     def _tick(self) -> None:
         """Ten times a second: apply what changed since (updates can come hundreds at a time
         while tracking catches up) and turn the spinner of running deploys."""
+        if not self.screen_stack:
+            return
         if self.animate and any(
             r.status.is_active for r in self.overview.deploys.get((self.repo, self.environment), [])
         ):
-            self.query_one(DeploysTable).spinner_frame += 1
+            self.main.query_one(DeploysTable).spinner_frame += 1
             self._stale = True
         if self._stale:
             self._stale = False
@@ -380,6 +417,16 @@ class VmkitApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         record = self.selected_record
+        if action in ("rollback", "cancel_deploy", "deploy_sha"):
+            if self.readonly:
+                return False  # hidden: read-only mode offers no destructive action
+            if action == "rollback":
+                return True if record else None
+            if action == "cancel_deploy":
+                return True if record and record.status.is_active else None
+            return True if self.environment else None
+        if action == "audit":
+            return True if record else None
         if action == "open_run":
             return True if record and record.run_url else None
         if action == "copy_sha":
@@ -389,47 +436,47 @@ class VmkitApp(App[None]):
         if action in ("toggle_follow", "cycle_source"):
             return True if self.deploy_id else None
         if action == "search_again":
-            return True if self.query_one(LogPane).search_term else None
+            return True if self.main.query_one(LogPane).search_term else None
         return True
 
     def action_pane(self, step: int) -> None:
         focused = self.focused
-        ids = [self.query_one(selector) for selector in PANES]
+        ids = [self.main.query_one(selector) for selector in PANES]
         index = next((i for i, w in enumerate(ids) if w is focused), -1)
         ids[(index + step) % len(ids)].focus()
 
     def action_drill(self) -> None:
         focused = self.focused
-        if focused is self.query_one("#repos"):
-            self.query_one("#environments").focus()
-        elif focused is self.query_one("#environments"):
-            self.query_one("#deploys").focus()
-        elif focused is self.query_one("#deploys"):
-            self.query_one("#log-lines").focus()
+        if focused is self.main.query_one("#repos"):
+            self.main.query_one("#environments").focus()
+        elif focused is self.main.query_one("#environments"):
+            self.main.query_one("#deploys").focus()
+        elif focused is self.main.query_one("#deploys"):
+            self.main.query_one("#log-lines").focus()
 
     def action_search(self) -> None:
         focused = self.focused
         if isinstance(focused, NavTable):
             self.push_screen(_filter_prompt(focused))
         else:
-            self.query_one(LogPane).open_search()
+            self.main.query_one(LogPane).open_search()
 
     def action_search_again(self, forward: bool) -> None:
-        self.query_one(LogPane).search_again(forward)
+        self.main.query_one(LogPane).search_again(forward)
 
     def action_toggle_follow(self) -> None:
-        lines = self.query_one(LogPane).lines
+        lines = self.main.query_one(LogPane).lines
         lines.follow = not lines.follow
 
     def action_cycle_source(self) -> None:
-        self.query_one(LogPane).cycle_source()
+        self.main.query_one(LogPane).cycle_source()
 
     def action_jump_diagnosis(self) -> None:
         record = self.selected_record
         if record is None or record.diagnosis is None:
             return
         diagnosis = record.diagnosis
-        pane = self.query_one(LogPane)
+        pane = self.main.query_one(LogPane)
         pane.search_term = diagnosis.line[:80]
         if diagnosis.line_number is not None:
             pane.lines.scroll_to_row(pane.lines.row_of_line(diagnosis.line_number))
@@ -449,6 +496,120 @@ class VmkitApp(App[None]):
             self.copy_to_clipboard(record.deploy.sha)
             self.notify(f"copied {record.deploy.sha}", markup=False)
 
+    # --- destructive actions (hidden in read-only mode) ------------------------------------------
+
+    def action_rollback(self) -> None:
+        """`r` on a deploy: roll back to it; on the live deploy, to the last good one before it."""
+        record = self.selected_record
+        if self.readonly or record is None:
+            return
+        from vmkit_tui.preflight import live_deploy
+
+        records = self.overview.deploys.get((record.deploy.repo, record.deploy.environment), [])
+        live = live_deploy(records)
+        target = None if live is not None and live.id == record.id else record.id
+        self._rollback(record.deploy.repo, record.deploy.environment, target, None)
+
+    def action_deploy_sha(self) -> None:
+        """Palette: deploy any SHA (beyond the kept history) to the selected environment."""
+        if self.readonly or not (self.repo and self.environment):
+            return
+        self._ask_sha(self.repo, self.environment)
+
+    @work(group="actions", exit_on_error=False)
+    async def _ask_sha(self, repo: str, environment: str) -> None:
+        from vmkit_tui.tui.confirm import ShaPrompt
+
+        sha = await self.push_screen_wait(ShaPrompt(repo, environment))
+        if sha:
+            self._rollback(repo, environment, None, sha)
+
+    @work(group="actions", exit_on_error=False)
+    async def _rollback(
+        self, repo: str, environment: str, target: str | None, sha: str | None
+    ) -> None:
+        from vmkit_tui.tui.confirm import RollbackScreen
+
+        service = self.service
+        checked: list[Preflight] = []
+
+        async def check() -> Preflight:
+            preflight = await service.preflight(repo, environment, sha or target)
+            checked.append(preflight)
+            return preflight
+
+        title = f"Deploy {sha[:7]} to {environment}?" if sha else f"Roll back {environment}?"
+        if not await self.push_screen_wait(RollbackScreen(title, check)):
+            return
+        self._select_new = (repo, environment)
+        try:
+            if sha:
+                await service.deploy_sha(
+                    repo, environment, sha, trigger=Trigger.MANUAL, actor=_actor()
+                )
+            else:
+                await service.rollback(
+                    repo,
+                    environment,
+                    target,
+                    trigger=Trigger.MANUAL,
+                    actor=_actor(),
+                    preflight=checked[-1],
+                )
+        except (
+            Exception
+        ) as error:  # refused or failed: say why (the history says what was recorded)
+            self.notify(
+                redact(plain(str(error))),
+                title="Not rolled back",
+                severity="error",
+                markup=False,
+                timeout=15,
+            )
+
+    def action_cancel_deploy(self) -> None:
+        record = self.selected_record
+        if self.readonly or record is None or not record.status.is_active:
+            return
+        self._cancel(record.id)
+
+    @work(group="actions", exit_on_error=False)
+    async def _cancel(self, deploy_id: str) -> None:
+        from vmkit_tui.tui.confirm import CancelScreen
+
+        service = self.service
+        if not await self.push_screen_wait(
+            CancelScreen("Cancel this deploy?", lambda: service.cancel_preflight(deploy_id))
+        ):
+            return
+        try:
+            result = await service.cancel(deploy_id, trigger=Trigger.MANUAL, actor=_actor())
+        except Exception as error:  # refused or failed: say why
+            self.notify(
+                redact(plain(str(error))),
+                title="Not cancelled",
+                severity="error",
+                markup=False,
+                timeout=15,
+            )
+            return
+        lines = [result.message, *result.warnings]
+        if result.lock is not None:
+            lines.append(result.lock.message)
+        self.notify(
+            redact(plain("\n".join(line for line in lines if line))),
+            title="Cancel",
+            markup=False,
+            timeout=15,
+        )
+
+    def action_audit(self) -> None:
+        record = self.selected_record
+        if record is not None:
+            from vmkit_tui.tui.audit import AuditScreen
+
+            self.push_screen(AuditScreen(record))
+
     def action_zoom(self) -> None:
         """Give the focused pane the whole screen (again to restore): small terminals."""
         if self.screen.maximized is not None:
@@ -457,7 +618,9 @@ class VmkitApp(App[None]):
         focused = self.focused
         if focused is None:
             return
-        target = self.query_one(LogPane) if focused.id in ("log-lines", "log-search") else focused
+        target = (
+            self.main.query_one(LogPane) if focused.id in ("log-lines", "log-search") else focused
+        )
         self.screen.maximize(target, container=False)
 
     def action_help(self) -> None:
@@ -467,16 +630,16 @@ class VmkitApp(App[None]):
         self, repo: str, environment: str | None = None, deploy_id: str | None = None
     ) -> None:
         """Move the cursors to a repo / environment / deploy (used by the command palette)."""
-        self.query_one(ReposTable).set_rows_cursor(repo)
+        self.main.query_one(ReposTable).set_rows_cursor(repo)
         if environment:
             self.repo = repo
             self._refresh_environments()
-            self.query_one(EnvironmentsTable).set_rows_cursor(environment)
+            self.main.query_one(EnvironmentsTable).set_rows_cursor(environment)
         if environment and deploy_id:
             self.environment = environment
             self._refresh_deploys()
-            self.query_one(DeploysTable).set_rows_cursor(deploy_id)
-            self.query_one("#deploys").focus()
+            self.main.query_one(DeploysTable).set_rows_cursor(deploy_id)
+            self.main.query_one("#deploys").focus()
 
 
 def _filter_prompt(table: NavTable):

@@ -29,7 +29,16 @@ class DeployCommands(Provider):
                     )
         return targets
 
+    def _deploy_sha_hit(self) -> tuple[str, str] | None:
+        """ "Deploy a SHA…" for the selected environment, unless read-only."""
+        app = self.app
+        if getattr(app, "readonly", True) or not getattr(app, "environment", None):
+            return None
+        return "Deploy a SHA…", f"deploy any commit's image to {app.repo} / {app.environment}"  # type: ignore[attr-defined]
+
     async def discover(self) -> Hits:
+        if (deploy := self._deploy_sha_hit()) is not None:
+            yield DiscoveryHit(Content(deploy[0]), self.app.action_deploy_sha, help=deploy[1])  # type: ignore[attr-defined]
         for label, repo, env, deploy_id, help_text in self._targets():
             if deploy_id is None:
                 yield DiscoveryHit(
@@ -39,6 +48,12 @@ class DeployCommands(Provider):
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         query_lower = query.strip().lower()
+        if (deploy := self._deploy_sha_hit()) is not None and (
+            score := matcher.match(deploy[0])
+        ) > 0:
+            yield Hit(
+                score, _highlight(matcher, deploy[0]), self.app.action_deploy_sha, help=deploy[1]
+            )  # type: ignore[attr-defined]
         for label, repo, env, deploy_id, help_text in self._targets():
             score = matcher.match(label)
             if deploy_id is not None and query_lower and query_lower in help_text:

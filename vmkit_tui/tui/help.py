@@ -4,11 +4,25 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
+
+# DataTable's own column-wise bindings mean nothing in row-cursor lists.
+_NOT_SHOWN = frozenset(
+    {"noop", "cursor_left", "cursor_right", "page_left", "page_right", "select_cursor"}
+)
+_WHERE = {
+    "VmkitApp": "everywhere",
+    "Screen": "everywhere",
+    "ReposTable": "lists",
+    "EnvironmentsTable": "lists",
+    "DeploysTable": "lists",
+    "LogLines": "log",
+}
 
 
 class HelpScreen(ModalScreen[None]):
@@ -22,38 +36,28 @@ class HelpScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         table: DataTable[Text] = self.query_one("#help-keys", DataTable)
-        table.add_columns("Key", "Action", "Where")
+        table.add_columns("Where", "Key", "Action")
         # The screen below is still the one the user was on: its bindings are the live ones.
         below = self.app.screen_stack[-2]
-        rows: dict[tuple[str, str], tuple[str, str, bool]] = {}
+        rows: dict[tuple[str, str], tuple[list[str], bool]] = {}
         for key, active in below.active_bindings.items():
             binding = active.binding
-            if binding.action in ("noop",):
+            if binding.action in _NOT_SHOWN:
                 continue
-            where = (
-                type(active.node).__name__.replace("Table", "").replace("VmkitApp", "everywhere")
-            )
+            where = _WHERE.get(type(active.node).__name__, "this pane")
             display = self.app.get_key_display(binding) if key == binding.key else key
-            row_key = (binding.description or binding.action, where)
-            if row_key in rows:
-                rows[row_key] = (rows[row_key][0] + " " + display, where, active.enabled)
-            else:
-                rows[row_key] = (display, where, active.enabled)
-        muted = self.get_component_rich_style("help--disabled", partial=True)
-        for (description, _), (display, where, enabled) in sorted(
-            rows.items(), key=lambda i: (i[1][1], i[0][0])
-        ):
-            style = None if enabled else muted
-            table.add_row(
-                Text(display, style or ""), Text(description, style or ""), Text(where, style or "")
+            keys, _ = rows.setdefault(
+                (where, binding.description or binding.action), ([], active.enabled)
             )
+            keys.append(display)
+        for (where, description), (keys, enabled) in sorted(rows.items()):
+            style = Style() if enabled else Style(dim=True, italic=True)
+            table.add_row(Text(where, style), Text(" ".join(keys), style), Text(description, style))
         table.add_row(
-            Text("ctrl+p"),
-            Text("Command palette: jump to a repo, environment or deploy"),
             Text("everywhere"),
+            Text("ctrl+p"),
+            Text("Command palette: jump to a repo, environment or deploy; deploy a SHA"),
         )
-
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"help--disabled"}
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

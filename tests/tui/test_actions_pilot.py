@@ -1,0 +1,120 @@
+"""Rollback and cancel from the keyboard, end to end against the sandbox (real HTTP and SSH).
+
+The sandbox runs in its own thread at 20× speed, as `vmkit-tui demo` runs it; the app drives
+the real deploy service, whose tracking and VM streams follow the rollback to its end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable
+
+from tests.tui.test_pilot import wait_for
+from vmkit_tui.config import load_config
+from vmkit_tui.history import History
+from vmkit_tui.models import EventKind, Status, Trigger
+from vmkit_tui.preflight import default_rollback_target
+from vmkit_tui.sandbox.demo import SandboxRuntime, record_past
+from vmkit_tui.sandbox_commands import sandbox_service
+from vmkit_tui.service import DeployService
+from vmkit_tui.tui.app import VmkitApp
+from vmkit_tui.tui.confirm import CancelScreen, RollbackScreen
+
+REPO, ENV = "acme/storefront", "production"
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[tuple[SandboxRuntime, DeployService]]:
+    runtime = SandboxRuntime(tmp_path, speed=20.0, traffic_every=0)
+    info = runtime.start()
+    try:
+        config = load_config(info.config_path)
+        assert config.history_path is not None
+        runtime.run_in_sandbox(lambda world: record_past(world, History(config.history_path)))
+        yield runtime, sandbox_service(config, runtime)
+    finally:
+        runtime.stop()
+
+
+async def open_environment(pilot: Pilot, app: VmkitApp) -> None:
+    await wait_for(pilot, lambda: app.query_one("#deploys", DataTable).row_count > 0, "deploys")
+    await pilot.press("enter", "enter")
+    assert (app.repo, app.environment) == (REPO, ENV)
+    # tracking fills in the statuses of the recorded past
+    await wait_for(
+        pilot,
+        lambda: default_rollback_target(app.overview.deploys[(REPO, ENV)]) is not None,
+        "a last good deploy to roll back to",
+        timeout=20,
+    )
+
+
+async def test_rollback_from_the_keyboard(sandbox: tuple[SandboxRuntime, DeployService]) -> None:
+    runtime, service = sandbox
+    app = VmkitApp(service, now=runtime.now, animate=False)
+    try:
+        async with app.run_test(size=(150, 45)) as pilot:
+            await open_environment(pilot, app)
+            target = default_rollback_target(app.overview.deploys[(REPO, ENV)])
+            assert target is not None
+            app.select(REPO, ENV, target.id)
+            await pilot.press("r")
+            screen = app.screen
+            assert isinstance(screen, RollbackScreen)
+            await wait_for(
+                pilot, lambda: screen.checked is not None, "the preflight facts", timeout=20
+            )
+            facts = str(screen.query_one("#confirm-facts").render())
+            assert target.deploy.sha in facts and "is in GHCR" in facts
+            await pilot.press("y")
+            await wait_for(
+                pilot, lambda: not isinstance(app.screen, RollbackScreen), "the dialog closed"
+            )
+            await wait_for(
+                pilot,
+                lambda: app.overview.deploys[(REPO, ENV)][0].deploy.rollback_of == target.id,
+                "the new deploy at the top",
+            )
+            new = app.overview.deploys[(REPO, ENV)][0]
+            assert new.status is Status.RUNNING and app.deploy_id == new.id
+            await wait_for(
+                pilot,
+                lambda: app.overview.find(new.id).status.is_final,  # type: ignore[union-attr]
+                "the rollback to finish",
+                timeout=60,
+            )
+            assert app.overview.find(new.id).status is Status.SUCCEEDED  # type: ignore[union-attr]
+    finally:
+        await service.stop()
+    stored = await service.history.record(new.id)
+    assert stored.deploy.triggered_by is Trigger.MANUAL
+    assert stored.deploy.rollback_of == target.id and stored.deploy.sha == target.deploy.sha
+    kinds = [event.kind for event in stored.events]
+    assert kinds[0] is EventKind.CREATED and EventKind.RUN_LINKED in kinds
+    assert kinds.index(EventKind.RUN_LINKED) < kinds.index(EventKind.FIRST_HEALTHY)
+    assert runtime.dispatch_requests() == 1
+    run = runtime.run_in_sandbox(lambda world: world.run(stored.run_id))  # type: ignore[arg-type]
+    assert run.sha == target.deploy.sha and run.is_rollback  # type: ignore[attr-defined]
+    jobs = runtime.run_in_sandbox(lambda world: [job.name for job in world.jobs(run)])
+    assert "build" not in jobs  # no rebuild: the old image is deployed
+
+
+async def test_readonly_offers_no_rollback_or_cancel(
+    sandbox: tuple[SandboxRuntime, DeployService],
+) -> None:
+    runtime, service = sandbox
+    app = VmkitApp(service, now=runtime.now, animate=False, readonly=True)
+    try:
+        async with app.run_test(size=(150, 45)) as pilot:
+            await open_environment(pilot, app)
+            await pilot.press("r", "c")
+            assert not isinstance(app.screen, RollbackScreen | CancelScreen)
+            keys = {binding.binding.action for binding in app.screen.active_bindings.values()}
+            assert "rollback" not in keys and "cancel_deploy" not in keys
+    finally:
+        await service.stop()
+    assert runtime.dispatch_requests() == 0
