@@ -76,6 +76,56 @@ def test_format_is_documented_text_with_utc_microsecond_stamps(log: Path) -> Non
     assert log.read_text() == "2026-05-01T10:00:00.000005Z\tvm1\tkamal-proxy\ta\\tb\n"
 
 
+def documented_line(record: LogRecord) -> bytes:
+    """The format as logs.py documents it, spelled out the slow and obvious way."""
+
+    def escaped(value: str) -> str:
+        return "".join(
+            {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(c, c) for c in value
+        )
+
+    at = record.at.astimezone(UTC)
+    stamp = f"{at:%Y-%m-%dT%H:%M:%S}.{at.microsecond:06d}Z".rjust(27, "0")
+    fields = (stamp, escaped(record.host), escaped(record.source), escaped(record.text))
+    return ("\t".join(fields) + "\n").encode("utf-8", "replace")
+
+
+def test_batches_of_every_shape_are_written_exactly_as_documented(log: Path) -> None:
+    tokyo = timezone(timedelta(hours=9))
+    shared = T0 + timedelta(seconds=5)  # one read's arrival time, shared by its lines
+    batches = [
+        records(3),
+        [  # one stream, ASCII, crossing second boundaries, microsecond 0, a shared time
+            LogRecord(datetime(2026, 5, 1, 23, 59, 59, 999_999, tzinfo=UTC), "vm1", "app", "a"),
+            LogRecord(datetime(2026, 5, 2, tzinfo=UTC), "vm1", "app", "b"),
+            LogRecord(shared, "vm1", "app", "c"),
+            LogRecord(shared, "vm1", "app", "d"),
+            LogRecord(datetime(2026, 5, 2, 8, 0, 1, 7, tzinfo=tokyo), "vm1", "app", "e"),
+        ],
+        [  # mixed hosts and sources, escapes everywhere, non-ASCII, a lone surrogate
+            LogRecord(T0, "h\tost", "src\n", "tab\there\\ and \r"),
+            LogRecord(T0, "vm2", "agent", "ünïcödé ✓ 日本"),
+            LogRecord(T0, "vm1", "app", "lone \udcff surrogate"),
+            LogRecord(T0, "h\tost", "src\n", ""),
+        ],
+        [LogRecord(T0, "h\\ost\r", "s\trc", f"one awkward stream {i}") for i in range(2)],
+        [  # far from now: before the epoch, a three-digit year, the last microsecond
+            LogRecord(datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC), "vm1", "app", "x"),
+            LogRecord(datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC), "vm1", "app", "y"),
+            LogRecord(datetime.max.replace(tzinfo=UTC), "vm1", "app", "z"),
+        ],
+    ]
+    with SpoolWriter(log) as writer:
+        for batch in batches:
+            assert writer.append_many(iter(batch)) == len(batch)  # any iterable will do
+        assert writer.append_many([]) == 0
+    expected = [documented_line(record) for batch in batches for record in batch]
+    assert log.read_bytes() == b"".join(expected)
+    starts = [sum(map(len, expected[:i])) for i in range(len(expected))]
+    data = index_path(log).read_bytes()
+    assert [int.from_bytes(data[i : i + 8], "little") for i in range(0, len(data), 8)] == starts
+
+
 def test_naive_times_are_refused(log: Path) -> None:
     with SpoolWriter(log) as writer, pytest.raises(ValidationError):
         writer.append(LogRecord(datetime(2026, 5, 1), "vm1", "app", "x"))
