@@ -18,7 +18,11 @@ real SSH on 127.0.0.1, on a clock running at `--speed` × real time (1: real spe
    completing successfully (VMKit promises usually under 60 s), and to the first healthy
    response.
 
-Last line: `rollback_to_running_ms=<median>` (target ≤ 500).
+3. The same from the keyboard, in a running app on the threaded sandbox that `vmkit-tui demo`
+   uses: select a deploy, `r`, wait for the preflight in the dialog, then time `y` → the new row
+   shown Running at the top of the deploys table (then cancel it through the service).
+
+Last line: `rollback_to_running_ms=<median of 3>` (target ≤ 500); the service-level floor of 1.
 """
 
 from __future__ import annotations
@@ -225,15 +229,117 @@ async def measure(args: argparse.Namespace) -> int:
             f"deploy duration (start → {duration[1].value.replace('_', ' ')}): "
             f"{duration[0].total_seconds():.1f} simulated s"
         )
-    print(f"rollback_to_running_ms={median:.1f}")
+    print(f"service_rollback_to_running_ms={median:.1f}")
     return 0 if done.status is Status.SUCCEEDED else 1
+
+
+async def measure_tui(rollbacks: int, speed: float) -> list[float]:
+    """Key `y` in the confirm dialog → the new row Running on screen, in a running app."""
+    from textual.widgets import DataTable
+
+    from vmkit_tui.config import load_config
+    from vmkit_tui.preflight import default_rollback_target
+    from vmkit_tui.sandbox.demo import SandboxRuntime, record_past
+    from vmkit_tui.sandbox_commands import sandbox_service
+    from vmkit_tui.tui.app import VmkitApp
+    from vmkit_tui.tui.confirm import RollbackScreen
+
+    runtime = SandboxRuntime(
+        Path(tempfile.mkdtemp(prefix="vmkit-rollback-tui-")), speed=10.0, traffic_every=0
+    )
+    info = runtime.start()
+    samples: list[float] = []
+    try:
+        config = load_config(info.config_path)
+        assert config.history_path is not None
+        runtime.run_in_sandbox(lambda world: record_past(world, History(config.history_path)))
+        service = sandbox_service(config, runtime)
+        app = VmkitApp(service, now=runtime.now, animate=False)
+
+        async def until(predicate, timeout: float = 60.0) -> None:
+            deadline = time.perf_counter() + timeout
+            while not predicate():
+                if time.perf_counter() > deadline:
+                    raise TimeoutError("the app did not get there in time")
+                await pilot.pause(0.005)
+
+        async with app.run_test(size=(150, 45)) as pilot:
+            keys = [(repo.name, env.name) for repo in config.repos for env in repo.environments]
+            await until(
+                lambda: all(
+                    default_rollback_target(app.overview.deploys.get(k, [])) for k in keys[:3]
+                )
+            )
+
+            async def one_rollback(key: EnvKey) -> None:
+                await until(
+                    lambda: not any(r.status.is_active for r in app.overview.deploys[key]), 120
+                )
+                target = default_rollback_target(app.overview.deploys[key])
+                assert target is not None
+                app.select(*key, target.id)
+                await pilot.press("r")
+                screen = app.screen
+                assert isinstance(screen, RollbackScreen)
+                await until(lambda: screen.checked is not None)
+                if screen.refusal:
+                    await pilot.press("n")
+                    return
+                table = app.main.query_one("#deploys", DataTable)
+                before = {row.key.value for row in table.ordered_rows}
+                started = time.perf_counter()
+                press = asyncio.create_task(pilot.press("y"))  # the key, without waiting for idle
+                await until(
+                    lambda: (
+                        table.row_count > 0
+                        and table.ordered_rows[0].key.value not in before
+                        and "running" in table.get_row_at(0)[0].plain
+                    )
+                )
+                samples.append((time.perf_counter() - started) * 1000)
+                await press
+                new_id = table.ordered_rows[0].key.value
+                await until(
+                    lambda: (r := app.overview.find(new_id)) is not None and r.run_id is not None
+                )
+                await service.cancel(new_id, trigger=Trigger.MANUAL, actor="bench")
+
+            async def settled(quiet: float = 2.0) -> None:
+                """Tracking first catches up on the recorded past (logs, diagnoses): measure once
+                it is quiet, as a user's app is after its first minute."""
+                async with service.updates.subscription() as queue:
+                    while True:
+                        try:
+                            await asyncio.wait_for(queue.get(), quiet)
+                        except TimeoutError:
+                            return
+
+            await settled()
+            for index in range(rollbacks):
+                await one_rollback(keys[index % 3])
+        await service.stop()
+    finally:
+        runtime.stop()
+    return samples
+
+
+async def measure_all(args: argparse.Namespace) -> int:
+    status = await measure(args)
+    samples = await measure_tui(args.rollbacks, args.speed)
+    median = statistics.median(samples)
+    print(
+        f"TUI: key y in the confirm dialog → new row Running on screen, over {len(samples)} rollbacks: "
+        f"median {median:.0f} ms, max {max(samples):.0f} ms (target ≤ 500 ms)"
+    )
+    print(f"rollback_to_running_ms={median:.1f}")
+    return status
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rollbacks", type=int, default=12)
     parser.add_argument("--speed", type=float, default=1.0)
-    return asyncio.run(measure(parser.parse_args()))
+    return asyncio.run(measure_all(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ class Overview:
     repos: list[str] = field(default_factory=list)
     environments: dict[str, list[str]] = field(default_factory=dict)
     deploys: dict[EnvKey, list[DeployRecord]] = field(default_factory=dict)
+    _by_id: dict[str, DeployRecord] = field(default_factory=dict)  # deploy id → its record
 
     def summary(self, repo: str, environment: str) -> EnvironmentSummary:
         return summarize(repo, environment, self.deploys.get((repo, environment), []))
@@ -56,21 +57,25 @@ class Overview:
 
     def upsert(self, record: DeployRecord) -> None:
         key = (record.deploy.repo, record.deploy.environment)
-        rows = [r for r in self.deploys.get(key, []) if r.id != record.id]
-        rows.append(record)
-        self.deploys[key] = newest_first(rows)
+        rows = self.deploys.get(key, [])
+        if record.id in self._by_id:
+            rows = [
+                record if r.id == record.id else r for r in rows
+            ]  # order unchanged: same identity
+        else:
+            rows = newest_first([*rows, record])
+        self.deploys[key] = rows
+        self._by_id[record.id] = record
 
     def remove(self, deploy_ids: Sequence[str]) -> None:
         gone = set(deploy_ids)
         for key, rows in self.deploys.items():
             self.deploys[key] = [r for r in rows if r.id not in gone]
+        for deploy_id in gone:
+            self._by_id.pop(deploy_id, None)
 
     def find(self, deploy_id: str) -> DeployRecord | None:
-        for rows in self.deploys.values():
-            for record in rows:
-                if record.id == deploy_id:
-                    return record
-        return None
+        return self._by_id.get(deploy_id)
 
 
 class _Updates(Broadcaster):
@@ -142,6 +147,7 @@ class DeployService:
                 overview.deploys[key].append(record)
         for key, rows in overview.deploys.items():
             overview.deploys[key] = newest_first(rows)
+            overview._by_id.update((record.id, record) for record in rows)
         return overview
 
     async def record(self, deploy_id: str) -> DeployRecord:

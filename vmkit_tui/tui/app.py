@@ -73,11 +73,12 @@ def _deploy_commands() -> type[Provider]:
 
 
 class ServiceUpdate(Message):
-    """An update from the deploy service, delivered on the UI thread."""
+    """Updates from the deploy service, delivered on the UI thread in batches (tracking can
+    publish hundreds at once while it catches up; one message each would flood the queue)."""
 
-    def __init__(self, update: Update) -> None:
+    def __init__(self, updates: tuple[Update, ...]) -> None:
         super().__init__()
-        self.update = update
+        self.updates = updates
 
 
 class OverviewLoaded(Message):
@@ -197,7 +198,7 @@ class VmkitApp(App[None]):
     async def _start_tracking(self) -> None:
         await self.service.start()
         for health in self.service.health():  # what was said before we listened
-            self.post_message(ServiceUpdate(health))
+            self.post_message(ServiceUpdate((health,)))
 
     @work(group="service", exclusive=True, exit_on_error=False)
     async def _load(self) -> None:
@@ -220,7 +221,10 @@ class VmkitApp(App[None]):
     async def _listen(self) -> None:
         async with self.service.updates.subscription() as queue:
             while True:
-                self.post_message(ServiceUpdate(await queue.get()))
+                batch = [await queue.get()]
+                while not queue.empty() and len(batch) < 1000:
+                    batch.append(queue.get_nowait())
+                self.post_message(ServiceUpdate(tuple(batch)))
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
@@ -320,7 +324,10 @@ class VmkitApp(App[None]):
     def _service_update(self, message: ServiceUpdate) -> None:
         if not self.screen_stack:  # shutting down: updates still in flight are moot
             return
-        update = message.update
+        for update in message.updates:
+            self._apply(update)
+
+    def _apply(self, update: Update) -> None:
         if isinstance(update, DeployChanged):
             self._deploy_changed(update.record)
         elif isinstance(update, DeploysPruned):
