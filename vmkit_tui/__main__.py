@@ -83,7 +83,89 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="hide and refuse rollback, cancel and deploy",
             )
+    _add_script_commands(commands)
     return parser
+
+
+def _add_script_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`mcp` and the commands for scripts (README "MCP server" and "Command line")."""
+    mcp = commands.add_parser(
+        "mcp", help="serve the deploy tools to an AI assistant over MCP (stdio)"
+    )
+    mcp.add_argument(
+        "--readonly",
+        action="store_true",
+        default=argparse.SUPPRESS,  # `vmkit-tui --readonly mcp` works too
+        help="offer only the read tools (no rollback, cancel or deploy)",
+    )
+    deploys = commands.add_parser("deploys", help="an environment's deploys, newest first")
+    _add_environment(deploys)
+    deploys.add_argument("--json", action="store_true", help="a JSON list (README: stable shape)")
+    deploys.add_argument(
+        "--limit", type=_positive, default=20, metavar="N", help="at most N deploys (default 20)"
+    )
+    deploys.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="print the history as recorded, without asking GitHub first",
+    )
+    rollback = commands.add_parser(
+        "rollback", help="roll an environment back to an earlier deploy's image"
+    )
+    _add_environment(rollback)
+    rollback.add_argument(
+        "--to",
+        metavar="SHA|DEPLOY_ID",
+        help="the target (default: the last succeeded deploy before the live one)",
+    )
+    _add_action_flags(rollback, "roll back")
+    cancel = commands.add_parser("cancel", help="cancel a running deploy")
+    _add_environment(cancel)
+    cancel.add_argument("deploy_id", metavar="DEPLOY_ID")
+    _add_action_flags(cancel, "cancel")
+    cancel.add_argument(
+        "--force", action="store_true", help="force-cancel (also skips the run's cleanup steps)"
+    )
+    logs = commands.add_parser("logs", help="print a deploy's logs")
+    logs.add_argument("deploy_id", metavar="DEPLOY_ID")
+    logs.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing until the deploy has finished"
+    )
+    logs.add_argument(
+        "--source", metavar="S", help="only lines from S (github, kamal, kamal-proxy, vmkit-agent…)"
+    )
+
+
+def _add_environment(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("repo", metavar="REPO", help="owner/name, as configured")
+    parser.add_argument("environment", metavar="ENV", help="an environment of REPO")
+
+
+def _add_action_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help=f"{what} without asking (needed without a terminal)",
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow the deploy to its end; exit 1 unless it ends as wanted",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the deploy's JSON (README: stable shape)"
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,6 +178,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             from vmkit_tui.sandbox_commands import run_sandbox_command
 
             return run_sandbox_command(args)
+        if args.command == "mcp":
+            from vmkit_tui.mcp_server import serve
+
+            config = _load(args)
+            return serve(config, _history_path(args, config), readonly=args.readonly)
+        if args.command in ("deploys", "rollback", "cancel", "logs"):
+            from vmkit_tui.cli import run
+
+            config = _load(args)
+            return run(args, config, _history_path(args, config))
         return _tui(args)
     except ConfigError as exc:
         print(f"vmkit-tui: {exc}", file=sys.stderr)
