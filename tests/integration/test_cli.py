@@ -1,0 +1,249 @@
+"""`vmkit-tui deploys|rollback|cancel|logs` against the sandbox (real HTTP and SSH on 127.0.0.1).
+
+Most commands run in this process through `main()` (the same parser and exit codes, without a
+Python start-up per call); `--wait` follows the deploys the sandbox really runs. One test runs
+the real `python -m vmkit_tui` without a terminal on stdin.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.integration.cli_sandbox import REPO, Run, Sandbox, Terminal, sandbox
+from vmkit_tui import cli
+from vmkit_tui.__main__ import main
+from vmkit_tui.logs import LogRecord, SpoolWriter
+from vmkit_tui.models import EventKind, Status, Trigger
+from vmkit_tui.preflight import default_rollback_target
+
+Cli = Callable[..., Run]
+HOSTILE = "\x1b]52;c;aGVsbG8=\x07[/]\x1b[2J[@click=app.quit]x \x1b[31mred\x1b[0m"
+TOKEN = "ghp_" + "A1b2C3d4E5" * 4
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """One sandbox for the tests that change nothing in it."""
+    with sandbox(tmp_path_factory.mktemp("shared"), speed=20) as found:
+        yield found
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[Sandbox]:
+    with sandbox(tmp_path / "sandbox", speed=20) as found:
+        yield found
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """`vmkit-tui --config <sandbox> ARGV` in this process; stdin is not a terminal unless
+    `stdin` is given."""
+
+    def run(sb: Sandbox, *argv: str, stdin: io.StringIO | None = None) -> Run:
+        monkeypatch.setattr(sys, "stdin", stdin or io.StringIO(""))
+        code = main(sb.args(*argv))
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    return run
+
+
+# ---------------------------------------------------------------------------- deploys
+
+
+def test_deploys_json_lists_the_environment_newest_first(shared: Sandbox, run_cli: Cli) -> None:
+    done = run_cli(shared, "deploys", REPO, "production", "--json", "--limit", "5")
+    assert done.code == 0, done.err
+    rows = json.loads(done.out)
+    expected = shared.records("production")[:5]
+    assert [row["id"] for row in rows] == [record.id for record in expected]
+    assert [row["status"] for row in rows] == [record.status.value for record in expected]
+    assert {"sha", "triggered_by", "actor", "run_url", "duration_seconds", "diagnosis"} <= set(
+        rows[0]
+    )
+    assert all(row["repo"] == REPO and row["environment"] == "production" for row in rows)
+
+
+def test_deploys_table_has_one_row_per_deploy(shared: Sandbox, run_cli: Cli) -> None:
+    done = run_cli(shared, "deploys", REPO, "staging", "--no-sync", "--limit", "3")
+    assert done.code == 0, done.err
+    header, *rows = done.out.splitlines()
+    assert header == f"{REPO} / staging (3 deploys, newest first)"
+    for row, record in zip(rows, shared.records("staging")[:3], strict=True):
+        assert record.id in row and record.deploy.short_sha in row and record.status.value in row
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("deploys", "acme/unknown", "production"),
+        ("deploys", REPO, "nowhere"),
+        ("rollback", REPO, "nowhere", "--yes"),
+        ("logs", "not-an-id"),
+        ("logs", "000000000000"),
+    ],
+)
+def test_unknown_names_are_usage_errors(shared: Sandbox, run_cli: Cli, argv: tuple[str]) -> None:
+    done = run_cli(shared, *argv)
+    assert done.code == 2
+    assert done.err.startswith("vmkit-tui: ") and len(done.err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------- rollback
+
+
+def test_rollback_without_a_terminal_or_yes_shows_the_preflight_and_refuses(
+    shared: Sandbox,
+) -> None:
+    before = len(shared.records("staging"))
+    target = default_rollback_target(shared.records("staging"))
+    assert target is not None
+    done = shared.subprocess("rollback", REPO, "staging")
+    assert done.code == 2
+    assert f"Target     {target.deploy.short_sha}" in done.out
+    assert "! The current secrets and environment variables are used" in done.out
+    assert "no terminal to confirm on: nothing was done. Add --yes" in done.err
+    assert len(shared.records("staging")) == before
+
+
+def test_rollback_refusals(shared: Sandbox, run_cli: Cli) -> None:
+    live = shared.live("production")
+    gone = shared.image_gone("production")
+    other_env = shared.records("staging")[0]
+    before = len(shared.records("production"))
+
+    same = run_cli(shared, "rollback", REPO, "production", "--to", live.deploy.sha, "--yes")
+    assert same.code == 1
+    assert f"refused: Nothing to do: {live.deploy.short_sha} is already live" in same.err
+
+    missing = run_cli(shared, "rollback", REPO, "production", "--to", gone.id, "--yes")
+    assert missing.code == 1
+    assert "is no longer in GHCR" in missing.err
+    assert "is NOT in GHCR any more" in missing.out  # the preflight said so first
+
+    for target, code in (("abc123", 2), ("000000000000", 2), (other_env.id, 2)):
+        done = run_cli(shared, "rollback", REPO, "production", "--to", target, "--yes")
+        assert done.code == code, (target, done.err)
+
+    readonly = run_cli(shared, "--readonly", "rollback", REPO, "production", "--yes")
+    assert readonly.code == 2 and "--readonly" in readonly.err
+    assert len(shared.records("production")) == before
+
+
+def test_rollback_asks_and_only_yes_goes_then_logs_follow_to_the_end(
+    fresh: Sandbox, run_cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = default_rollback_target(fresh.records("staging"))
+    assert target is not None
+    before = {record.id for record in fresh.records("staging")}
+
+    no = run_cli(fresh, "rollback", REPO, "staging", stdin=Terminal("n"))
+    assert no.code == 1 and "aborted: nothing was done" in no.err
+    assert {record.id for record in fresh.records("staging")} == before
+
+    yes = run_cli(fresh, "rollback", REPO, "staging", stdin=Terminal("y"))
+    assert yes.code == 0, yes.err
+    assert f"Roll back staging to {target.deploy.short_sha}? [y/N]" in yes.out
+    (new,) = [record for record in fresh.records("staging") if record.id not in before]
+    assert new.deploy.triggered_by is Trigger.MANUAL
+    assert new.deploy.rollback_of == target.id and new.deploy.sha == target.deploy.sha
+    assert f"Deploy {new.id} is running. Follow it: vmkit-tui logs {new.id} --follow" in yes.out
+
+    monkeypatch.setattr(cli, "FOLLOW_AFTER_FINAL", 1.0)
+    follow = run_cli(fresh, "logs", new.id, "--follow")
+    assert follow.code == 0, follow.err
+    assert f"deploy {new.id} succeeded" in follow.err
+    sources = {line.split("[", 1)[0].split()[-1] for line in follow.out.splitlines()}
+    assert {"github", "kamal-proxy"} <= sources
+    assert fresh.history.record(new.id).status is Status.SUCCEEDED
+
+
+def test_rollback_wait_ends_succeeded_with_exit_0(fresh: Sandbox, run_cli: Cli) -> None:
+    done = run_cli(fresh, "rollback", REPO, "production", "--yes", "--wait", "--json")
+    assert done.code == 0, done.err
+    record = json.loads(done.out)
+    assert record["status"] == "succeeded" and record["triggered_by"] == "manual"
+    assert f"{record['id']} running" in done.err and f"{record['id']} succeeded" in done.err
+    stored = fresh.history.record(record["id"])
+    assert stored.status is Status.SUCCEEDED
+    assert cli.settled(stored)  # --wait ended once the run's log was in, not before
+
+
+def test_rollback_wait_of_a_failing_deploy_exits_1_with_its_cause(
+    fresh: Sandbox, run_cli: Cli
+) -> None:
+    fresh.set_deploy_host_offline("production")
+    done = run_cli(fresh, "rollback", REPO, "production", "--yes", "--wait")
+    assert done.code == 1
+    new = fresh.records("production")[0]
+    assert new.status is Status.FAILED and new.diagnosis is not None
+    assert f"{new.id} failed" in done.out
+    assert f"cause: {new.diagnosis.cause}" in done.out
+    assert f"vmkit-tui: deploy {new.id} ended failed" in done.err
+
+
+# ---------------------------------------------------------------------------- cancel
+
+
+def test_cancel_wait_ends_cancelled_and_a_finished_deploy_is_refused(
+    tmp_path: Path, run_cli: Cli
+) -> None:
+    # A slower clock: the cancel lands during the run's setup steps, before Kamal starts.
+    with sandbox(tmp_path / "sandbox", speed=5) as sb:
+        started = run_cli(sb, "rollback", REPO, "staging", "--yes", "--json")
+        assert started.code == 0, started.err
+        deploy_id = json.loads(started.out)["id"]
+
+        wrong_env = run_cli(sb, "cancel", REPO, "production", deploy_id, "--yes")
+        assert wrong_env.code == 2 and "is on" in wrong_env.err
+
+        done = run_cli(sb, "cancel", REPO, "staging", deploy_id, "--yes", "--wait")
+        assert done.code == 0, done.out + done.err
+        assert "Cancel requested: GitHub stops run" in done.out
+        assert f"{deploy_id} cancelled" in done.out
+        record = sb.history.record(deploy_id)
+        assert record.status is Status.CANCELLED
+        assert any(e.kind is EventKind.CANCEL_REQUESTED for e in record.events)
+
+        again = run_cli(sb, "cancel", REPO, "staging", deploy_id, "--yes")
+        assert again.code == 1
+        assert "already finished (cancelled): nothing to cancel" in again.err
+
+
+# ---------------------------------------------------------------------------- logs
+
+
+def test_logs_print_sanitised_lines_and_filter_by_source(shared: Sandbox, run_cli: Cli) -> None:
+    record = shared.records("staging")[-1]
+    at = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+    with SpoolWriter.for_deploy(shared.data_dir, record.id) as writer:
+        writer.append_many(
+            [
+                LogRecord(at, "deploy", "github", f"step one {HOSTILE}"),
+                LogRecord(at, "127.0.0.1:2222", "kamal-proxy", f"token {TOKEN}"),
+                LogRecord(at, "deploy", "github", "x" * 1_000_000),
+            ]
+        )
+    done = run_cli(shared, "logs", record.id)
+    assert done.code == 0, done.err
+    lines = done.out.splitlines()
+    assert len(lines) == 3
+    assert "\x1b" not in done.out and "\x07" not in done.out
+    assert lines[0] == "2026-05-01 10:00:00Z github[deploy] step one [/][@click=app.quit]x red"
+    assert TOKEN not in done.out and "token [REDACTED]" in lines[1]
+    assert lines[2].endswith("x" * 1000)
+
+    proxy = run_cli(shared, "logs", record.id, "--source", "kamal-proxy")
+    assert proxy.code == 0 and len(proxy.out.splitlines()) == 1
+    assert proxy.out.startswith("2026-05-01 10:00:00Z kamal-proxy[127.0.0.1:2222]")
+
+    none = run_cli(shared, "logs", record.id, "--source", "app")
+    assert none.code == 0 and none.out == ""
+    assert "none of the 3 log lines" in none.err
