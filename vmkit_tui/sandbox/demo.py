@@ -162,6 +162,22 @@ class SandboxRuntime:
         assert self.world is not None
         return self.world.clock.now
 
+    def on_github(self, action: Callable[[GitHubSandbox], object], timeout: float = 10.0) -> object:
+        """Run `action(github_sandbox)` on the sandbox's loop: fault injection for tests."""
+        assert self._loop is not None and self._github is not None
+        github = self._github
+
+        async def call() -> object:
+            return action(github)
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout)
+
+    def ports(self) -> list[int]:
+        """Every port the sandbox listens on (its GitHub API and each VM)."""
+        assert self._github is not None and self._vms is not None and self.world is not None
+        github_port = int(self._github.base_url.rsplit(":", 1)[1])
+        return [github_port, *(self._vms.port_of(vm.name) for vm in self.world.vms())]
+
     def dispatch_requests(self) -> int:
         """How many workflow dispatches the sandbox GitHub received (for tests)."""
         assert self._github is not None
