@@ -527,21 +527,6 @@ class _LineSplitter:
         return []
 
 
-def _prefix_time(line: str) -> tuple[datetime | None, str | None, str]:
-    """A leading ISO timestamp (docker `--timestamps`, journalctl short-iso) → (at, raw, rest)."""
-    match = _PREFIX_TIME.match(line)
-    if match is None:
-        return None, None, line
-    raw = match.group(1)
-    try:
-        at = datetime.fromisoformat(raw)
-    except ValueError:
-        return None, None, line
-    if at.tzinfo is not UTC:
-        at = at.astimezone(UTC)
-    return at, raw, line[match.end() :]
-
-
 def _json_time(line: str) -> datetime | None:
     """The `time` of a JSON log line (kamal-proxy's slog output)."""
     if not line.startswith("{") or '"time"' not in line:
@@ -621,23 +606,39 @@ class _LineParser:
         return True
 
     def parse(self, lines: list[str], arrival: datetime) -> list[LogRecord]:
+        """Records for one read's lines. The hot loop of every stream, hence inlined: a
+        leading ISO timestamp (docker `--timestamps`, journalctl short-iso) is the record's
+        time and is cut from its text; else a JSON `time` (plain streams), else `arrival`."""
         host, source, kind = self.host, self.source, self.kind
+        plain, journal = kind is StreamKind.PLAIN, kind is StreamKind.JOURNAL
+        match_time, from_iso = _PREFIX_TIME.match, datetime.fromisoformat
+        # tuple.__new__ is what LogRecord(...) runs, without a Python-level call per line.
+        new, record = tuple.__new__, LogRecord
         records: list[LogRecord] = []
         append = records.append
         for line in lines:
-            if kind is StreamKind.JOURNAL:
+            if journal:
                 entry = _journal_entry(line)
                 if entry is not None:
                     at, text, self.cursor = entry
-                    append(LogRecord(at, host, source, text))
+                    append(new(record, (at, host, source, text)))
                     continue
-            stamped, raw, text = _prefix_time(line)
-            if stamped is None and kind is StreamKind.PLAIN:
-                stamped = _json_time(line)
-            if stamped is None:
-                append(LogRecord(arrival, host, source, line))
-            elif kind is StreamKind.PLAIN or self._is_new(stamped, raw, text):
-                append(LogRecord(stamped, host, source, text))
+            match = match_time(line)
+            if match is not None:
+                raw = match[1]
+                try:
+                    stamped = from_iso(raw)
+                except ValueError:
+                    pass
+                else:
+                    if stamped.tzinfo is not UTC:
+                        stamped = stamped.astimezone(UTC)
+                    text = line[match.end() :]
+                    if plain or self._is_new(stamped, raw, text):
+                        append(new(record, (stamped, host, source, text)))
+                    continue
+            moment = _json_time(line) if plain else None
+            append(new(record, (arrival if moment is None else moment, host, source, line)))
         return records
 
 

@@ -114,6 +114,19 @@ def test_plain_lines_take_json_time_or_journal_short_iso_or_arrival() -> None:
     assert records[1].text == "vm1 vmkit-agent[42]: healthy"
 
 
+@pytest.mark.parametrize("kind", [StreamKind.PLAIN, StreamKind.DOCKER])
+def test_a_stamp_that_is_no_date_keeps_the_line_whole_and_offsets_become_utc(
+    kind: StreamKind,
+) -> None:
+    parser = _LineParser(kind, "vm1", "app")
+    lines = ["2026-13-45T10:00:00Z not a date", "2026-05-01T12:00:01.25+02:00 cest"]
+    assert parser.parse(lines, ARRIVAL) == [
+        LogRecord(ARRIVAL, "vm1", "app", "2026-13-45T10:00:00Z not a date"),
+        LogRecord(T0 + timedelta(seconds=1.25), "vm1", "app", "cest"),
+    ]
+    assert parser.parse(lines, ARRIVAL)[1].at.tzinfo is UTC
+
+
 def test_journal_json_entries_give_time_message_and_cursor() -> None:
     parser = _LineParser(StreamKind.JOURNAL, "vm1", "vmkit-agent")
     micros = int((T0 - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1_000_000) + 7
