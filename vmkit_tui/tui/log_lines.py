@@ -314,7 +314,7 @@ class LogLines(ScrollView, can_focus=True):
                 self.get_component_rich_style("loglines--match"),
                 case_sensitive=False,
             )
-        prefix = [Segment(f"{stamp} ", meta_style), Segment(f"{label[:24]:<24} ", source_style)]
+        prefix = [Segment(f"{stamp} ", meta_style), Segment(f"{label[:32]:<32} ", source_style)]
         segments = prefix + list(text.render(self.app.console))
         strip = Strip(segments).apply_style(self.rich_style)
         if is_match:
