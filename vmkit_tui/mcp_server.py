@@ -29,9 +29,9 @@ from pydantic import ValidationError as ArgumentsError
 
 from vmkit_tui import __version__
 from vmkit_tui.actions import ActionError
-from vmkit_tui.cli import UsageError, check_deploy_id, check_environment, check_target, log_window
+from vmkit_tui.cli import UsageError, check_environment, check_target, find_deploy, log_window
 from vmkit_tui.config import Config, default_data_dir
-from vmkit_tui.history import AsyncHistory, History, HistoryError, UnknownDeploy
+from vmkit_tui.history import AsyncHistory, History, HistoryError
 from vmkit_tui.logs import spool_path
 from vmkit_tui.models import DeployRecord, Status, Trigger, ValidationError, is_sha
 from vmkit_tui.overview import newest_first
@@ -349,13 +349,7 @@ class DeployTools:
     # ---------------------------------------------------------------- helpers
 
     async def _record(self, deploy_id: str) -> DeployRecord:
-        check_deploy_id(deploy_id)
-        try:
-            return await self.service.record(deploy_id)
-        except UnknownDeploy:
-            raise UsageError(
-                f"No deploy {deploy_id} in the history (list_deploys shows the ids)."
-            ) from None
+        return await find_deploy(self.service, deploy_id)
 
     async def _preflight(self, repo: str, environment: str, target: str | None) -> Preflight:
         check_environment(self.service.config, repo, environment)
