@@ -106,6 +106,7 @@ class VmkitApp(App[None]):
         Binding("N", "search_again(False)", "Previous match", show=False, id="log.previous"),
         Binding("f", "toggle_follow", "Follow", id="log.follow"),
         Binding("s", "cycle_source", "Source", id="log.source"),
+        Binding("F", "toggle_fold", "Fold groups", show=False, id="log.fold"),
         Binding("d", "jump_diagnosis", "Diagnosis", id="deploy.diagnosis"),
         Binding("o", "open_run", "Open run", id="deploy.open_run"),
         Binding("y", "copy_sha", "Copy SHA", id="deploy.copy_sha"),
@@ -440,7 +441,7 @@ class VmkitApp(App[None]):
             return True if record else None
         if action == "jump_diagnosis":
             return True if record and record.diagnosis else None
-        if action in ("toggle_follow", "cycle_source"):
+        if action in ("toggle_follow", "cycle_source", "toggle_fold"):
             return True if self.deploy_id else None
         if action == "search_again":
             return True if self.main.query_one(LogPane).search_term else None
@@ -474,6 +475,10 @@ class VmkitApp(App[None]):
     def action_toggle_follow(self) -> None:
         lines = self.main.query_one(LogPane).lines
         lines.follow = not lines.follow
+
+    def action_toggle_fold(self) -> None:
+        pane = self.main.query_one(LogPane)
+        pane.folded = not pane.folded
 
     def action_cycle_source(self) -> None:
         self.main.query_one(LogPane).cycle_source()

@@ -81,6 +81,7 @@ class LogLines(ScrollView, can_focus=True):
     ]
 
     follow: reactive[bool] = reactive(True)
+    folded = False  # render ##[group] headers as folded sections
     pending: reactive[int] = reactive(0)  # lines that arrived while not following
 
     class FollowChanged(Message):
@@ -300,13 +301,18 @@ class LogLines(ScrollView, can_focus=True):
         label = line.source if not line.host else f"{line.source}@{line.host}"
         stamp = _clock(line.at)
         raw = line.text
+        if raw.startswith("##[group]"):
+            raw = ("▸ " if self.folded else "▾ ") + raw[len("##[group]") :]
+            group = True
+        else:
+            group = False
         cut = len(raw) > MAX_RENDER_CHARS
         text = Text.from_ansi(keep_sgr(raw[:MAX_RENDER_CHARS]), end="", no_wrap=True)
         if cut:
             text.append(f" … [{len(raw):,} characters, cut for display]", meta_style)
         if raw.startswith("##[error]") or "level=ERROR" in raw or '"level":"ERROR"' in raw:
             text.stylize(self.get_component_rich_style("loglines--error"))
-        elif raw.startswith("##[group]"):
+        elif group:
             text.stylize(self.get_component_rich_style("loglines--group"))
         if self._highlight:
             text.highlight_words(

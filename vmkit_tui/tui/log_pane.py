@@ -26,8 +26,32 @@ SOURCE_FILTERS: tuple[str | None, ...] = (
 )
 
 
+def view_filter(source: str | None, fold: bool) -> Callable[[LogLine], bool] | None:
+    """Which spool lines to show: one source (or all), and with `fold` the lines inside GitHub's
+    `##[group]` sections hidden behind their header. Called on lines in order (it keeps the
+    group state), so a new filter is made for every change."""
+    if source is None and not fold:
+        return None
+    inside = False
+
+    def keep(line: LogLine) -> bool:
+        nonlocal inside
+        if fold and line.source == "github":
+            if line.text.startswith("##[group]"):
+                inside = True
+            elif line.text.startswith("##[endgroup]"):
+                inside = False
+                return False
+            elif inside:
+                return False
+        return source is None or line.source == source or line.source.startswith(source + ":")
+
+    return keep
+
+
 class LogPane(Vertical):
     source_filter: reactive[str | None] = reactive(None)
+    folded: reactive[bool] = reactive(False)  # GitHub ##[group] sections shown as their headers
     search_term: reactive[str] = reactive("")
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -69,17 +93,22 @@ class LogPane(Vertical):
         self.deploy_id = deploy_id
         self.lines.show(source)
         self.source_filter = None
+        self.folded = False
         self._update_status()
 
     def cycle_source(self) -> None:
         index = SOURCE_FILTERS.index(self.source_filter)
         self.source_filter = SOURCE_FILTERS[(index + 1) % len(SOURCE_FILTERS)]
 
-    def watch_source_filter(self, source: str | None) -> None:
-        keep: Callable[[LogLine], bool] | None = None
-        if source is not None:
-            keep = lambda line: line.source == source or line.source.startswith(source + ":")  # noqa: E731
-        self.lines.set_filter(keep)
+    def watch_source_filter(self) -> None:
+        self._apply_view()
+
+    def watch_folded(self) -> None:
+        self._apply_view()
+
+    def _apply_view(self) -> None:
+        self.lines.folded = self.folded
+        self.lines.set_filter(view_filter(self.source_filter, self.folded))
         self._update_status()
 
     def open_search(self) -> None:
@@ -135,6 +164,8 @@ class LogPane(Vertical):
         text = Text()
         text.append("Log", "bold")
         text.append(f" · {self.source_filter or 'all sources'}")
+        if self.folded:
+            text.append(" · groups folded")
         text.append(f" · {lines.row_count:,} lines")
         text.append(" · following" if lines.follow else " · paused")
         if not lines.follow and lines.pending:
