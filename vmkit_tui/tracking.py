@@ -386,6 +386,7 @@ class EnvironmentTracker:
         self._ignored: set[int] = set()  # runs whose records were pruned: never recreate them
         self._loaded = False
         self._last_seen: datetime | None = None  # newest deploy recorded before this session
+        self._reread = False  # re-read the history at the next poll (after a wake)
         self._rounds = 0
         self._failures = 0
         self._health: tuple[Health, str] | None = None
@@ -408,7 +409,10 @@ class EnvironmentTracker:
             await self._wait(delay)
 
     def wake(self) -> None:
-        """Poll now (e.g. a deploy was just dispatched) instead of at the end of the interval."""
+        """Poll now (e.g. a deploy was just dispatched) instead of at the end of the interval,
+        re-reading the history first: the deploy that was dispatched is recorded there (and may
+        already be linked to its run), and from now on it is live here too."""
+        self._reread = True
         self._wake.set()
 
     def rate_limited(self, error: RateLimited) -> None:
@@ -427,6 +431,9 @@ class EnvironmentTracker:
             records = await self._reload()
             self._last_seen = max((r.deploy.created_at for r in records), default=None)
             self._loaded = True
+        elif self._reread:
+            self._reread = False
+            await self._reload()
         runs = await self.github.list_runs(
             self.repo,
             self.env.workflow,
