@@ -107,6 +107,18 @@ class Trigger(StrEnum):
     MCP = "mcp"  # from an AI assistant through the MCP server
 
 
+_TRIGGERS = {trigger.value: trigger for trigger in Trigger}
+
+
+def _as_trigger(value: object) -> Trigger:
+    """`Trigger(value)`, same result and same error, without the enum call's cost for a member
+    or its value (the history's cold read makes thousands of deploys)."""
+    if type(value) is Trigger:
+        return value
+    trigger = _TRIGGERS.get(value) if type(value) is str else None
+    return trigger if trigger is not None else Trigger(value)
+
+
 class EventKind(StrEnum):
     CREATED = "created"  # the deploy record exists (first event of every deploy)
     RUN_LINKED = "run_linked"  # the GitHub run behind a dispatched deploy became known
@@ -142,7 +154,9 @@ class Deploy:
             raise ValidationError(f"invalid rollback_of: {self.rollback_of!r:.40}")
         if self.created_at.tzinfo is None:
             raise ValidationError("created_at must be UTC-aware")
-        object.__setattr__(self, "triggered_by", Trigger(self.triggered_by))
+        trigger = _as_trigger(self.triggered_by)
+        if trigger is not self.triggered_by:
+            object.__setattr__(self, "triggered_by", trigger)
 
     @property
     def short_sha(self) -> str:
@@ -169,7 +183,7 @@ class Deploy:
             repo=doc["repo"],
             environment=doc["environment"],
             sha=doc["sha"],
-            triggered_by=Trigger(doc["triggered_by"]),
+            triggered_by=_as_trigger(doc["triggered_by"]),
             actor=doc["actor"],
             run_id=doc.get("run_id"),
             run_url=doc.get("run_url"),
