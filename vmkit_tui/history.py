@@ -47,8 +47,9 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -110,8 +111,11 @@ _DEPLOY_FIELDS = frozenset(
 _EVENT_FIELDS = frozenset(
     ("event_id", "deploy_id", "seq", "at", "kind", "status", "detail", "data")
 )
-_KINDS = frozenset(kind.value for kind in EventKind)
-_STATUSES = frozenset(status.value for status in Status)
+# All of an event document's fields in one C call (KeyError if one is missing).
+_event_fields = itemgetter("event_id", "deploy_id", "seq", "at", "kind", "status", "detail", "data")
+_KINDS = {kind.value: kind for kind in EventKind}
+_STATUSES = {status.value: status for status in Status}
+_new_tuple = tuple.__new__
 _CORRUPT_ADVICE = (
     "Nothing was changed, and writes are refused until the file is repaired or moved aside "
     "(`vmkit-tui history --move-aside` renames it to <name>.corrupt-<UTC time> and a fresh "
@@ -160,15 +164,20 @@ def _json_type(value: object) -> str:
     return names.get(type(value), "number")
 
 
-def _check_time(value: object, name: str) -> None:
+def _parse_time(value: object, name: str) -> datetime:
+    """A document's timestamp field → an aware UTC datetime (parsed once: checking it is
+    parsing it)."""
     if type(value) is not str:
         raise _BadDoc(f"field '{name}' is a JSON {_json_type(value)}, not a timestamp")
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise _BadDoc(f"field '{name}' is not an ISO-8601 timestamp: {value!r:.40}") from None
+    if moment.tzinfo is UTC:
+        return moment
     if moment.tzinfo is None:
         raise _BadDoc(f"field '{name}' has no time zone: {value!r:.40}")
+    return moment.astimezone(UTC)
 
 
 def _missing(doc: dict[str, Any], fields: frozenset[str]) -> str:
@@ -187,38 +196,44 @@ def _deploy_from_doc(doc: object) -> Deploy:
         raise _BadDoc("field 'run_id' is neither an integer nor null")
     if doc["run_url"] is not None and type(doc["run_url"]) is not str:
         raise _BadDoc("field 'run_url' is neither a string nor null")
-    _check_time(doc["created_at"], "created_at")
+    _parse_time(doc["created_at"], "created_at")
     try:
         return Deploy.from_doc(doc)
     except (TypeError, ValueError) as exc:
         raise _BadDoc(str(exc)) from None
 
 
-def _check_event_doc(doc: object) -> None:
-    """Field checks of one event document (order, uniqueness and references are the caller's)."""
+def _event_from_doc(doc: object) -> DeployEvent:
+    """One event document → `DeployEvent`, checking every field while building it (order,
+    uniqueness and references are the caller's). The same as `DeployEvent.from_doc` for a
+    good document, in one pass: the history's cold read makes tens of thousands of these."""
     if type(doc) is not dict:
         raise _BadDoc(f"is a JSON {_json_type(doc)}, not an object")
-    if not doc.keys() >= _EVENT_FIELDS:
-        raise _BadDoc(f"missing field(s) {_missing(doc, _EVENT_FIELDS)}")
-    event_id, deploy_id, seq = doc["event_id"], doc["deploy_id"], doc["seq"]
-    kind, status, data = doc["kind"], doc["status"], doc["data"]
+    try:
+        event_id, deploy_id, seq, at, kind_value, status_value, detail, data = _event_fields(doc)
+    except KeyError:
+        raise _BadDoc(f"missing field(s) {_missing(doc, _EVENT_FIELDS)}") from None
     if type(event_id) is not str or not event_id:
         raise _BadDoc("field 'event_id' is not a non-empty string")
     if type(deploy_id) is not str:
         raise _BadDoc("field 'deploy_id' is not a string")
     if type(seq) is not int or seq < 1:
         raise _BadDoc("field 'seq' is not a positive integer")
-    if type(kind) is not str or kind not in _KINDS:
-        raise _BadDoc(f"field 'kind' is not an event kind: {kind!r:.40}")
-    if status is not None and (type(status) is not str or status not in _STATUSES):
-        raise _BadDoc(f"field 'status' is not a status: {status!r:.40}")
-    if type(doc["detail"]) is not str:
+    kind = _KINDS.get(kind_value) if type(kind_value) is str else None
+    if kind is None:
+        raise _BadDoc(f"field 'kind' is not an event kind: {kind_value!r:.40}")
+    status = _STATUSES.get(status_value) if type(status_value) is str else None
+    if status is None and status_value is not None:
+        raise _BadDoc(f"field 'status' is not a status: {status_value!r:.40}")
+    if type(detail) is not str:
         raise _BadDoc("field 'detail' is not a string")
     if type(data) is not dict:
         raise _BadDoc("field 'data' is not an object")
-    if kind == EventKind.RUN_LINKED and type(data.get("run_id", 0)) is not int:
+    if kind is EventKind.RUN_LINKED and type(data.get("run_id", 0)) is not int:
         raise _BadDoc("a run_linked event's data.run_id is not an integer")
-    _check_time(doc["at"], "at")
+    moment = _parse_time(at, "at")
+    # tuple.__new__ is what DeployEvent(...) runs, minus a Python-level call.
+    return _new_tuple(DeployEvent, (event_id, deploy_id, seq, moment, kind, status, detail, data))
 
 
 def _age(deploy: Deploy, first_seq: int) -> tuple[datetime, int]:
@@ -239,22 +254,24 @@ class _Snapshot:
     deploys: dict[str, Deploy] = field(default_factory=dict)
     deploy_keys: dict[str, str] = field(default_factory=dict)  # deploy id → TinyDB doc id
     members: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (repo, env) → ids
-    events: dict[str, dict[str, Any]] = field(default_factory=dict)  # event_id → document
-    events_of: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
+    events: dict[str, DeployEvent] = field(default_factory=dict)  # event_id → event
+    event_keys: dict[str, str] = field(default_factory=dict)  # event_id → TinyDB doc id
+    events_of: dict[str, tuple[DeployEvent, ...]] = field(default_factory=dict)  # seq order
     runs: dict[tuple[str, int], str] = field(default_factory=dict)  # (repo, run id) → deploy id
     max_seq: int = 0
     built: dict[str, DeployRecord] = field(default_factory=dict)  # records already made
 
     def first_seq(self, deploy_id: str) -> int:
-        docs = self.events_of.get(deploy_id)
-        return docs[0][1]["seq"] if docs else 0
+        events = self.events_of.get(deploy_id)
+        return events[0].seq if events else 0
 
     def record(self, deploy_id: str, extra: Sequence[DeployEvent] = ()) -> DeployRecord:
         """The stored record (built once per snapshot), plus `extra` events not yet written."""
         record = self.built.get(deploy_id)
         if record is None:
-            stored = (DeployEvent.from_doc(doc) for _key, doc in self.events_of[deploy_id])
-            record = self.built[deploy_id] = DeployRecord.build(self.deploys[deploy_id], stored)
+            # Already in seq order: the file's seq strictly increases (checked by _index).
+            stored = self.events_of[deploy_id]
+            record = self.built[deploy_id] = DeployRecord(self.deploys[deploy_id], stored)
         return DeployRecord.build(record.deploy, [*record.events, *extra]) if extra else record
 
 
@@ -273,6 +290,7 @@ def _index(path: Path, data: object) -> _Snapshot:
             )
     _check_meta(path, data[META])
     snap = _Snapshot(data)
+    events_of: dict[str, list[DeployEvent]] = {}
     for key, doc in data[DEPLOYS].items():
         try:
             if not key.isdigit():
@@ -285,35 +303,39 @@ def _index(path: Path, data: object) -> _Snapshot:
             raise HistoryCorrupt(path, f"has a bad deploy: {exc}", where) from None
         snap.deploys[deploy.id] = deploy
         snap.deploy_keys[deploy.id] = key
-        snap.events_of[deploy.id] = []
+        events_of[deploy.id] = []
         snap.members.setdefault((deploy.repo, deploy.environment), []).append(deploy.id)
         if deploy.run_id is not None:
             snap.runs.setdefault((deploy.repo, deploy.run_id), deploy.id)
     last_seq = 0
+    events, event_keys, runs = snap.events, snap.event_keys, snap.runs
     for key, doc in data[EVENTS].items():
         try:
-            _check_event_doc(doc)
+            event = _event_from_doc(doc)
         except _BadDoc as exc:
             where = f"table 'events', document {key}"
             raise HistoryCorrupt(path, f"has a bad event: {exc}", where) from None
+        event_id, deploy_id, seq = event.event_id, event.deploy_id, event.seq
         problem = ""
         if not key.isdigit():
             problem = f"has a document id that is not a number: {key!r:.20}"
-        elif doc["event_id"] in snap.events:
-            problem = f"holds event {doc['event_id']!r:.60} twice"
-        elif doc["seq"] <= last_seq:
-            problem = f"has seq {doc['seq']} after seq {last_seq} (seq must strictly increase)"
-        elif doc["deploy_id"] not in snap.deploys:
-            problem = f"has an event of deploy {doc['deploy_id']!r:.20}, which is not in 'deploys'"
+        elif event_id in events:
+            problem = f"holds event {event_id!r:.60} twice"
+        elif seq <= last_seq:
+            problem = f"has seq {seq} after seq {last_seq} (seq must strictly increase)"
+        elif deploy_id not in events_of:
+            problem = f"has an event of deploy {deploy_id!r:.20}, which is not in 'deploys'"
         if problem:
             raise HistoryCorrupt(path, problem, f"table 'events', document {key}")
-        last_seq = doc["seq"]
-        snap.events[doc["event_id"]] = doc
-        snap.events_of[doc["deploy_id"]].append((key, doc))
-        if doc["kind"] == EventKind.RUN_LINKED and "run_id" in doc["data"]:
-            repo = snap.deploys[doc["deploy_id"]].repo
-            snap.runs.setdefault((repo, doc["data"]["run_id"]), doc["deploy_id"])
+        last_seq = seq
+        events[event_id] = event
+        event_keys[event_id] = key
+        events_of[deploy_id].append(event)
+        if event.kind is EventKind.RUN_LINKED and "run_id" in event.data:
+            repo = snap.deploys[deploy_id].repo
+            runs.setdefault((repo, event.data["run_id"]), deploy_id)
     snap.max_seq = last_seq
+    snap.events_of = {deploy_id: tuple(events) for deploy_id, events in events_of.items()}
     return snap
 
 
@@ -618,7 +640,7 @@ class _Batch:
             return None
         stored = self.snap.events.get(new.event_id)
         if stored is not None:
-            return DeployEvent.from_doc(stored)
+            return stored
         if new.event_id in self.events:
             return self.events[new.event_id]
         deploy = self.deploy(new.deploy_id)
@@ -674,7 +696,11 @@ class _Batch:
                 doc_ids=[int(self.snap.deploy_keys[i]) for i in stale]
             )
             db.table(EVENTS, cache_size=0).remove(
-                doc_ids=[int(key) for i in stale for key, _doc in self.snap.events_of[i]]
+                doc_ids=[
+                    int(self.snap.event_keys[event.event_id])
+                    for i in stale
+                    for event in self.snap.events_of[i]
+                ]
             )
         if self.snap.data is None:
             db.table(META, cache_size=0).insert({"format": FORMAT, "version": VERSION})
@@ -700,7 +726,7 @@ def _check_new(
     for event in chain((e for _deploy, own in creates for e in own), events):
         doc = DeployEvent.from_new(event, 1).to_doc()
         try:
-            _check_event_doc(doc)
+            _event_from_doc(doc)
             orjson.dumps(doc)
         except (_BadDoc, orjson.JSONEncodeError) as exc:
             raise ValidationError(f"event {event.event_id!r:.60}: {exc}") from None
