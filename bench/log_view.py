@@ -109,6 +109,10 @@ async def key_to_screen(
     started = time.perf_counter()
     press = asyncio.create_task(pilot.press(key))  # type: ignore[attr-defined]
     while lines.scroll_y == before_y:
+        if time.perf_counter() - started > 5:  # the key could not move the view (at an end)
+            press.cancel()
+            await asyncio.gather(press, return_exceptions=True)
+            return None
         await asyncio.sleep(0.001)
     painted: asyncio.Future[float] = loop.create_future()
     app.call_after_refresh(lambda: painted.done() or painted.set_result(time.perf_counter()))
@@ -150,8 +154,13 @@ async def run(total: int, batch: int, rate: float) -> None:
         producer.start()
         keys = ["k", "j"]
         loop = asyncio.get_running_loop()
+        presses = 0
         while not done.is_set() or lines.row_count < total:
-            samples.append(await key_to_screen(app, pilot, lines, keys[len(samples) % 2], loop))
+            if lines.row_count > 100:
+                sample = await key_to_screen(app, pilot, lines, keys[presses % 2], loop)
+                presses += 1
+                if sample is not None:
+                    samples.append(sample)
             await asyncio.sleep(0.01)
         elapsed = time.perf_counter() - started
         await pilot.press("G")  # back to following the end
