@@ -11,39 +11,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from vmkit_tui.models import DeployEvent, DeployRecord, EventKind
+from vmkit_tui.models import DeployRecord
+from vmkit_tui.present import event_line
 from vmkit_tui.text import plain
-
-# data keys worth showing, in this order, when an event carries them
-_DATA_KEYS = (
-    "actor",
-    "trigger",
-    "action",
-    "strategy",
-    "target_sha",
-    "request_id",
-    "run_id",
-    "cause",
-    "fix",
-)
-
-
-def describe(event: DeployEvent, record: DeployRecord) -> str:
-    """One line for an event, from the recorded facts only."""
-    if event.kind is EventKind.CREATED:
-        deploy = record.deploy
-        what = f"recorded: {deploy.triggered_by.value} by {deploy.actor}"
-        if deploy.rollback_of:
-            what += f", rollback of deploy {deploy.rollback_of}"
-    elif event.kind is EventKind.STATUS and event.status is not None:
-        what = f"status → {event.status.value}"
-    else:
-        what = event.kind.value.replace("_", " ")
-    details = [event.detail] if event.detail else []
-    details += [
-        f"{key}={event.data[key]}" for key in _DATA_KEYS if event.data.get(key) not in (None, "")
-    ]
-    return plain(" · ".join([what, *details]))
 
 
 class AuditScreen(ModalScreen[None]):
@@ -74,7 +44,7 @@ class AuditScreen(ModalScreen[None]):
             table.add_row(
                 Text(str(event.seq)),
                 Text(event.at.strftime("%Y-%m-%d %H:%M:%S")),
-                Text(describe(event, self.record)),
+                Text(event_line(event, self.record)),
             )
         table.focus()
 

@@ -8,7 +8,6 @@ as they are known; confirming is possible only once they are, and never when a c
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import ClassVar, Generic, TypeVar
 
 from rich.style import Style
@@ -24,19 +23,10 @@ from vmkit_tui.cancelling import CancelPreflight
 from vmkit_tui.github.results import ImageState
 from vmkit_tui.models import is_sha
 from vmkit_tui.preflight import Preflight
+from vmkit_tui.present import format_age
 from vmkit_tui.text import plain
 
 Checked = TypeVar("Checked")
-
-
-def _age(delta: timedelta | None) -> str:
-    if delta is None:
-        return "unknown age"
-    seconds = int(delta.total_seconds())
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{seconds}s ago"
 
 
 class ConfirmScreen(ModalScreen[bool], Generic[Checked]):
@@ -134,7 +124,7 @@ class RollbackScreen(ConfirmScreen[Preflight]):
             line("Commit", target.message[:200])
         if target.deploy is not None:
             status = target.status.value if target.status else "unknown"
-            line("Deployed", f"{_age(checked.target_age)} by {target.deployed_by} ({status})")
+            line("Deployed", f"{format_age(checked.target_age)} by {target.deployed_by} ({status})")
         live = checked.live_sha
         line(
             "Live now", f"{live[:7]}  {live}" if live else "unknown (no succeeded deploy recorded)"

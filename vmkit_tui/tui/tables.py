@@ -20,7 +20,7 @@ from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
 from vmkit_tui.models import DeployRecord, Status
 from vmkit_tui.overview import EnvironmentSummary, sparkline
-from vmkit_tui.present import format_duration
+from vmkit_tui.present import format_age, format_duration
 from vmkit_tui.text import plain
 
 STATUS_GLYPHS = {
@@ -32,14 +32,6 @@ STATUS_GLYPHS = {
     Status.CANCELLED: "⊘",
 }
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-
-
-def relative_time(moment: datetime, now: datetime) -> str:
-    seconds = max(0, int((now - moment).total_seconds()))
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{seconds}s ago"
 
 
 def clip(text: str, width: int) -> str:
@@ -191,16 +183,11 @@ class ReposTable(NavTable):
         self.set_rows(rows)
 
 
+STATUS_CLASSES = {f"status--{status.value}" for status in Status} | {"nav--muted"}
+
+
 class EnvironmentsTable(NavTable):
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "status--pending",
-        "status--running",
-        "status--cancelling",
-        "status--succeeded",
-        "status--failed",
-        "status--cancelled",
-        "nav--muted",
-    }
+    COMPONENT_CLASSES: ClassVar[set[str]] = STATUS_CLASSES
 
     COLUMNS = (
         ("Environment", False),
@@ -241,15 +228,7 @@ class EnvironmentsTable(NavTable):
 
 
 class DeploysTable(NavTable):
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "status--pending",
-        "status--running",
-        "status--cancelling",
-        "status--succeeded",
-        "status--failed",
-        "status--cancelled",
-        "nav--muted",
-    }
+    COMPONENT_CLASSES: ClassVar[set[str]] = STATUS_CLASSES
 
     def __init__(self, *, now: Callable[[], datetime], id: str | None = None) -> None:
         super().__init__(id=id)
@@ -293,7 +272,7 @@ class DeploysTable(NavTable):
             Text(clip(record.title or "", self._message_width()), no_wrap=True),
             Text(deploy.triggered_by.value),
             Text(clip(deploy.actor, 16), no_wrap=True),
-            Text(relative_time(deploy.created_at, self._now()), no_wrap=True),
+            Text(format_age(self._now() - deploy.created_at), no_wrap=True),
             Text(format_duration(duration[0]) if duration else "—"),
             note,
         ]
