@@ -371,12 +371,13 @@ class VmkitApp(App[None]):
     def _announce_finished(self, record: DeployRecord) -> None:
         if (record.deploy.repo, record.deploy.environment) != (self.repo, self.environment):
             return
-        severity = "information" if record.status.value == "succeeded" else "warning"
+        severity = "information" if record.status is Status.SUCCEEDED else "warning"
+        message = f"{record.deploy.environment} {record.deploy.short_sha}: {record.status.value}"
+        undo = next((e.detail for e in record.events if e.detail.startswith("To undo")), None)
+        if undo and record.status is Status.SUCCEEDED:
+            message += f"\n{undo}"  # how to go back, named after a rollback went live
         self.notify(
-            f"{record.deploy.environment} {record.deploy.short_sha}: {record.status.value}",
-            title=plain(record.deploy.repo),
-            severity=severity,
-            markup=False,
+            plain(message), title=plain(record.deploy.repo), severity=severity, markup=False
         )
         if self.bell_on_finish:
             self.bell()
