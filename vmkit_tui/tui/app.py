@@ -375,7 +375,7 @@ class VmkitApp(App[None]):
         message = f"{record.deploy.environment} {record.deploy.short_sha}: {record.status.value}"
         undo = next((e.detail for e in record.events if e.detail.startswith("To undo")), None)
         if undo and record.status is Status.SUCCEEDED:
-            message += f"\n{undo}"  # how to go back, named after a rollback went live
+            message += f". {undo}"  # how to go back, named after a rollback went live
         self.notify(
             plain(message), title=plain(record.deploy.repo), severity=severity, markup=False
         )
