@@ -6,6 +6,7 @@ import os
 import re
 import threading
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import accumulate
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,7 @@ def documented_line(record: LogRecord) -> bytes:
 def test_batches_of_every_shape_are_written_exactly_as_documented(log: Path) -> None:
     tokyo = timezone(timedelta(hours=9))
     shared = T0 + timedelta(seconds=5)  # one read's arrival time, shared by its lines
+    odd = {1500: "ünïcödé", 2100: "tab\there"}
     batches = [
         records(3),
         [  # one stream, ASCII, crossing second boundaries, microsecond 0, a shared time
@@ -109,6 +111,10 @@ def test_batches_of_every_shape_are_written_exactly_as_documented(log: Path) -> 
             LogRecord(T0, "h\tost", "src\n", ""),
         ],
         [LogRecord(T0, "h\\ost\r", "s\trc", f"one awkward stream {i}") for i in range(2)],
+        [  # big enough to be encoded in pieces, one of them not ASCII, another with a tab
+            LogRecord(T0 + timedelta(microseconds=i), "vm1", "app", odd.get(i, f"line {i}"))
+            for i in range(2500)
+        ],
         [  # far from now: before the epoch, a three-digit year, the last microsecond
             LogRecord(datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC), "vm1", "app", "x"),
             LogRecord(datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC), "vm1", "app", "y"),
@@ -121,7 +127,7 @@ def test_batches_of_every_shape_are_written_exactly_as_documented(log: Path) -> 
         assert writer.append_many([]) == 0
     expected = [documented_line(record) for batch in batches for record in batch]
     assert log.read_bytes() == b"".join(expected)
-    starts = [sum(map(len, expected[:i])) for i in range(len(expected))]
+    starts = list(accumulate(map(len, expected[:-1]), initial=0))
     data = index_path(log).read_bytes()
     assert [int.from_bytes(data[i : i + 8], "little") for i in range(0, len(data), 8)] == starts
 
