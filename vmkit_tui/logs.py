@@ -52,7 +52,6 @@ __all__ = [
 _CHUNK = 1 << 20  # bytes read per scan / search step
 _OFFSET_SIZE = 8
 _LITTLE_ENDIAN = sys.byteorder == "little"
-_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _UNESCAPES = {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
 _ESCAPED = re.compile(r"\\(.)", re.DOTALL)
 _STAMP_LENGTH = 27  # len("2026-05-01T10:00:00.123456Z")
@@ -208,7 +207,7 @@ def _encode_piece(records: list[LogRecord]) -> tuple[bytes, list[int]]:
     columns rather than records: one scan of all texts for characters to escape, host and
     source escaped once, and byte lengths taken from the str lengths when the piece is ASCII
     (else from the encoded blob)."""
-    times, hosts, sources, texts = (list(map(_FIELDS[i], records)) for i in range(4))
+    times, hosts, sources, texts = (list(map(field, records)) for field in _FIELDS)
     if _needs_escape("".join(texts)):
         texts = list(map(_escape, texts))
     separators = _separators(hosts, sources)
