@@ -1,7 +1,7 @@
 """Fixtures for tests against the sandbox GitHub server.
 
 A test module asks for them explicitly with `pytest_plugins = ["tests.integration.sandbox_fixtures"]`.
-`world` is a small seeded world on a `ManualClock`, `sandbox` serves it on 127.0.0.1, `api` is a
+`sandbox` serves the seeded `world` (from `tests.world_fixtures`) on 127.0.0.1, `api` is a
 plain httpx client with the sandbox token (`auth` holds its headers), and `schema(path, method,
 status, body)` validates a response body against the schema GitHub publishes for that operation
 and status (tests/data/github-openapi-subset.json).
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,11 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from vmkit_tui.sandbox.clock import ManualClock
 from vmkit_tui.sandbox.github_server import SANDBOX_TOKEN, GitHubSandbox
 from vmkit_tui.sandbox.world import World
 
-START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+pytest_plugins = ["tests.world_fixtures"]
+
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "data" / "github-openapi-subset.json"
 SCHEMA_URI = "urn:github-openapi-subset"
 AUTH = {"Authorization": f"Bearer {SANDBOX_TOKEN}", "X-GitHub-Api-Version": "2022-11-28"}
@@ -68,16 +67,6 @@ def assert_schema(path: str, method: str, status: int, body: Any) -> None:
     assert not errors, "\n".join(
         f"{'/'.join(map(str, error.absolute_path))}: {error.message[:300]}" for error in errors[:10]
     )
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(START)
-
-
-@pytest.fixture
-def world(clock: ManualClock) -> World:
-    return World.seeded(7, clock, profile="small")
 
 
 @pytest.fixture

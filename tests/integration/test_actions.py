@@ -36,7 +36,7 @@ from vmkit_tui.sandbox.world import Run, World
 from vmkit_tui.updates import Broadcaster, DeployChanged, Update
 from vmkit_tui.vm_watch import VmWatcher
 
-pytest_plugins = ["tests.integration.sandbox_fixtures"]
+pytest_plugins = ["tests.integration.sandbox_fixtures", "tests.integration.vm_fixtures"]
 pytestmark = pytest.mark.timeout(90)
 
 MANUAL = Trigger.MANUAL
@@ -81,16 +81,6 @@ class Setup:
         return next(
             r for r in self.records() if r.deploy.sha.startswith(sha7) and r.status is status
         )
-
-
-@pytest.fixture
-async def vms(world: World, tmp_path: Path) -> AsyncIterator[VmSandbox]:
-    sandbox = VmSandbox(world, tmp_path / "vm-keys")
-    await sandbox.start()
-    try:
-        yield sandbox
-    finally:
-        await sandbox.stop()
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from vmkit_tui.sandbox.vm_server import VmSandbox
 from vmkit_tui.sandbox.world import World
 from vmkit_tui.updates import Broadcaster, LogGrew, Update
 
-pytest_plugins = ["tests.integration.sandbox_fixtures"]
+pytest_plugins = ["tests.integration.sandbox_fixtures", "tests.integration.vm_fixtures"]
 pytestmark = pytest.mark.timeout(90)
 
 MANUAL = Trigger.MANUAL
@@ -72,16 +72,6 @@ class Setup:
 
     def live(self) -> str | None:
         return self.world.environment(REPO, "production").live_sha
-
-
-@pytest.fixture
-async def vms(world: World, tmp_path: Path) -> AsyncIterator[VmSandbox]:
-    sandbox = VmSandbox(world, tmp_path / "vm-keys")
-    await sandbox.start()
-    try:
-        yield sandbox
-    finally:
-        await sandbox.stop()
 
 
 @pytest.fixture

@@ -1,9 +1,8 @@
 """Fixtures for tests against the sandbox VMs (real SSH on 127.0.0.1, through our client).
 
-A test module asks for them with `pytest_plugins = ["tests.integration.vm_fixtures"]`. `world`
-is a small seeded world on a `ManualClock` (time moves only when the test says so), `vms`
-serves it, `target(vm, **changes)` is our client's view of one VM (the sandbox's key and
-known_hosts; `changes` replace SshTarget fields).
+A test module asks for them with `pytest_plugins = ["tests.integration.vm_fixtures"]`. `vms`
+serves the seeded `world` (from `tests.world_fixtures`), `target(vm, **changes)` is our
+client's view of one VM (the sandbox's key and known_hosts; `changes` replace SshTarget fields).
 """
 
 from __future__ import annotations
@@ -16,21 +15,10 @@ from typing import Any
 import pytest
 
 from vmkit_tui import ssh
-from vmkit_tui.sandbox.clock import ManualClock
 from vmkit_tui.sandbox.vm_server import VmSandbox
 from vmkit_tui.sandbox.world import World
 
-from .vm_helpers import START
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(START)
-
-
-@pytest.fixture
-def world(clock: ManualClock) -> World:
-    return World.seeded(7, clock, profile="small")
+pytest_plugins = ["tests.world_fixtures"]
 
 
 @pytest.fixture

@@ -7,13 +7,11 @@ import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 
 from vmkit_tui import ssh
 from vmkit_tui.logs import LogRecord
 from vmkit_tui.sandbox.clock import ManualClock
 
-START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 REPO = "acme/my-fastapi-app"
 
 # Hermetic (nothing from ~/.ssh or ssh-agent), quick to notice drops and to reconnect.

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
+from tests.world_fixtures import START
 from vmkit_tui.sandbox.clock import ManualClock
 from vmkit_tui.sandbox.world import VmLine, World, WorldError
 
-START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+pytest_plugins = ["tests.world_fixtures"]
 REPO = "acme/my-fastapi-app"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(START)
-
-
-@pytest.fixture
-def world(clock: ManualClock) -> World:
-    return World.seeded(7, clock, profile="small")
 
 
 def proxy_messages(world: World, vm: str, since: datetime) -> list[str]:
