@@ -4,7 +4,8 @@ first-healthy moment lands in the history once, and host trouble becomes SourceH
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from vmkit_tui.sandbox.vm_server import VmSandbox
 from vmkit_tui.sandbox.world import Run, World
 from vmkit_tui.ssh import VMKIT_SOURCE
 from vmkit_tui.updates import Broadcaster, DeployChanged, Health, LogGrew, SourceHealth, Update
-from vmkit_tui.vm_watch import VmWatcher, first_healthy_id
+from vmkit_tui.vm_watch import GRACE_SECONDS, VmWatcher, first_healthy_id
 
 from .vm_helpers import FAST, REPO, run_world, wait_until
 
@@ -54,18 +55,7 @@ class Updates:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
-@pytest.fixture
-async def updates() -> AsyncIterator[tuple[Broadcaster, Updates]]:
-    broadcaster = Broadcaster()
-    seen = Updates(broadcaster)
-    await seen.start()
-    yield broadcaster, seen
-    await seen.close()
-
-
-@pytest.fixture
-def history(tmp_path: Path) -> AsyncHistory:
-    return AsyncHistory(History(tmp_path / "history.json"))
+PODMAN = {"kamal-proxy": "podman logs --follow --timestamps {since} -- kamal-proxy"}
 
 
 def env_config(world: World, vms: VmSandbox, name: str, **changes: Any) -> EnvironmentConfig:
@@ -82,39 +72,80 @@ def env_config(world: World, vms: VmSandbox, name: str, **changes: Any) -> Envir
     return EnvironmentConfig(**fields)
 
 
-async def record_deploy(history: AsyncHistory, run: Run) -> DeployRecord:
-    deploy = Deploy(
-        id=f"{run.id % 16**12:012x}",
-        repo=REPO,
-        environment=run.environment,
-        sha=run.sha,
-        triggered_by=Trigger.PUSH,
-        actor=run.actor,
-        created_at=run.created_at,
-        run_id=run.id,
-    )
-    events = [
-        NewEvent(deploy.id, EventKind.CREATED, run.created_at),
-        NewEvent(deploy.id, EventKind.STATUS, run.created_at, status=Status.RUNNING),
-    ]
-    return (await history.create_deploy(deploy, events)).record
+@dataclass
+class Rig:
+    """The sandbox VMs, a history and the updates seen, with a watcher made to order."""
+
+    world: World
+    clock: ManualClock
+    vms: VmSandbox
+    history: AsyncHistory
+    broadcaster: Broadcaster
+    seen: Updates
+    tmp_path: Path
+
+    async def deploy(self, environment: str) -> tuple[Run, DeployRecord]:
+        """A push to `environment`, recorded in the history as a running deploy."""
+        run = self.world.push(REPO, environment)
+        deploy = Deploy(
+            id=f"{run.id % 16**12:012x}",
+            repo=REPO,
+            environment=run.environment,
+            sha=run.sha,
+            triggered_by=Trigger.PUSH,
+            actor=run.actor,
+            created_at=run.created_at,
+            run_id=run.id,
+        )
+        events = [
+            NewEvent(deploy.id, EventKind.CREATED, run.created_at),
+            NewEvent(deploy.id, EventKind.STATUS, run.created_at, status=Status.RUNNING),
+        ]
+        return run, (await self.history.create_deploy(deploy, events)).record
+
+    def watcher(
+        self, environment: str, data: str = "data", grace: float = GRACE_SECONDS, **changes: Any
+    ) -> VmWatcher:
+        """A watcher of `environment` (config fields replaced by `changes`) spooling to `data`."""
+        env = env_config(self.world, self.vms, environment, **changes)
+        return VmWatcher(
+            REPO,
+            env,
+            self.history,
+            self.tmp_path / data,
+            self.broadcaster,
+            ssh_options=FAST,
+            grace=grace,
+        )
 
 
-async def test_deploy_spool_gets_vm_lines_and_one_first_healthy_event(
-    world: World,
-    clock: ManualClock,
-    vms: VmSandbox,
-    history: AsyncHistory,
-    updates: tuple[Broadcaster, Updates],
-    tmp_path: Path,
-) -> None:
-    broadcaster, seen = updates
-    run = world.push(REPO, "staging")
-    record = await record_deploy(history, run)
-    env = env_config(world, vms, "staging")
-    watcher = VmWatcher(
-        REPO, env, history, tmp_path / "data", broadcaster, ssh_options=FAST, grace=0.2
-    )
+@pytest.fixture
+async def rig(
+    world: World, clock: ManualClock, vms: VmSandbox, tmp_path: Path
+) -> AsyncIterator[Rig]:
+    broadcaster = Broadcaster()
+    seen = Updates(broadcaster)
+    await seen.start()
+    history = AsyncHistory(History(tmp_path / "history.json"))
+    yield Rig(world, clock, vms, history, broadcaster, seen, tmp_path)
+    await seen.close()
+
+
+def agent_confirmed(reader: SpoolReader) -> Callable[[], bool]:
+    """Whether the spool holds the agent's "traffic flowing" line yet (re-read on each call)."""
+
+    def confirmed() -> bool:
+        reader.refresh()
+        return any("traffic flowing" in r.text for r in reader)
+
+    return confirmed
+
+
+async def test_deploy_spool_gets_vm_lines_and_one_first_healthy_event(rig: Rig) -> None:
+    world, clock, vms, history, seen = rig.world, rig.clock, rig.vms, rig.history, rig.seen
+    run, record = await rig.deploy("staging")
+    watcher = rig.watcher("staging", grace=0.2)
+    env = watcher.env
     await watcher.watch(record)
     await watcher.watch(record)  # idempotent: still one set of streams
     await wait_until(lambda: vms.session_count() == 2 * len(env.hosts), what="the streams")
@@ -127,13 +158,8 @@ async def test_deploy_spool_gets_vm_lines_and_one_first_healthy_event(
         )
 
     await run_world(clock, healthy_published, step=2.0)
-    reader = SpoolReader(spool_path(tmp_path / "data", record.id))
-
-    def agent_confirmed() -> bool:
-        reader.refresh()
-        return any("traffic flowing" in r.text for r in reader)
-
-    await run_world(clock, agent_confirmed, step=2.0)
+    reader = SpoolReader(spool_path(rig.tmp_path / "data", record.id))
+    await run_world(clock, agent_confirmed(reader), step=2.0)
     await watcher.deploy_finished(record.id)
     await wait_until(lambda: watcher.watching == [], what="the grace period to end")
     await wait_until(lambda: vms.session_count() == 0, what="the remote commands to stop")
@@ -159,22 +185,13 @@ async def test_deploy_spool_gets_vm_lines_and_one_first_healthy_event(
     await watcher.stop()
 
 
-async def test_offline_host_is_unreachable_then_ok_when_it_returns(
-    world: World,
-    clock: ManualClock,
-    vms: VmSandbox,
-    history: AsyncHistory,
-    updates: tuple[Broadcaster, Updates],
-    tmp_path: Path,
-) -> None:
-    broadcaster, seen = updates
+async def test_offline_host_is_unreachable_then_ok_when_it_returns(rig: Rig) -> None:
+    world, clock, vms, seen = rig.world, rig.clock, rig.vms, rig.seen
     vm = world.environment(REPO, "production").deploy_host
     world.set_vm_offline(vm, True)
     await vms.refresh()
-    run = world.push(REPO, "production")
-    record = await record_deploy(history, run)
-    env = env_config(world, vms, "production")
-    watcher = VmWatcher(REPO, env, history, tmp_path / "data", broadcaster, ssh_options=FAST)
+    _, record = await rig.deploy("production")
+    watcher = rig.watcher("production")
     key = f"ssh:{vms.host_spec(vm)}"
     await watcher.watch(record)
     await wait_until(lambda: seen.health(key), what="a health update")
@@ -188,30 +205,21 @@ async def test_offline_host_is_unreachable_then_ok_when_it_returns(
     assert watcher.watching == [] and vms.session_count() == 0
     await vms.stop()
     assert asyncio.all_tasks() - {asyncio.current_task()} == {seen.task}  # nothing leaked
-    with SpoolReader(spool_path(tmp_path / "data", record.id)) as reader:
+    with SpoolReader(spool_path(rig.tmp_path / "data", record.id)) as reader:
         notes = [r.text for r in reader if r.source == VMKIT_SOURCE]
     assert len(notes) == 2  # one per stream (proxy, agent) of the offline host
     assert all("retrying" in note and "connection refused" in note for note in notes)
 
 
-async def test_trust_auth_and_missing_commands_are_reported_and_not_retried(
-    world: World,
-    clock: ManualClock,
-    vms: VmSandbox,
-    history: AsyncHistory,
-    updates: tuple[Broadcaster, Updates],
-    tmp_path: Path,
-) -> None:
-    broadcaster, seen = updates
-    empty = tmp_path / "known_hosts"
+async def test_trust_auth_and_missing_commands_are_reported_and_not_retried(rig: Rig) -> None:
+    world, vms, seen = rig.world, rig.vms, rig.seen
+    empty = rig.tmp_path / "known_hosts"
     empty.write_text("")
-    run = world.push(REPO, "staging")
-    record = await record_deploy(history, run)
+    _, record = await rig.deploy("staging")
     vm = world.environment(REPO, "staging").deploy_host
     key = f"ssh:{vms.host_spec(vm)}"
 
-    untrusted = env_config(world, vms, "staging", known_hosts=empty)
-    watcher = VmWatcher(REPO, untrusted, history, tmp_path / "a", broadcaster, ssh_options=FAST)
+    watcher = rig.watcher("staging", "a", known_hosts=empty)
     await watcher.watch(record)
     await wait_until(lambda: seen.health(key), what="a host key refusal")
     refused = seen.health(key)[-1]
@@ -220,28 +228,13 @@ async def test_trust_auth_and_missing_commands_are_reported_and_not_retried(
     await watcher.stop()
 
     world.set_vm_auth_refused(vm, True)
-    watcher = VmWatcher(
-        REPO,
-        env_config(world, vms, "staging"),
-        history,
-        tmp_path / "b",
-        broadcaster,
-        ssh_options=FAST,
-    )
+    watcher = rig.watcher("staging", "b")
     await watcher.watch(record)
     await wait_until(lambda: seen.health(key)[-1].health is Health.AUTH, what="an auth failure")
     await watcher.stop()
     world.set_vm_auth_refused(vm, False)
 
-    podman = {"kamal-proxy": "podman logs --follow --timestamps {since} -- kamal-proxy"}
-    watcher = VmWatcher(
-        REPO,
-        env_config(world, vms, "staging", streams=podman),
-        history,
-        tmp_path / "c",
-        broadcaster,
-        ssh_options=FAST,
-    )
+    watcher = rig.watcher("staging", "c", streams=PODMAN)
     await watcher.watch(record)
     await wait_until(lambda: seen.health(key)[-1].health is Health.ERROR, what="not found")
     assert "kamal-proxy log" in seen.health(key)[-1].message
@@ -251,29 +244,14 @@ async def test_trust_auth_and_missing_commands_are_reported_and_not_retried(
 
 
 async def test_without_the_proxy_log_the_agent_confirmation_is_recorded_at_the_end(
-    world: World,
-    clock: ManualClock,
-    vms: VmSandbox,
-    history: AsyncHistory,
-    updates: tuple[Broadcaster, Updates],
-    tmp_path: Path,
+    rig: Rig,
 ) -> None:
-    broadcaster, seen = updates
-    run = world.push(REPO, "staging")
-    record = await record_deploy(history, run)
-    podman = {"kamal-proxy": "podman logs --follow --timestamps {since} -- kamal-proxy"}
-    env = env_config(world, vms, "staging", streams=podman)
-    watcher = VmWatcher(
-        REPO, env, history, tmp_path / "data", broadcaster, ssh_options=FAST, grace=0.1
-    )
+    world, clock, history, seen = rig.world, rig.clock, rig.history, rig.seen
+    run, record = await rig.deploy("staging")
+    watcher = rig.watcher("staging", grace=0.1, streams=PODMAN)
     await watcher.watch(record)
-    reader = SpoolReader(spool_path(tmp_path / "data", record.id))
-
-    def agent_confirmed() -> bool:
-        reader.refresh()
-        return any("traffic flowing" in r.text for r in reader)
-
-    await run_world(clock, agent_confirmed, step=2.0)
+    reader = SpoolReader(spool_path(rig.tmp_path / "data", record.id))
+    await run_world(clock, agent_confirmed(reader), step=2.0)
     assert (await history.record(record.id)).first_healthy_at is None  # not before the end
     await watcher.deploy_finished(record.id)
     await wait_until(lambda: watcher.watching == [], what="the grace period to end")
