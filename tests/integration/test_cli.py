@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,22 +23,11 @@ from vmkit_tui.logs import LogRecord, SpoolWriter
 from vmkit_tui.models import EventKind, Status, Trigger
 from vmkit_tui.preflight import default_rollback_target
 
+pytest_plugins = ["tests.integration.cli_fixtures"]
+
 Cli = Callable[..., Run]
 HOSTILE = "\x1b]52;c;aGVsbG8=\x07[/]\x1b[2J[@click=app.quit]x \x1b[31mred\x1b[0m"
 TOKEN = "ghp_" + "A1b2C3d4E5" * 4
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """One sandbox for the tests that change nothing in it."""
-    with sandbox(tmp_path_factory.mktemp("shared"), speed=20) as found:
-        yield found
-
-
-@pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[Sandbox]:
-    with sandbox(tmp_path / "sandbox", speed=20) as found:
-        yield found
 
 
 @pytest.fixture

@@ -34,6 +34,8 @@ from vmkit_tui.models import (
 )
 from vmkit_tui.preflight import default_rollback_target
 
+pytest_plugins = ["tests.integration.cli_fixtures"]
+
 CLIENT = "pytest-assistant"
 READ_TOOLS = {
     "list_environments",
@@ -45,19 +47,6 @@ READ_TOOLS = {
 }
 WRITE_TOOLS = {"rollback", "cancel_deploy", "deploy_sha"}
 WAIT_S = 60.0  # real seconds a deploy may take to reach its final status
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """One sandbox for the tests that change no deploy in it."""
-    with sandbox(tmp_path_factory.mktemp("shared"), speed=20) as found:
-        yield found
-
-
-@pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[Sandbox]:
-    with sandbox(tmp_path / "sandbox", speed=20) as found:
-        yield found
 
 
 class Session:
