@@ -92,16 +92,21 @@ def github() -> FakeGitHub:
     return FakeGitHub()
 
 
-@pytest.fixture
-async def client(github: FakeGitHub, time_: FakeTime):
-    async with GitHubClient(
+def faked_client(github: FakeGitHub, time_: FakeTime, **options: Any) -> GitHubClient:
+    """A client of the fake GitHub on fake time; `options` are further GitHubClient settings."""
+    return GitHubClient(
         API,
         Secret(TOKEN),
         clock=time_.clock,
         sleep=time_.sleep,
         transport=httpx.MockTransport(github),
-        dispatch_lookup_timeout=6.0,
-    ) as c:
+        **options,
+    )
+
+
+@pytest.fixture
+async def client(github: FakeGitHub, time_: FakeTime):
+    async with faked_client(github, time_, dispatch_lookup_timeout=6.0) as c:
         yield c
 
 
@@ -290,14 +295,7 @@ async def test_short_rate_limit_is_waited_out_and_observable(
         reply(429, {"message": "slow down"}, **{"retry-after": "30"}),
     )
     github.on("GET", "/repos/acme/web/actions/runs/1", reply(200, run(1)))
-    async with GitHubClient(
-        API,
-        Secret(TOKEN),
-        clock=time_.clock,
-        sleep=time_.sleep,
-        transport=httpx.MockTransport(github),
-        on_rate_limit=seen.append,
-    ) as client:
+    async with faked_client(github, time_, on_rate_limit=seen.append) as client:
         assert (await client.get_run("acme/web", 1)).id == 1
     assert time_.sleeps == [30.0]
     assert len(seen) == 1 and seen[0].wait == 30 and seen[0].secondary
@@ -426,14 +424,7 @@ async def test_oversized_log_keeps_the_tail(github: FakeGitHub, time_: FakeTime)
         "GET", "/repos/acme/web/actions/jobs/7/logs", reply(302, location="https://blob.example/l")
     )
     github.on("GET", "/l", lambda request: httpx.Response(200, content="\n".join(lines).encode()))
-    async with GitHubClient(
-        API,
-        Secret(TOKEN),
-        clock=time_.clock,
-        sleep=time_.sleep,
-        transport=httpx.MockTransport(github),
-        max_log_bytes=200,
-    ) as client:
+    async with faked_client(github, time_, max_log_bytes=200) as client:
         log = await client.job_log("acme/web", 7)
     assert log is not None and log.truncated
     assert log.lines[-1].text == "line 49" and log.lines[0].timestamp is not None
