@@ -143,6 +143,15 @@ class RepoSpec:
     environments: tuple[tuple[str, int], ...]  # (environment name, number of VMs)
 
 
+FASTAPI_APP = RepoSpec(
+    "acme",
+    "my-fastapi-app",
+    PYTHON,
+    "ghcr.io/acme/my-fastapi-app",
+    "api.acme.dev",
+    (("production", 1), ("staging", 1)),
+)
+
 DEMO_REPOS = (
     RepoSpec(
         "acme",
@@ -160,26 +169,10 @@ DEMO_REPOS = (
         "billing.acme.dev",
         (("production", 2), ("staging", 1)),
     ),
-    RepoSpec(
-        "acme",
-        "my-fastapi-app",
-        PYTHON,
-        "ghcr.io/acme/my-fastapi-app",
-        "api.acme.dev",
-        (("production", 1), ("staging", 1)),
-    ),
+    FASTAPI_APP,
 )
 
-SMALL_REPOS = (
-    RepoSpec(
-        "acme",
-        "my-fastapi-app",
-        PYTHON,
-        "ghcr.io/acme/my-fastapi-app",
-        "api.acme.dev",
-        (("production", 1), ("staging", 1)),
-    ),
-)
+SMALL_REPOS = (FASTAPI_APP,)  # the tests' world: the demo's last repo alone
 
 PEOPLE = (
     ("Maria Chen", "maria-chen"),
