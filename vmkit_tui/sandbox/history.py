@@ -189,17 +189,7 @@ def _push(
             files=world._new_commit_files(repo, rng, date, migration),
             parent=latest.sha,
         )
-    repo.branches[env.branch] = commit.sha
-    run = world._create_run(
-        env,
-        created_at=at,
-        event="push",
-        head_sha=commit.sha,
-        sha=commit.sha,
-        actor=commit.author_login,
-        title=commit.message.splitlines()[0],
-        scenario=scenario,
-    )
+    run = world._push_run(env, commit, at, scenario)
     if not keep_lock:  # the holder releases the lock before the next deploy
         release = world._plans[run.id].completed_at + timedelta(seconds=rng.uniform(300, 700))
         for interval in world._locks[(repo.full_name, env.name)]:

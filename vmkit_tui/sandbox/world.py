@@ -813,17 +813,7 @@ class World:
             files=files or self._new_commit_files(env.repo, rng, now, None),
             parent=parent,
         )
-        env.repo.branches[env.branch] = commit.sha
-        run = self._create_run(
-            env,
-            created_at=now,
-            event="push",
-            head_sha=commit.sha,
-            sha=commit.sha,
-            actor=person[1],
-            title=commit.message.splitlines()[0],
-            scenario=scenario,
-        )
+        run = self._push_run(env, commit, now, scenario)
         self._notify()
         return run
 
@@ -1014,6 +1004,21 @@ class World:
     # ------------------------------------------------------------------------------------
     # Run creation and scheduling
     # ------------------------------------------------------------------------------------
+
+    def _push_run(self, env: _Env, commit: Commit, at: datetime, scenario: str) -> Run:
+        """The environment's branch moves to `commit`; the push run that triggers, at `at`
+        (also how the seeded past is made)."""
+        env.repo.branches[env.branch] = commit.sha
+        return self._create_run(
+            env,
+            created_at=at,
+            event="push",
+            head_sha=commit.sha,
+            sha=commit.sha,
+            actor=commit.author_login,
+            title=commit.message.splitlines()[0],
+            scenario=scenario,
+        )
 
     def _create_run(
         self,
