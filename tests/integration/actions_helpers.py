@@ -9,7 +9,8 @@ by what they wait (`SimTime`), so minutes of simulated deploy take well under a 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -134,6 +135,26 @@ async def record_past(
             timing=TrackingTiming(jitter=0.0, sleep=SimTime(clock).sleep),
         )
         await tracker.poll()
+
+
+@asynccontextmanager
+async def acting(
+    config: Config,
+    history: History,
+    sandbox: GitHubSandbox,
+    clock: ManualClock,
+    data_dir: Path,
+    updates: Broadcaster,
+) -> AsyncIterator[tuple[GitHubClient, DeployActions]]:
+    """The world's past recorded in `history`, then the client and the actions the tests use
+    (closed afterwards)."""
+    async with make_client(sandbox, clock) as client:
+        await record_past(config, history, client, data_dir, clock)
+        actions = make_actions(config, history, client, data_dir, updates, clock)
+        try:
+            yield client, actions
+        finally:
+            await actions.aclose()
 
 
 async def drive(

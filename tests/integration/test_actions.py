@@ -14,10 +14,9 @@ import pytest
 
 from tests.integration.actions_helpers import (
     REPO,
+    acting,
     drive,
     eventually,
-    make_actions,
-    make_client,
     make_config,
     record_past,
     tracked_to_the_end,
@@ -87,16 +86,11 @@ class Setup:
 async def setup(
     world: World, clock: ManualClock, sandbox: GitHubSandbox, vms: VmSandbox, tmp_path: Path
 ) -> AsyncIterator[Setup]:
+    updates = Probe(sandbox)
     config = make_config(world, sandbox, vms)
     history = History(tmp_path / "history.json")
-    async with make_client(sandbox, clock) as client:
-        await record_past(config, history, client, tmp_path, clock)
-        updates = Probe(sandbox)
-        actions = make_actions(config, history, client, tmp_path, updates, clock)
-        try:
-            yield Setup(world, clock, sandbox, vms, history, client, actions, updates, tmp_path)
-        finally:
-            await actions.aclose()
+    async with acting(config, history, sandbox, clock, tmp_path, updates) as (client, actions):
+        yield Setup(world, clock, sandbox, vms, history, client, actions, updates, tmp_path)
 
 
 def dispatches(sandbox: GitHubSandbox) -> list[RecordedRequest]:
@@ -381,11 +375,9 @@ async def test_deploy_sha_beyond_the_kept_history(
 ) -> None:
     config = make_config(world, sandbox, vms)
     history = History(tmp_path / "history.json", keep=3)  # only the newest three are kept
-    async with make_client(sandbox, clock) as client:
-        await record_past(config, history, client, tmp_path, clock)
+    async with acting(config, history, sandbox, clock, tmp_path, Broadcaster()) as (_, actions):
         old = next(r for r in world.runs(REPO) if r.sha.startswith("3b1287f"))
         assert all(r.deploy.sha != old.sha for r in history.records(REPO, "production"))
-        actions = make_actions(config, history, client, tmp_path, Broadcaster(), clock)
         record = await actions.deploy_sha(REPO, "production", old.sha, trigger=MANUAL, actor="me")
     assert record.deploy.sha == old.sha and record.deploy.rollback_of is None
     assert record.events[0].data["title"] == "Deploy 3b1287f to production"

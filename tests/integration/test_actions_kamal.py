@@ -16,12 +16,10 @@ import pytest
 
 from tests.integration.actions_helpers import (
     REPO,
+    acting,
     drive,
     eventually,
-    make_actions,
-    make_client,
     make_config,
-    record_past,
 )
 from tests.integration.vm_helpers import FAST
 from vmkit_tui.actions import ActionRefused, DeployActions
@@ -78,16 +76,11 @@ class Setup:
 async def setup(
     world: World, clock: ManualClock, sandbox: GitHubSandbox, vms: VmSandbox, tmp_path: Path
 ) -> AsyncIterator[Setup]:
+    updates = Seen()
     config = make_config(world, sandbox, vms, RollbackStrategy.KAMAL_SSH)
     history = History(tmp_path / "history.json")
-    async with make_client(sandbox, clock) as client:
-        await record_past(config, history, client, tmp_path, clock)
-        updates = Seen()
-        actions = make_actions(config, history, client, tmp_path, updates, clock)
-        try:
-            yield Setup(world, clock, sandbox, history, actions, updates, tmp_path)
-        finally:
-            await actions.aclose()
+    async with acting(config, history, sandbox, clock, tmp_path, updates) as (_, actions):
+        yield Setup(world, clock, sandbox, history, actions, updates, tmp_path)
 
 
 def kinds(record: DeployRecord) -> list[str]:
