@@ -57,8 +57,7 @@ from vmkit_tui.tui.app import VmkitApp
 from sample_history import sample_config
 
 class FirstPaint(VmkitApp):
-    def on_mount(self):
-        super().on_mount()
+    def on_mount(self):  # Textual runs VmkitApp.on_mount too: every class's handler is called
         if sys.argv[2] == "frame":
             self.call_after_refresh(self.exit)
 

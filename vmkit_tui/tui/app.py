@@ -7,6 +7,7 @@ turns the service's updates into messages; widgets never do I/O themselves.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -191,6 +192,9 @@ class VmkitApp(App[None]):
         self._refresh_repos()
 
     def _after_first_frame(self) -> None:
+        # Everything made so far lives as long as the app: keep the collector from walking it
+        # again while the history read allocates tens of thousands of objects.
+        gc.freeze()
         self._load()
         if self.track:
             self._start_tracking()
