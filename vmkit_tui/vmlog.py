@@ -119,6 +119,23 @@ def _proxy_target(doc: dict[str, Any]) -> str:
     return _text(target)
 
 
+def proxy_summary(text: str) -> str:
+    """A kamal-proxy JSON log line as people read it: `INFO Deploying service=… target=…`
+    (its own time is dropped: the log view shows it). Anything else is returned unchanged."""
+    if not text.startswith("{"):
+        return text
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+    if not isinstance(doc, dict) or "msg" not in doc:
+        return text
+    level, msg = doc.pop("level", ""), doc.pop("msg", "")
+    doc.pop("time", None)
+    fields = " ".join(f"{key}={value}" for key, value in doc.items())
+    return " ".join(part for part in (str(level), str(msg), fields) if part)
+
+
 def parse_proxy_line(
     text: str, at: datetime, host: str = "", source: str = PROXY_SOURCE
 ) -> VmEvent | None:

@@ -223,3 +223,13 @@ def test_a_failed_deploy_has_no_healthy_moment_and_records_the_failure() -> None
         watch.feed(event)
     assert watch.first_healthy is None
     assert watch.failure is not None and watch.failure.kind is VmEventKind.DEPLOY_FAILED
+
+
+def test_proxy_summary_reads_like_a_log_line() -> None:
+    from vmkit_tui.vmlog import proxy_summary
+
+    line = '{"time":"2026-11-27T09:58:50Z","level":"INFO","msg":"Deploying","service":"web","target":"web-1:3000"}'
+    assert proxy_summary(line) == "INFO Deploying service=web target=web-1:3000"
+    assert proxy_summary("plain text [/]") == "plain text [/]"
+    assert proxy_summary('{"broken"') == '{"broken"'
+    assert proxy_summary('["a list"]') == '["a list"]'

@@ -26,6 +26,7 @@ from textual.strip import Strip
 from textual.worker import get_current_worker
 
 from vmkit_tui.text import keep_sgr, plain
+from vmkit_tui.vmlog import proxy_summary
 
 MAX_RENDER_CHARS = 2_000  # a 1 MB line is shown cut, with a marker, never laid out whole
 STRIP_CACHE_SIZE = 2_000
@@ -301,6 +302,8 @@ class LogLines(ScrollView, can_focus=True):
         label = line.source if not line.host else f"{line.source}@{line.host}"
         stamp = _clock(line.at)
         raw = line.text
+        if line.source == "kamal-proxy":
+            raw = proxy_summary(raw)
         if raw.startswith("##[group]"):
             raw = ("▸ " if self.folded else "▾ ") + raw[len("##[group]") :]
             group = True
