@@ -30,6 +30,7 @@ from vmkit_tui.vmlog import proxy_summary
 
 MAX_RENDER_CHARS = 2_000  # a 1 MB line is shown cut, with a marker, never laid out whole
 STRIP_CACHE_SIZE = 2_000
+WIDE_LABELS = 100  # columns from which each line is labelled source@host, not just source
 REFRESH_INTERVAL = 0.05  # s: at most 20 refreshes a second while lines pour in
 
 
@@ -136,6 +137,7 @@ class LogLines(ScrollView, can_focus=True):
         self._tick()
 
     def on_resize(self) -> None:
+        self._strips.clear()  # the label column's width depends on ours
         if self.follow:
             self.scroll_end(animate=False)
 
@@ -299,7 +301,9 @@ class LogLines(ScrollView, can_focus=True):
     def _render_row(self, line: LogLine, is_match: bool) -> Strip:
         meta_style = self.get_component_rich_style("loglines--meta")
         source_style = self.get_component_rich_style(_source_class(line.source))
-        label = line.source if not line.host else f"{line.source}@{line.host}"
+        wide = self.size.width >= WIDE_LABELS  # narrow panes show the source, not the host
+        label = f"{line.source}@{line.host}" if line.host and wide else line.source
+        label_width = 32 if wide else 12
         stamp = _clock(line.at)
         raw = line.text
         if line.source == "kamal-proxy":
@@ -323,7 +327,10 @@ class LogLines(ScrollView, can_focus=True):
                 self.get_component_rich_style("loglines--match"),
                 case_sensitive=False,
             )
-        prefix = [Segment(f"{stamp} ", meta_style), Segment(f"{label[:32]:<32} ", source_style)]
+        prefix = [
+            Segment(f"{stamp} ", meta_style),
+            Segment(f"{label[:label_width]:<{label_width}} ", source_style),
+        ]
         segments = prefix + list(text.render(self.app.console))
         strip = Strip(segments).apply_style(self.rich_style)
         if is_match:
