@@ -28,8 +28,11 @@ REPO, ENV = "acme/storefront", "production"
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[tuple[SandboxRuntime, DeployService]]:
-    runtime = SandboxRuntime(tmp_path, speed=20.0, traffic_every=0)
+def sandbox(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[SandboxRuntime, DeployService]]:
+    speed = getattr(request, "param", 20.0)
+    runtime = SandboxRuntime(tmp_path, speed=speed, traffic_every=0)
     info = runtime.start()
     try:
         config = load_config(info.config_path)
@@ -117,4 +120,49 @@ async def test_readonly_offers_no_rollback_or_cancel(
             assert "rollback" not in keys and "cancel_deploy" not in keys
     finally:
         await service.stop()
+    assert runtime.dispatch_requests() == 0
+
+
+@pytest.mark.parametrize("sandbox", [2.0], indirect=True)  # slow enough to cancel mid-run
+async def test_cancel_from_the_keyboard(sandbox: tuple[SandboxRuntime, DeployService]) -> None:
+    runtime, service = sandbox
+    app = VmkitApp(service, now=runtime.now, animate=False)
+    try:
+        async with app.run_test(size=(150, 45)) as pilot:
+            await wait_for(
+                pilot, lambda: app.query_one("#deploys", DataTable).row_count > 0, "deploys"
+            )
+            await pilot.press("enter", "j", "enter")  # acme/storefront staging: a deploy is running
+            assert app.environment == "staging"
+            key = (REPO, "staging")
+            await wait_for(
+                pilot,
+                lambda: (
+                    bool(app.overview.deploys[key])
+                    and app.overview.deploys[key][0].status is Status.RUNNING
+                ),
+                "the running deploy",
+                timeout=30,
+            )
+            running = app.overview.deploys[key][0]
+            app.select(REPO, "staging", running.id)
+            await pilot.press("c")
+            screen = app.screen
+            assert isinstance(screen, CancelScreen)
+            await wait_for(
+                pilot, lambda: screen.checked is not None, "the cancel preflight", timeout=20
+            )
+            assert running.deploy.short_sha in str(screen.query_one("#confirm-facts").render())
+            await pilot.press("y")
+            await wait_for(
+                pilot,
+                lambda: app.overview.find(running.id).status.is_final,  # type: ignore[union-attr]
+                "the run to stop",
+                timeout=60,
+            )
+    finally:
+        await service.stop()
+    stored = await service.history.record(running.id)
+    assert stored.cancel_requested  # the request stays in the audit trail
+    assert stored.status in (Status.CANCELLED, Status.SUCCEEDED, Status.FAILED)
     assert runtime.dispatch_requests() == 0

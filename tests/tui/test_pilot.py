@@ -198,3 +198,14 @@ async def test_no_configuration_says_what_to_do(tmp_path: Path) -> None:
         problems = app.query_one("#problems")
         await wait_for(pilot, lambda: problems.display, "the empty-state message")
         assert "vmkit-tui demo" in str(problems.render())
+
+
+async def test_keys_can_be_remapped_from_the_config(tmp_path: Path) -> None:
+    sample = build_sample(tmp_path)
+    app = make_app(sample, keymap={"app.help": "f1", "log.follow": "F2"})
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        await pilot.press("question_mark")
+        assert not isinstance(app.screen, HelpScreen)  # the old key no longer opens help
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)

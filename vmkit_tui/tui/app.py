@@ -36,6 +36,7 @@ from vmkit_tui.tui.tables import DeploysTable, EnvironmentsTable, NavTable, Repo
 if TYPE_CHECKING:
     from textual.command import Provider
 
+    from vmkit_tui.cancelling import CancelPreflight
     from vmkit_tui.preflight import Preflight
 
 from vmkit_tui.updates import (
@@ -595,12 +596,21 @@ class VmkitApp(App[None]):
         from vmkit_tui.tui.confirm import CancelScreen
 
         service = self.service
-        if not await self.push_screen_wait(
-            CancelScreen("Cancel this deploy?", lambda: service.cancel_preflight(deploy_id))
-        ):
+        checked: list[CancelPreflight] = []
+
+        async def check() -> CancelPreflight:
+            preflight = await service.cancel_preflight(deploy_id)
+            checked.append(preflight)
+            return preflight
+
+        if not await self.push_screen_wait(CancelScreen("Cancel this deploy?", check)):
             return
+        # asked again after a cancel that did not stop the run: force-cancel this time
+        force = bool(checked) and checked[-1].force_sensible
         try:
-            result = await service.cancel(deploy_id, trigger=Trigger.MANUAL, actor=_actor())
+            result = await service.cancel(
+                deploy_id, trigger=Trigger.MANUAL, actor=_actor(), force=force
+            )
         except Exception as error:  # refused or failed: say why
             self.notify(
                 redact(plain(str(error))),

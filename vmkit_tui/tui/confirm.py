@@ -174,6 +174,11 @@ class CancelScreen(ConfirmScreen[CancelPreflight]):
         for warning in checked.warnings:
             text.append("! ", warn)
             text.append(plain(warning) + "\n")
+        if checked.force_sensible:
+            text.append(
+                "The cancel asked for earlier has not stopped the run: confirming now force-cancels it.\n",
+                strong,
+            )
         if checked.kamal_started:
             text.append(
                 "Kamal has already started swapping the container: the deploy may complete anyway. "
