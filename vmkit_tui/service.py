@@ -49,6 +49,17 @@ class Overview:
     deploys: dict[EnvKey, list[DeployRecord]] = field(default_factory=dict)
     _by_id: dict[str, DeployRecord] = field(default_factory=dict)  # deploy id → its record
 
+    @classmethod
+    def configured(cls, config: Config) -> Overview:
+        """The configured repos and environments, with no deploys yet."""
+        overview = cls()
+        for repo in config.repos:
+            overview.repos.append(repo.name)
+            overview.environments[repo.name] = [env.name for env in repo.environments]
+            for env in repo.environments:
+                overview.deploys[(repo.name, env.name)] = []
+        return overview
+
     def summary(self, repo: str, environment: str) -> EnvironmentSummary:
         return summarize(repo, environment, self.deploys.get((repo, environment), []))
 
@@ -132,22 +143,14 @@ class DeployService:
 
         Environments that are in the history but no longer configured are left out of the
         navigation, but their records stay in the file."""
-        records = await self.history.records()
-        overview = Overview()
-        configured: set[EnvKey] = set()
-        for repo in self.config.repos:
-            overview.repos.append(repo.name)
-            overview.environments[repo.name] = [env.name for env in repo.environments]
-            for env in repo.environments:
-                configured.add((repo.name, env.name))
-                overview.deploys[(repo.name, env.name)] = []
+        records = await self.history.records()  # newest first already
+        overview = Overview.configured(self.config)
+        deploys, by_id = overview.deploys, overview._by_id
         for record in records:
-            key = (record.deploy.repo, record.deploy.environment)
-            if key in configured:
-                overview.deploys[key].append(record)
-        for key, rows in overview.deploys.items():
-            overview.deploys[key] = newest_first(rows)
-            overview._by_id.update((record.id, record) for record in rows)
+            rows = deploys.get((record.deploy.repo, record.deploy.environment))
+            if rows is not None:
+                rows.append(record)
+                by_id[record.id] = record
         return overview
 
     async def record(self, deploy_id: str) -> DeployRecord:

@@ -184,11 +184,7 @@ class VmkitApp(App[None]):
 
     def _show_configured(self) -> None:
         """Paint the configured repos and environments at once; deploys follow from the history."""
-        overview = Overview()
-        for repo in self.service.config.repos:
-            overview.repos.append(repo.name)
-            overview.environments[repo.name] = [env.name for env in repo.environments]
-        self.overview = overview
+        self.overview = Overview.configured(self.service.config)
         self.main.query_one("#deploys").border_title = "Deploys · loading history…"
         self._refresh_repos()
 
