@@ -65,9 +65,11 @@ async def test_navigate_repo_environment_deploy_by_keys(tmp_path: Path) -> None:
         assert app.focused is app.query_one("#deploys")
         await pilot.press("shift+tab", "shift+tab")
         assert app.focused is app.query_one("#repos")
-        await pilot.press("j")  # acme/billing-api
+        await pilot.press("j")  # acme/billing-api, whose environment is also called production
         assert app.repo == "acme/billing-api"
         assert app.query_one("#environments", DataTable).row_count == 1
+        assert app.environment == "production"
+        assert app.deploy_id == sample.ids["d8"]  # its own deploys, not storefront's
 
 
 async def test_failed_deploy_shows_diagnosis_and_jumps_to_its_line(tmp_path: Path) -> None:

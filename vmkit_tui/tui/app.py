@@ -293,6 +293,11 @@ class VmkitApp(App[None]):
     def _repo_chosen(self, message: NavTable.Chosen) -> None:
         self.repo = message.key
         self._refresh_environments()
+        # Another repo's environment may have the same name ("production"), so the environments
+        # table may not announce a change: show this repo's deploys regardless.
+        self.environment = self.main.query_one(EnvironmentsTable).current_key
+        self._refresh_deploys()
+        self._refresh_health()
 
     @on(NavTable.Chosen, "#environments")
     def _environment_chosen(self, message: NavTable.Chosen) -> None:
