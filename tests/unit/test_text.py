@@ -45,3 +45,8 @@ def test_carriage_return_keeps_the_last_frame() -> None:
 
 def test_invalid_utf8_becomes_replacement_characters() -> None:
     assert bytes_to_text(b"ok \xff\xfe end") == "ok \ufffd\ufffd end"
+
+
+def test_8_bit_control_sequences_go_with_their_parameters() -> None:
+    assert plain("a\x9b31mred\x9b0m b") == "ared b"
+    assert plain("a\x9d0;title\x07b") == "ab"
