@@ -42,7 +42,7 @@ REASON_LIMIT = 300  # characters of an error kept in messages and events
 
 def reason(error: BaseException) -> str:
     """An error as one safe line: no token, no control sequences, bounded."""
-    return plain(redact(str(error) or type(error).__name__))[:REASON_LIMIT]
+    return redact(plain(redact(str(error) or type(error).__name__)))[:REASON_LIMIT]
 
 
 def ssh_target(host: HostSpec, env: EnvironmentConfig) -> ssh.SshTarget:

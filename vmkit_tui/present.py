@@ -38,8 +38,9 @@ _EVENT_DATA_KEYS = (
 
 def clean(text: object) -> str:
     """Remote text made safe to print or hand on: one line (newlines become spaces), no control
-    or escape sequences, no tokens or signed-URL parameters."""
-    return redact(plain(str(text).replace("\n", " ")))
+    or escape sequences, no tokens or signed-URL parameters. Redacted before stripping (an
+    escape sequence next to a token must not hide it) and after (nor may stripping form one)."""
+    return redact(plain(redact(str(text).replace("\n", " "))))
 
 
 def _clean_value(value: object) -> object:

@@ -17,7 +17,7 @@ _SEQUENCE = re.compile(
   | \x1b\][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?  # OSC: title, OSC 8 links, OSC 52 clipboard (also unterminated)
   | \x1b[PX^_][^\x1b\x9c]*(?:\x1b\\|\x9c)?       # DCS, SOS, PM, APC strings
   | \x1b.?                                       # any other escape, or a lone ESC
-  | \x9b[0-?]*[ -/]*[@-~]                        # 8-bit CSI with its parameters
+  | \x9b[0-?]+[ -/]*[@-~]                        # 8-bit CSI with its parameters
   | \x9d[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?      # 8-bit OSC
   | [\x80-\x9f]                                  # any other 8-bit C1 control
     """,

@@ -450,7 +450,7 @@ class EnvironmentTracker:
     # ---------------------------------------------------------------- health and timing
 
     def _set_health(self, health: Health, message: str = "", until: datetime | None = None) -> None:
-        message = plain(redact(message))
+        message = redact(plain(redact(message)))
         if self._health == (health, message):
             return
         self._health = (health, message)

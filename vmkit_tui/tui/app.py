@@ -24,7 +24,7 @@ from textual.worker import Worker, WorkerState
 
 from vmkit_tui.history import HistoryCorrupt, move_aside
 from vmkit_tui.models import DeployRecord, Status, Trigger, utcnow
-from vmkit_tui.secret import redact
+from vmkit_tui.present import clean
 from vmkit_tui.service import DeployService, Overview
 from vmkit_tui.text import plain
 from vmkit_tui.tui.corrupt import CorruptHistoryScreen
@@ -234,7 +234,7 @@ class VmkitApp(App[None]):
         error = event.worker.error
         if event.state is WorkerState.ERROR and error is not None:
             self.notify(
-                redact(plain(str(error))) or type(error).__name__,
+                clean(error) or type(error).__name__,
                 title="Error",
                 severity="error",
                 markup=False,
@@ -579,7 +579,7 @@ class VmkitApp(App[None]):
             Exception
         ) as error:  # refused or failed: say why (the history says what was recorded)
             self.notify(
-                redact(plain(str(error))),
+                clean(error),
                 title="Not rolled back",
                 severity="error",
                 markup=False,
@@ -614,7 +614,7 @@ class VmkitApp(App[None]):
             )
         except Exception as error:  # refused or failed: say why
             self.notify(
-                redact(plain(str(error))),
+                clean(error),
                 title="Not cancelled",
                 severity="error",
                 markup=False,
@@ -625,7 +625,7 @@ class VmkitApp(App[None]):
         if result.lock is not None:
             lines.append(result.lock.message)
         self.notify(
-            redact(plain("\n".join(line for line in lines if line))),
+            clean(" · ".join(line for line in lines if line)),
             title="Cancel",
             markup=False,
             timeout=15,
