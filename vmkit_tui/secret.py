@@ -18,8 +18,9 @@ import subprocess
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-# Open-ended lengths on purpose: GitHub said tokens may grow (up to 255 characters).
-_TOKEN = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")
+# Open-ended lengths on purpose: GitHub said tokens may grow (up to 255 characters). No
+# leading word boundary: a token glued to other text (after an escape sequence) still counts.
+_TOKEN = re.compile(r"(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")
 _AUTH = re.compile(
     r"(?i)\b(authorization['\"]?\s*[:=]\s*['\"]?)(?:(?:bearer|token|basic)\s+)?[^\s,;'\"]+"
 )

@@ -50,3 +50,12 @@ def test_invalid_utf8_becomes_replacement_characters() -> None:
 def test_8_bit_control_sequences_go_with_their_parameters() -> None:
     assert plain("a\x9b31mred\x9b0m b") == "ared b"
     assert plain("a\x9d0;title\x07b") == "ab"
+
+
+@pytest.mark.parametrize("prefix", ["\x9b", "\x9b1", "\x1b[31m", "\x1b]0;", "x\x07"])
+def test_escape_sequences_next_to_a_token_never_hide_it(prefix: str) -> None:
+    from vmkit_tui.present import clean
+
+    token = "ghp_" + "Z9y8X7w6V5" * 4
+    cleaned = clean(f"oops {prefix}{token} end")
+    assert "Z9y8X7w6V5" not in cleaned
