@@ -31,7 +31,14 @@ from vmkit_tui.tui.corrupt import CorruptHistoryScreen
 from vmkit_tui.tui.details import DeployDetails
 from vmkit_tui.tui.help import HelpScreen
 from vmkit_tui.tui.log_pane import LogPane
-from vmkit_tui.tui.tables import DeploysTable, EnvironmentsTable, NavTable, ReposTable
+from vmkit_tui.tui.tables import (
+    DeploysTable,
+    EnvironmentsTable,
+    NavTable,
+    ReposTable,
+    environment_key,
+    environment_of,
+)
 
 if TYPE_CHECKING:
     from textual.command import Provider
@@ -293,15 +300,10 @@ class VmkitApp(App[None]):
     def _repo_chosen(self, message: NavTable.Chosen) -> None:
         self.repo = message.key
         self._refresh_environments()
-        # Another repo's environment may have the same name ("production"), so the environments
-        # table may not announce a change: show this repo's deploys regardless.
-        self.environment = self.main.query_one(EnvironmentsTable).current_key
-        self._refresh_deploys()
-        self._refresh_health()
 
     @on(NavTable.Chosen, "#environments")
     def _environment_chosen(self, message: NavTable.Chosen) -> None:
-        self.environment = message.key
+        self.environment = environment_of(message.key)
         self._refresh_deploys()
         self._refresh_health()
 
@@ -662,7 +664,9 @@ class VmkitApp(App[None]):
         if environment:
             self.repo = repo
             self._refresh_environments()
-            self.main.query_one(EnvironmentsTable).set_rows_cursor(environment)
+            self.main.query_one(EnvironmentsTable).set_rows_cursor(
+                environment_key(repo, environment)
+            )
         if environment and deploy_id:
             self.environment = environment
             self._refresh_deploys()

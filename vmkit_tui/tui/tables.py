@@ -186,6 +186,16 @@ class ReposTable(NavTable):
 STATUS_CLASSES = {f"status--{status.value}" for status in Status} | {"nav--muted"}
 
 
+def environment_key(repo: str, environment: str) -> str:
+    """Row key of an environment: unique across repos, so moving to another repo's environment
+    of the same name ("production") is a change of row like any other."""
+    return f"{repo}/{environment}"
+
+
+def environment_of(key: str | None) -> str | None:
+    return key.rsplit("/", 1)[1] if key else None
+
+
 class EnvironmentsTable(NavTable):
     COMPONENT_CLASSES: ClassVar[set[str]] = STATUS_CLASSES
 
@@ -214,7 +224,7 @@ class EnvironmentsTable(NavTable):
             rate = Text(f"{summary.success_rate:.0%}" if summary.success_rate is not None else "—")
             rows.append(
                 (
-                    summary.environment,
+                    environment_key(summary.repo, summary.environment),
                     [
                         Text(plain(summary.environment)),
                         live,
