@@ -166,7 +166,7 @@ async def drive(
     async with asyncio.timeout(timeout):
         while not task.done():
             clock.advance(step)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # let the loop run between clock steps (bounded by timeout)
     return task.result()
 
 
@@ -177,7 +177,7 @@ async def eventually(
     try:
         async with asyncio.timeout(timeout):
             while not await probe():
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # poll interval of the condition wait
     except TimeoutError:
         raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
 

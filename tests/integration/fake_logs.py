@@ -65,7 +65,7 @@ with open(path, "rb") as source:
             break
         chunk = source.read()
         while not chunk:
-            time.sleep(0.005)
+            time.sleep(0.005)  # a stand-in for `tail -f`: wait for the test to append
             chunk = source.read()
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()

@@ -38,7 +38,7 @@ def wait_for(condition: object, timeout: float = 10.0, what: str = "condition") 
     while not condition():  # type: ignore[operator]
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(0.02)  # poll interval of the condition wait above
 
 
 def write_key(path: Path, key: asyncssh.SSHKey) -> Path:

@@ -148,7 +148,7 @@ async def test_slow_responses_wait_for_simulated_time(
 
     async def asleep() -> None:
         while clock.pending_sleepers == 0:
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # poll interval of a condition wait, not a guess
 
     await asyncio.wait_for(asleep(), timeout=5)
     assert not pending.done()
