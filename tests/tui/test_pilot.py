@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import DataTable, OptionList
 
 from tests.tui.factory import HEALTH, build_sample, make_app
 from vmkit_tui.tui.app import VmkitApp
@@ -211,3 +211,22 @@ async def test_keys_can_be_remapped_from_the_config(tmp_path: Path) -> None:
         assert not isinstance(app.screen, HelpScreen)  # the old key no longer opens help
         await pilot.press("f1")
         assert isinstance(app.screen, HelpScreen)
+
+
+async def test_palette_jumps_to_a_deploy_by_sha_and_to_an_environment(tmp_path: Path) -> None:
+    sample = build_sample(tmp_path)
+    app = make_app(sample)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        await pilot.press("ctrl+p", *"0303")  # part of the failed deploy's SHA
+        await wait_for(
+            pilot, lambda: "0303" in str(app.screen.query("Input").first().value), "typed"
+        )
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.deploy_id == sample.ids["d3"], "the deploy selected")
+        await pilot.press("ctrl+p", *"staging")
+        await wait_for(pilot, lambda: app.screen.query_one(OptionList).option_count > 0, "hits")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.environment == "staging", "the environment selected")
+        assert app.repo == "acme/storefront"

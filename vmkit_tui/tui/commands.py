@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Matcher, Provider
@@ -48,20 +49,21 @@ class DeployCommands(Provider):
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         query_lower = query.strip().lower()
-        if (deploy := self._deploy_sha_hit()) is not None and (
-            score := matcher.match(deploy[0])
-        ) > 0:
-            yield Hit(
-                score, _highlight(matcher, deploy[0]), self.app.action_deploy_sha, help=deploy[1]
-            )  # type: ignore[attr-defined]
+        if (deploy := self._deploy_sha_hit()) is not None:
+            score, offsets = matcher.fuzzy_search.match(matcher.query, deploy[0])
+            if score > 0:
+                content = _highlight(deploy[0], matcher, offsets)
+                yield Hit(score, content, self.app.action_deploy_sha, help=deploy[1])  # type: ignore[attr-defined]
         for label, repo, env, deploy_id, help_text in self._targets():
-            score = matcher.match(label)
-            if deploy_id is not None and query_lower and query_lower in help_text:
-                score = max(score, 0.9)  # a full or partial SHA typed anywhere
+            if deploy_id is None:
+                score, offsets = matcher.fuzzy_search.match(matcher.query, label)
+            else:  # thousands of deploys: a substring test each, not a fuzzy match
+                found = query_lower and (query_lower in label.lower() or query_lower in help_text)
+                score, offsets = (0.9 if found else 0.0), ()
             if score > 0:
                 yield Hit(
                     score,
-                    _highlight(matcher, label),
+                    _highlight(label, matcher, offsets),
                     partial(self._go, repo, env, deploy_id),
                     help=help_text,
                 )
@@ -70,12 +72,10 @@ class DeployCommands(Provider):
         self.app.select(repo, env, deploy_id)  # type: ignore[attr-defined]
 
 
-def _highlight(matcher: Matcher, label: str) -> Content:
+def _highlight(label: str, matcher: Matcher, offsets: Sequence[int]) -> Content:
     """Like `Matcher.highlight`, which parses the candidate as markup: labels hold commit
     messages from outside, so they stay plain `Content` here."""
     content = Content(label)
-    score, offsets = matcher.fuzzy_search.match(matcher.query, label)
-    if score:
-        for offset in offsets:
-            content = content.stylize(matcher.match_style, offset, offset + 1)
+    for offset in offsets:
+        content = content.stylize(matcher.match_style, offset, offset + 1)
     return content
