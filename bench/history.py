@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sample_history import sample_creates
 
-from vmkit_tui.history import History
-from vmkit_tui.models import DeployEvent, EventKind, NewEvent, utcnow
+from vmkit_tui.domain.models import DeployEvent, EventKind, NewEvent, utcnow
+from vmkit_tui.store.history import History
 
 
 def median_ms(samples: list[float]) -> float:

@@ -26,13 +26,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vmkit_tui.config import parse_config
-from vmkit_tui.history import AsyncHistory, History
-from vmkit_tui.logs import LogRecord, SpoolWriter
-from vmkit_tui.models import Deploy, EventKind, NewEvent, Status, Trigger
+from vmkit_tui.domain.models import Deploy, EventKind, NewEvent, Status, Trigger
+from vmkit_tui.domain.updates import LogGrew
+from vmkit_tui.frontends.tui.app import VmkitApp
+from vmkit_tui.frontends.tui.log_lines import LogLines
 from vmkit_tui.service import DeployService
-from vmkit_tui.tui.app import VmkitApp
-from vmkit_tui.tui.log_lines import LogLines
-from vmkit_tui.updates import LogGrew
+from vmkit_tui.store.history import AsyncHistory, History
+from vmkit_tui.store.spool import LogRecord, SpoolWriter
 
 DEPLOY_ID = "0123456789ab"
 START = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -28,15 +28,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vmkit_tui.config import Config, EnvironmentConfig, GitHubConfig, RepoConfig
-from vmkit_tui.history import AsyncHistory, History
-from vmkit_tui.sandbox.clock import ScaledClock
-from vmkit_tui.sandbox.faults import RecordedRequest
-from vmkit_tui.sandbox.github_server import SANDBOX_TOKEN, GitHubSandbox
-from vmkit_tui.sandbox.world import World
-from vmkit_tui.secret import Secret
+from vmkit_tui.domain.secret import Secret
+from vmkit_tui.domain.updates import DeployChanged, Health, SourceHealth
+from vmkit_tui.sandbox.servers.faults import RecordedRequest
+from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
+from vmkit_tui.sandbox.world.clock import ScaledClock
+from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.service import DeployService
-from vmkit_tui.tracking import TrackingTiming
-from vmkit_tui.updates import DeployChanged, Health, SourceHealth
+from vmkit_tui.store.history import AsyncHistory, History
+from vmkit_tui.tracking.tracker import TrackingTiming
 
 
 def build_config(world: World, api_url: str, count: int) -> Config:

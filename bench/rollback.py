@@ -38,20 +38,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vmkit_tui.actions import ActionTiming, DeployActions
+from vmkit_tui.actions.deploy_actions import ActionTiming, DeployActions
 from vmkit_tui.config import Config, EnvironmentConfig, GitHubConfig, HostSpec, RepoConfig
-from vmkit_tui.github import GitHubClient
-from vmkit_tui.history import AsyncHistory, History
-from vmkit_tui.models import DeployRecord, Status, Trigger
-from vmkit_tui.sandbox.clock import ScaledClock
-from vmkit_tui.sandbox.github_server import SANDBOX_TOKEN, GitHubSandbox
-from vmkit_tui.sandbox.vm_server import VmSandbox
-from vmkit_tui.sandbox.world import World
-from vmkit_tui.secret import Secret
+from vmkit_tui.domain.models import DeployRecord, Status, Trigger
+from vmkit_tui.domain.secret import Secret
+from vmkit_tui.domain.updates import DeployChanged, Health, SourceHealth, Update
+from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
+from vmkit_tui.sandbox.servers.vm_server import VmSandbox
+from vmkit_tui.sandbox.world.clock import ScaledClock
+from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.service import DeployService
-from vmkit_tui.ssh import SshOptions
-from vmkit_tui.tracking import TrackingTiming
-from vmkit_tui.updates import DeployChanged, Health, SourceHealth, Update
+from vmkit_tui.sources.github import GitHubClient
+from vmkit_tui.sources.ssh.ssh import SshOptions
+from vmkit_tui.store.history import AsyncHistory, History
+from vmkit_tui.tracking.tracker import TrackingTiming
 
 EnvKey = tuple[str, str]
 HERMETIC = SshOptions(use_ssh_config=False, use_agent=False)
@@ -237,12 +237,12 @@ async def measure_tui(rollbacks: int, speed: float) -> list[float]:
     """Key `y` in the confirm dialog → the new row Running on screen, in a running app."""
     from textual.widgets import DataTable
 
+    from vmkit_tui.actions.preflight import default_rollback_target
     from vmkit_tui.config import load_config
-    from vmkit_tui.preflight import default_rollback_target
+    from vmkit_tui.frontends.tui.app import VmkitApp
+    from vmkit_tui.frontends.tui.confirm import RollbackScreen
+    from vmkit_tui.sandbox.commands import sandbox_service
     from vmkit_tui.sandbox.demo import SandboxRuntime, record_past
-    from vmkit_tui.sandbox_commands import sandbox_service
-    from vmkit_tui.tui.app import VmkitApp
-    from vmkit_tui.tui.confirm import RollbackScreen
 
     runtime = SandboxRuntime(
         Path(tempfile.mkdtemp(prefix="vmkit-rollback-tui-")), speed=10.0, traffic_every=0

@@ -8,7 +8,15 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from vmkit_tui.models import Deploy, EventKind, NewEvent, Status, Trigger, new_deploy_id, utcnow
+from vmkit_tui.domain.models import (
+    Deploy,
+    EventKind,
+    NewEvent,
+    Status,
+    Trigger,
+    new_deploy_id,
+    utcnow,
+)
 
 REPOS = [f"acme/service-{n}" for n in range(10)]
 ENVIRONMENTS = [

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vmkit_tui.logs import LogRecord, SpoolReader, SpoolWriter, index_path, spool_path
+from vmkit_tui.store.spool import LogRecord, SpoolReader, SpoolWriter, index_path, spool_path
 
 
 def main() -> None:

@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asyncssh
 
-from vmkit_tui import ssh
-from vmkit_tui.logs import LogRecord, SpoolWriter, spool_path
+from vmkit_tui.sources.ssh import ssh
+from vmkit_tui.store.spool import LogRecord, SpoolWriter, spool_path
 
 BATCH = 8192  # records per spool write (about what the watcher's 50 ms flush gathers here)
 OPTIONS = ssh.SshOptions(use_ssh_config=False, use_agent=False)
@@ -47,8 +47,8 @@ OPTIONS = ssh.SshOptions(use_ssh_config=False, use_agent=False)
 
 async def serve(key_dir: Path) -> None:
     """Run the sandbox VMs until stdin closes; print the flood VM's port first."""
-    from vmkit_tui.sandbox.vm_server import VmSandbox
-    from vmkit_tui.sandbox.world import World
+    from vmkit_tui.sandbox.servers.vm_server import VmSandbox
+    from vmkit_tui.sandbox.world.world import World
 
     world = World.seeded(7, profile="small")
     sandbox = VmSandbox(world, key_dir)

@@ -51,9 +51,9 @@ OURS = """
 import sys
 from pathlib import Path
 from vmkit_tui.config import parse_config
-from vmkit_tui.history import AsyncHistory, History
+from vmkit_tui.store.history import AsyncHistory, History
 from vmkit_tui.service import DeployService
-from vmkit_tui.tui.app import VmkitApp
+from vmkit_tui.frontends.tui.app import VmkitApp
 from sample_history import sample_config
 
 class FirstPaint(VmkitApp):
@@ -86,7 +86,7 @@ def run(code: str, *args: str) -> float:
 def main() -> None:
     from sample_history import sample_creates
 
-    from vmkit_tui.history import History
+    from vmkit_tui.store.history import History
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)

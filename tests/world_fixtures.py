@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from vmkit_tui.sandbox.clock import ManualClock
-from vmkit_tui.sandbox.world import World
+from vmkit_tui.sandbox.world.clock import ManualClock
+from vmkit_tui.sandbox.world.world import World
 
 START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 

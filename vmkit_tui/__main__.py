@@ -19,7 +19,7 @@ from vmkit_tui import __version__
 from vmkit_tui.config import Config, ConfigError, default_data_dir, load_config, resolve_config_path
 
 if TYPE_CHECKING:
-    from vmkit_tui.tui.app import VmkitApp
+    from vmkit_tui.frontends.tui.app import VmkitApp
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -176,16 +176,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "history":
             return _history(args)
         if args.command in ("demo", "sandbox"):
-            from vmkit_tui.sandbox_commands import run_sandbox_command
+            from vmkit_tui.sandbox.commands import run_sandbox_command
 
             return run_sandbox_command(args)
         if args.command == "mcp":
-            from vmkit_tui.mcp_server import serve
+            from vmkit_tui.frontends.mcp.server import serve
 
             config = _load(args)
             return serve(config, _history_path(args, config), readonly=args.readonly)
         if args.command in ("deploys", "rollback", "cancel", "logs"):
-            from vmkit_tui.cli import run
+            from vmkit_tui.frontends.cli.commands import run
 
             config = _load(args)
             return run(args, config, _history_path(args, config))
@@ -204,7 +204,7 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def _history_path(args: argparse.Namespace, config: Config | None) -> Path:
-    from vmkit_tui.history import default_history_path
+    from vmkit_tui.store.history import default_history_path
 
     if args.history:
         return Path(args.history).expanduser()
@@ -215,13 +215,13 @@ def _history_path(args: argparse.Namespace, config: Config | None) -> Path:
 
 def _tui(args: argparse.Namespace) -> int:
     """The dashboard. With no config file yet it still opens, on a screen that says what to do."""
-    from vmkit_tui.history import AsyncHistory, History
     from vmkit_tui.service import DeployService
+    from vmkit_tui.store.history import AsyncHistory, History
 
     config = _load_optional(args) or Config(source=None)
     history = History(_history_path(args, config))
     service = DeployService(config, AsyncHistory(history), config.data_dir or default_data_dir())
-    from vmkit_tui.tui.app import VmkitApp
+    from vmkit_tui.frontends.tui.app import VmkitApp
 
     app = VmkitApp(
         service, readonly=args.readonly, keymap=dict(config.ui.keys), bell=config.ui.bell
@@ -247,8 +247,8 @@ def run_app(app: VmkitApp) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from vmkit_tui.history import History, HistoryCorrupt, HistoryError, move_aside
-    from vmkit_tui.present import history_table, record_json
+    from vmkit_tui.frontends.present import history_table, record_json
+    from vmkit_tui.store.history import History, HistoryCorrupt, HistoryError, move_aside
 
     config = _load_optional(args)
     path = _history_path(args, config)

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 import platformdirs
 
-from vmkit_tui.models import NAME_PATTERN, REPO_PATTERN
-from vmkit_tui.secret import Secret
+from vmkit_tui.domain.models import NAME_PATTERN, REPO_PATTERN
+from vmkit_tui.domain.secret import Secret
 
 APP_NAME = "vmkit"
 CONFIG_ENV = "VMKIT_CONFIG"

@@ -21,20 +21,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vmkit_tui.config import Config
-from vmkit_tui.history import AsyncHistory
-from vmkit_tui.models import DeployRecord, ValidationError, utcnow
-from vmkit_tui.overview import EnvironmentSummary, newest_first, summarize
-from vmkit_tui.updates import Broadcaster, Health, SourceHealth, Update
+from vmkit_tui.domain.models import DeployRecord, ValidationError, utcnow
+from vmkit_tui.domain.overview import EnvironmentSummary, newest_first, summarize
+from vmkit_tui.domain.updates import Broadcaster, Health, SourceHealth, Update
+from vmkit_tui.store.history import AsyncHistory
 
 if TYPE_CHECKING:
-    from vmkit_tui.actions import DeployActions
-    from vmkit_tui.cancelling import CancelPreflight, CancelResult
-    from vmkit_tui.github import GitHubClient, RateLimited
-    from vmkit_tui.models import Trigger
-    from vmkit_tui.preflight import Preflight
-    from vmkit_tui.ssh import SshOptions
-    from vmkit_tui.tracking import EnvironmentTracker, TrackingTiming
-    from vmkit_tui.vm_watch import VmWatcher
+    from vmkit_tui.actions.cancel import CancelPreflight, CancelResult
+    from vmkit_tui.actions.deploy_actions import DeployActions
+    from vmkit_tui.actions.preflight import Preflight
+    from vmkit_tui.domain.models import Trigger
+    from vmkit_tui.sources.github import GitHubClient, RateLimited
+    from vmkit_tui.sources.ssh.ssh import SshOptions
+    from vmkit_tui.tracking.tracker import EnvironmentTracker, TrackingTiming
+    from vmkit_tui.tracking.vm_watch import VmWatcher
 
 EnvKey = tuple[str, str]  # (repo, environment)
 HealthKey = tuple[str, str, str]  # (source key, repo, environment)
@@ -174,7 +174,7 @@ class DeployService:
         if self._started:
             return
         self._started = True
-        from vmkit_tui.tracking import EnvironmentTracker, RateBudget, TrackingTiming
+        from vmkit_tui.tracking.tracker import EnvironmentTracker, RateBudget, TrackingTiming
 
         environments = [(repo.name, env) for repo in self.config.repos for env in repo.environments]
         try:
@@ -183,7 +183,7 @@ class DeployService:
             self._announce(Health.ERROR, f"Cannot talk to GitHub: {error}")
             return
         if github is None:
-            from vmkit_tui.secret import NoToken, host_of
+            from vmkit_tui.domain.secret import NoToken, host_of
 
             self._announce(Health.AUTH, str(NoToken(host_of(self.config.github.api_url))))
             return
@@ -192,7 +192,7 @@ class DeployService:
         for repo, env in environments:
             key = (repo, env.name)
             if env.hosts:
-                from vmkit_tui.vm_watch import VmWatcher
+                from vmkit_tui.tracking.vm_watch import VmWatcher
 
                 self._vm[key] = VmWatcher(
                     repo,
@@ -227,9 +227,9 @@ class DeployService:
     async def _open_github(self) -> GitHubClient | None:
         """A client from the config's token, else one discovered like `gh` does (a subprocess,
         so in a thread); None without a token."""
-        from vmkit_tui.github import GitHubClient
-        from vmkit_tui.secret import discover_token
-        from vmkit_tui.tracking import TrackingTiming
+        from vmkit_tui.domain.secret import discover_token
+        from vmkit_tui.sources.github import GitHubClient
+        from vmkit_tui.tracking.tracker import TrackingTiming
 
         api_url = self.config.github.api_url
         token = self.config.github.token or await asyncio.to_thread(discover_token, api_url)
@@ -285,7 +285,7 @@ class DeployService:
     async def actions(self) -> DeployActions:
         """Rollback, cancel and deploy-a-SHA (imported on first use: they pull in httpx)."""
         if self._actions is None:
-            from vmkit_tui.actions import DeployActions
+            from vmkit_tui.actions.deploy_actions import DeployActions
 
             self._actions = DeployActions(
                 self.config,

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from tests.integration.tracking_fixtures import Recorder, SimTime
 from tests.integration.vm_helpers import FAST
-from vmkit_tui.actions import ActionTiming, DeployActions
+from vmkit_tui.actions.deploy_actions import ActionTiming, DeployActions
 from vmkit_tui.config import (
     Config,
     EnvironmentConfig,
@@ -25,17 +25,17 @@ from vmkit_tui.config import (
     RepoConfig,
     RollbackStrategy,
 )
-from vmkit_tui.github import GitHubClient
-from vmkit_tui.history import AsyncHistory, History
-from vmkit_tui.models import DeployRecord
-from vmkit_tui.sandbox.clock import ManualClock
-from vmkit_tui.sandbox.github_server import SANDBOX_TOKEN, GitHubSandbox
-from vmkit_tui.sandbox.vm_server import VmSandbox
-from vmkit_tui.sandbox.world import World
-from vmkit_tui.secret import Secret
+from vmkit_tui.domain.models import DeployRecord
+from vmkit_tui.domain.secret import Secret
+from vmkit_tui.domain.updates import Broadcaster, DeployChanged, Update
+from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
+from vmkit_tui.sandbox.servers.vm_server import VmSandbox
+from vmkit_tui.sandbox.world.clock import ManualClock
+from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.service import DeployService
-from vmkit_tui.tracking import EnvironmentTracker, TrackingTiming
-from vmkit_tui.updates import Broadcaster, DeployChanged, Update
+from vmkit_tui.sources.github import GitHubClient
+from vmkit_tui.store.history import AsyncHistory, History
+from vmkit_tui.tracking.tracker import EnvironmentTracker, TrackingTiming
 
 REPO = "acme/my-fastapi-app"
 IMAGE = "ghcr.io/acme/my-fastapi-app"

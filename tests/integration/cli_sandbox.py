@@ -19,16 +19,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from vmkit_tui.actions.preflight import live_deploy
 from vmkit_tui.config import Config, load_config
-from vmkit_tui.history import AsyncHistory, History
-from vmkit_tui.models import DeployRecord
-from vmkit_tui.overview import newest_first
-from vmkit_tui.preflight import live_deploy
+from vmkit_tui.domain.models import DeployRecord
+from vmkit_tui.domain.overview import newest_first
+from vmkit_tui.domain.updates import Health, SourceHealth
+from vmkit_tui.sandbox.commands import prepare_data_dir
 from vmkit_tui.sandbox.demo import SandboxRuntime, record_past
-from vmkit_tui.sandbox.world import World
-from vmkit_tui.sandbox_commands import prepare_data_dir
+from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.service import DeployService
-from vmkit_tui.updates import Health, SourceHealth
+from vmkit_tui.store.history import AsyncHistory, History
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "acme/my-fastapi-app"

@@ -21,8 +21,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from vmkit_tui.sandbox.github_server import SANDBOX_TOKEN, GitHubSandbox
-from vmkit_tui.sandbox.world import World
+from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
+from vmkit_tui.sandbox.world.world import World
 
 pytest_plugins = ["tests.world_fixtures"]
 

@@ -22,18 +22,18 @@ from tests.integration.actions_helpers import (
     tracked_to_the_end,
 )
 from tests.integration.vm_helpers import FAST
-from vmkit_tui.actions import ActionRefused, DeployActions
-from vmkit_tui.cancelling import swap_seen
-from vmkit_tui.github import CancelOutcome, GitHubClient
-from vmkit_tui.history import AsyncHistory, History
-from vmkit_tui.models import DeployRecord, EventKind, Status, Trigger
-from vmkit_tui.sandbox.clock import ManualClock
-from vmkit_tui.sandbox.faults import RecordedRequest
-from vmkit_tui.sandbox.github_server import GitHubSandbox
-from vmkit_tui.sandbox.vm_server import VmSandbox
-from vmkit_tui.sandbox.world import Run, World
-from vmkit_tui.updates import Broadcaster, DeployChanged, Update
-from vmkit_tui.vm_watch import VmWatcher
+from vmkit_tui.actions.cancel import swap_seen
+from vmkit_tui.actions.deploy_actions import ActionRefused, DeployActions
+from vmkit_tui.domain.models import DeployRecord, EventKind, Status, Trigger
+from vmkit_tui.domain.updates import Broadcaster, DeployChanged, Update
+from vmkit_tui.sandbox.servers.faults import RecordedRequest
+from vmkit_tui.sandbox.servers.github_server import GitHubSandbox
+from vmkit_tui.sandbox.servers.vm_server import VmSandbox
+from vmkit_tui.sandbox.world.clock import ManualClock
+from vmkit_tui.sandbox.world.world import Run, World
+from vmkit_tui.sources.github import CancelOutcome, GitHubClient
+from vmkit_tui.store.history import AsyncHistory, History
+from vmkit_tui.tracking.vm_watch import VmWatcher
 
 pytest_plugins = ["tests.integration.sandbox_fixtures", "tests.integration.vm_fixtures"]
 pytestmark = pytest.mark.timeout(90)

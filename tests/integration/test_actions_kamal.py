@@ -22,17 +22,17 @@ from tests.integration.actions_helpers import (
     make_config,
 )
 from tests.integration.vm_helpers import FAST
-from vmkit_tui.actions import ActionRefused, DeployActions
+from vmkit_tui.actions.deploy_actions import ActionRefused, DeployActions
+from vmkit_tui.actions.kamal_ssh import KAMAL_SOURCE, lock_status
 from vmkit_tui.config import RollbackStrategy
-from vmkit_tui.history import History
-from vmkit_tui.kamal_ssh import KAMAL_SOURCE, lock_status
-from vmkit_tui.logs import LogRecord, SpoolReader, spool_path
-from vmkit_tui.models import DeployRecord, DurationBasis, EventKind, Status, Trigger
-from vmkit_tui.sandbox.clock import ManualClock
-from vmkit_tui.sandbox.github_server import GitHubSandbox
-from vmkit_tui.sandbox.vm_server import VmSandbox
-from vmkit_tui.sandbox.world import World
-from vmkit_tui.updates import Broadcaster, LogGrew, Update
+from vmkit_tui.domain.models import DeployRecord, DurationBasis, EventKind, Status, Trigger
+from vmkit_tui.domain.updates import Broadcaster, LogGrew, Update
+from vmkit_tui.sandbox.servers.github_server import GitHubSandbox
+from vmkit_tui.sandbox.servers.vm_server import VmSandbox
+from vmkit_tui.sandbox.world.clock import ManualClock
+from vmkit_tui.sandbox.world.world import World
+from vmkit_tui.store.history import History
+from vmkit_tui.store.spool import LogRecord, SpoolReader, spool_path
 
 pytest_plugins = ["tests.integration.sandbox_fixtures", "tests.integration.vm_fixtures"]
 pytestmark = pytest.mark.timeout(90)

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cli_sandbox import REPO, Run, Sandbox, Terminal, sandbox
-from vmkit_tui import cli
 from vmkit_tui.__main__ import main
-from vmkit_tui.logs import LogRecord, SpoolWriter
-from vmkit_tui.models import EventKind, Status, Trigger
-from vmkit_tui.preflight import default_rollback_target
+from vmkit_tui.actions.preflight import default_rollback_target
+from vmkit_tui.domain.models import EventKind, Status, Trigger
+from vmkit_tui.frontends.cli import commands as cli
+from vmkit_tui.store.spool import LogRecord, SpoolWriter
 
 pytest_plugins = ["tests.integration.cli_fixtures"]
 

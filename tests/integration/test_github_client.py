@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from vmkit_tui.github import (
+from vmkit_tui.domain.secret import Secret
+from vmkit_tui.sandbox.servers.faults import FaultKind
+from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
+from vmkit_tui.sandbox.world.clock import ManualClock
+from vmkit_tui.sandbox.world.world import Run, World
+from vmkit_tui.sources.github import (
     AuthError,
     BadResponse,
     CancelOutcome,
@@ -22,12 +27,7 @@ from vmkit_tui.github import (
     ImageState,
     RateLimited,
 )
-from vmkit_tui.joblog import parse_job_log
-from vmkit_tui.sandbox.clock import ManualClock
-from vmkit_tui.sandbox.faults import FaultKind
-from vmkit_tui.sandbox.github_server import SANDBOX_TOKEN, GitHubSandbox
-from vmkit_tui.sandbox.world import Run, World
-from vmkit_tui.secret import Secret
+from vmkit_tui.sources.github.job_log import parse_job_log
 
 pytest_plugins = ["tests.integration.sandbox_fixtures"]
 

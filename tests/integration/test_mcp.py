@@ -22,9 +22,8 @@ from mcp.client.stdio import stdio_client
 from mcp.types import Implementation
 
 from tests.integration.cli_sandbox import REPO, ROOT, Sandbox, child_env, sandbox
-from vmkit_tui.history import History
-from vmkit_tui.logs import LogRecord, SpoolWriter
-from vmkit_tui.models import (
+from vmkit_tui.actions.preflight import default_rollback_target
+from vmkit_tui.domain.models import (
     Deploy,
     EventKind,
     NewEvent,
@@ -32,7 +31,8 @@ from vmkit_tui.models import (
     Trigger,
     new_deploy_id,
 )
-from vmkit_tui.preflight import default_rollback_target
+from vmkit_tui.store.history import History
+from vmkit_tui.store.spool import LogRecord, SpoolWriter
 
 pytest_plugins = ["tests.integration.cli_fixtures"]
 

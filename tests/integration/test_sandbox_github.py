@@ -10,9 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from vmkit_tui.sandbox.clock import ManualClock
-from vmkit_tui.sandbox.github_server import GitHubSandbox
-from vmkit_tui.sandbox.world import World
+from vmkit_tui.sandbox.servers.github_server import GitHubSandbox
+from vmkit_tui.sandbox.world.clock import ManualClock
+from vmkit_tui.sandbox.world.world import World
 
 pytest_plugins = ["tests.integration.sandbox_fixtures"]
 

@@ -11,10 +11,10 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from vmkit_tui.sandbox.clock import ManualClock
-from vmkit_tui.sandbox.faults import FaultKind
-from vmkit_tui.sandbox.github_server import SANDBOX_TOKEN, GitHubSandbox
-from vmkit_tui.sandbox.world import World
+from vmkit_tui.sandbox.servers.faults import FaultKind
+from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
+from vmkit_tui.sandbox.world.clock import ManualClock
+from vmkit_tui.sandbox.world.world import World
 
 pytest_plugins = ["tests.integration.sandbox_fixtures"]
 

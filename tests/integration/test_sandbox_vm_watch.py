@@ -13,15 +13,22 @@ from typing import Any
 import pytest
 
 from vmkit_tui.config import EnvironmentConfig, HostSpec
-from vmkit_tui.history import AsyncHistory, History
-from vmkit_tui.logs import SpoolReader, spool_path
-from vmkit_tui.models import Deploy, DeployRecord, EventKind, NewEvent, Status, Trigger
-from vmkit_tui.sandbox.clock import ManualClock
-from vmkit_tui.sandbox.vm_server import VmSandbox
-from vmkit_tui.sandbox.world import Run, World
-from vmkit_tui.ssh import VMKIT_SOURCE
-from vmkit_tui.updates import Broadcaster, DeployChanged, Health, LogGrew, SourceHealth, Update
-from vmkit_tui.vm_watch import GRACE_SECONDS, VmWatcher, first_healthy_id
+from vmkit_tui.domain.models import Deploy, DeployRecord, EventKind, NewEvent, Status, Trigger
+from vmkit_tui.domain.updates import (
+    Broadcaster,
+    DeployChanged,
+    Health,
+    LogGrew,
+    SourceHealth,
+    Update,
+)
+from vmkit_tui.sandbox.servers.vm_server import VmSandbox
+from vmkit_tui.sandbox.world.clock import ManualClock
+from vmkit_tui.sandbox.world.world import Run, World
+from vmkit_tui.sources.ssh.ssh import VMKIT_SOURCE
+from vmkit_tui.store.history import AsyncHistory, History
+from vmkit_tui.store.spool import SpoolReader, spool_path
+from vmkit_tui.tracking.vm_watch import GRACE_SECONDS, VmWatcher, first_healthy_id
 
 from .vm_helpers import FAST, REPO, run_world, wait_until
 

@@ -11,10 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from tests.integration.tracking_fixtures import REPO, health_is, record_of, tracking
-from vmkit_tui.history import ApplyResult, History
-from vmkit_tui.joblog import parse_job_log
-from vmkit_tui.logs import LogRecord, SpoolReader, SpoolWriter, spool_path
-from vmkit_tui.models import (
+from vmkit_tui.domain.models import (
     Deploy,
     DeployRecord,
     EventKind,
@@ -23,12 +20,8 @@ from vmkit_tui.models import (
     Trigger,
     new_deploy_id,
 )
-from vmkit_tui.sandbox.clock import ManualClock
-from vmkit_tui.sandbox.github_server import GitHubSandbox
-from vmkit_tui.sandbox.world import Run, World
-from vmkit_tui.text import plain
-from vmkit_tui.tracking_logs import logged_jobs
-from vmkit_tui.updates import (
+from vmkit_tui.domain.text import plain
+from vmkit_tui.domain.updates import (
     DeployChanged,
     DeploysPruned,
     Health,
@@ -36,6 +29,13 @@ from vmkit_tui.updates import (
     SourceHealth,
     StepsChanged,
 )
+from vmkit_tui.sandbox.servers.github_server import GitHubSandbox
+from vmkit_tui.sandbox.world.clock import ManualClock
+from vmkit_tui.sandbox.world.world import Run, World
+from vmkit_tui.sources.github.job_log import parse_job_log
+from vmkit_tui.store.history import ApplyResult, History
+from vmkit_tui.store.spool import LogRecord, SpoolReader, SpoolWriter, spool_path
+from vmkit_tui.tracking.job_logs import logged_jobs
 
 pytest_plugins = ["tests.integration.sandbox_fixtures"]
 

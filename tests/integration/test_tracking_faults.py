@@ -14,14 +14,14 @@ import pytest
 
 from tests.integration.tracking_fixtures import REPO, health_is, make_config, record_of, tracking
 from tests.integration.vm_helpers import wait_until
-from vmkit_tui.history import AsyncHistory, History
-from vmkit_tui.models import Status
-from vmkit_tui.sandbox.clock import ManualClock
-from vmkit_tui.sandbox.faults import Fault, FaultPlan, RecordedRequest
-from vmkit_tui.sandbox.github_server import SANDBOX_TOKEN, GitHubSandbox
-from vmkit_tui.sandbox.world import World
+from vmkit_tui.domain.models import Status
+from vmkit_tui.domain.updates import DeployChanged, Health, SourceHealth
+from vmkit_tui.sandbox.servers.faults import Fault, FaultPlan, RecordedRequest
+from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
+from vmkit_tui.sandbox.world.clock import ManualClock
+from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.service import DeployService
-from vmkit_tui.updates import DeployChanged, Health, SourceHealth
+from vmkit_tui.store.history import AsyncHistory, History
 
 pytest_plugins = ["tests.integration.sandbox_fixtures"]
 

@@ -11,18 +11,18 @@ import pytest
 from tests.integration.tracking_fixtures import IMAGE, REPO, Recorder, SimTime, health_is, record_of
 from tests.integration.vm_helpers import FAST, wait_until
 from vmkit_tui.config import Config, EnvironmentConfig, GitHubConfig, HostSpec, RepoConfig
-from vmkit_tui.history import AsyncHistory, History
-from vmkit_tui.logs import SpoolReader, spool_path
-from vmkit_tui.models import DurationBasis, EventKind, Status
-from vmkit_tui.sandbox.clock import ManualClock
-from vmkit_tui.sandbox.github_server import SANDBOX_TOKEN, GitHubSandbox
-from vmkit_tui.sandbox.vm_server import VmSandbox
-from vmkit_tui.sandbox.world import World
-from vmkit_tui.secret import Secret
+from vmkit_tui.domain.models import DurationBasis, EventKind, Status
+from vmkit_tui.domain.secret import Secret
+from vmkit_tui.domain.updates import DeployChanged, Health
+from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
+from vmkit_tui.sandbox.servers.vm_server import VmSandbox
+from vmkit_tui.sandbox.world.clock import ManualClock
+from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.service import DeployService
-from vmkit_tui.tracking import TrackingTiming
-from vmkit_tui.tracking_logs import logged_jobs
-from vmkit_tui.updates import DeployChanged, Health
+from vmkit_tui.store.history import AsyncHistory, History
+from vmkit_tui.store.spool import SpoolReader, spool_path
+from vmkit_tui.tracking.job_logs import logged_jobs
+from vmkit_tui.tracking.tracker import TrackingTiming
 
 pytest_plugins = ["tests.integration.sandbox_fixtures"]
 pytestmark = pytest.mark.timeout(60)

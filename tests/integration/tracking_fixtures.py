@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from vmkit_tui.config import Config, EnvironmentConfig, GitHubConfig, RepoConfig
-from vmkit_tui.history import AsyncHistory, History
-from vmkit_tui.models import DeployRecord
-from vmkit_tui.sandbox.clock import ManualClock
-from vmkit_tui.sandbox.github_server import SANDBOX_TOKEN, GitHubSandbox
-from vmkit_tui.secret import Secret
+from vmkit_tui.domain.models import DeployRecord
+from vmkit_tui.domain.secret import Secret
+from vmkit_tui.domain.updates import DeployChanged, Health, SourceHealth, Update
+from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
+from vmkit_tui.sandbox.world.clock import ManualClock
 from vmkit_tui.service import DeployService
-from vmkit_tui.tracking import TrackingTiming
-from vmkit_tui.updates import DeployChanged, Health, SourceHealth, Update
+from vmkit_tui.store.history import AsyncHistory, History
+from vmkit_tui.tracking.tracker import TrackingTiming
 
 REPO = "acme/my-fastapi-app"
 IMAGE = "ghcr.io/acme/my-fastapi-app"

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from vmkit_tui import ssh
-from vmkit_tui.sandbox.vm_server import VmSandbox
-from vmkit_tui.sandbox.world import World
+from vmkit_tui.sandbox.servers.vm_server import VmSandbox
+from vmkit_tui.sandbox.world.world import World
+from vmkit_tui.sources.ssh import ssh
 
 pytest_plugins = ["tests.world_fixtures"]
 

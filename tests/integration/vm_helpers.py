@@ -8,9 +8,9 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from vmkit_tui import ssh
-from vmkit_tui.logs import LogRecord
-from vmkit_tui.sandbox.clock import ManualClock
+from vmkit_tui.sandbox.world.clock import ManualClock
+from vmkit_tui.sources.ssh import ssh
+from vmkit_tui.store.spool import LogRecord
 
 REPO = "acme/my-fastapi-app"
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from tests.unit.history_samples import created, make_deploy, note
-from vmkit_tui.history import History
+from vmkit_tui.store.history import History
 
 
 def send(*lines: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.history_samples import created, make_deploy, note
-from vmkit_tui.history import History, HistoryError
+from vmkit_tui.store.history import History, HistoryError
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).with_name("_history_child.py")

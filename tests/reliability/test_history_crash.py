@@ -22,7 +22,7 @@ from typing import IO
 import pytest
 
 from tests.unit.history_samples import created, make_deploy, note
-from vmkit_tui.history import History
+from vmkit_tui.store.history import History
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).with_name("_history_child.py")

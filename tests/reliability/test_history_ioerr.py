@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.unit.history_samples import created, make_deploy, note
-from vmkit_tui.history import History
+from vmkit_tui.store.history import History
 
 FAULTY = ("write", "fsync", "replace")  # every os call of the durable write path
 STORED = make_deploy(1, deploy_id="0123456789ab")

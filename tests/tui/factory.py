@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from vmkit_tui.config import Config, parse_config
-from vmkit_tui.history import AsyncHistory, History
-from vmkit_tui.logs import LogRecord, SpoolWriter
-from vmkit_tui.models import Deploy, Diagnosis, EventKind, NewEvent, Status, Trigger
+from vmkit_tui.domain.models import Deploy, Diagnosis, EventKind, NewEvent, Status, Trigger
+from vmkit_tui.frontends.tui.app import VmkitApp
 from vmkit_tui.service import DeployService
-from vmkit_tui.tui.app import VmkitApp
+from vmkit_tui.store.history import AsyncHistory, History
+from vmkit_tui.store.spool import LogRecord, SpoolWriter
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 HOSTILE_TITLE = "Fix [/] parsing [@click=app.quit]x \x1b]52;c;cm0gLXJmIH4=\x07done"

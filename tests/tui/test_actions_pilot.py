@@ -14,15 +14,15 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from tests.tui.test_pilot import wait_for
+from vmkit_tui.actions.preflight import default_rollback_target
 from vmkit_tui.config import load_config
-from vmkit_tui.history import History
-from vmkit_tui.models import EventKind, Status, Trigger
-from vmkit_tui.preflight import default_rollback_target
+from vmkit_tui.domain.models import EventKind, Status, Trigger
+from vmkit_tui.frontends.tui.app import VmkitApp
+from vmkit_tui.frontends.tui.confirm import CancelScreen, RollbackScreen
+from vmkit_tui.sandbox.commands import sandbox_service
 from vmkit_tui.sandbox.demo import SandboxRuntime, record_past
-from vmkit_tui.sandbox_commands import sandbox_service
 from vmkit_tui.service import DeployService
-from vmkit_tui.tui.app import VmkitApp
-from vmkit_tui.tui.confirm import CancelScreen, RollbackScreen
+from vmkit_tui.store.history import History
 
 REPO, ENV = "acme/storefront", "production"
 

@@ -14,11 +14,11 @@ from textual.widgets import DataTable
 
 from tests.tui.test_pilot import wait_for
 from vmkit_tui.config import Config, load_config
-from vmkit_tui.history import History
+from vmkit_tui.domain.updates import Health
+from vmkit_tui.frontends.tui.app import VmkitApp
+from vmkit_tui.sandbox.commands import sandbox_service
 from vmkit_tui.sandbox.demo import SandboxRuntime, record_past
-from vmkit_tui.sandbox_commands import sandbox_service
-from vmkit_tui.tui.app import VmkitApp
-from vmkit_tui.updates import Health
+from vmkit_tui.store.history import History
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from vmkit_tui.logs import LogRecord
-from vmkit_tui.tui.log_pane import view_filter
+from vmkit_tui.frontends.tui.log_pane import view_filter
+from vmkit_tui.store.spool import LogRecord
 
 AT = datetime(2026, 11, 27, tzinfo=UTC)
 LINES = [

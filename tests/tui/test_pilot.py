@@ -11,10 +11,10 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, OptionList
 
 from tests.tui.factory import HEALTH, build_sample, make_app
-from vmkit_tui.tui.app import VmkitApp
-from vmkit_tui.tui.corrupt import CorruptHistoryScreen
-from vmkit_tui.tui.help import HelpScreen
-from vmkit_tui.tui.log_lines import LogLines
+from vmkit_tui.frontends.tui.app import VmkitApp
+from vmkit_tui.frontends.tui.corrupt import CorruptHistoryScreen
+from vmkit_tui.frontends.tui.help import HelpScreen
+from vmkit_tui.frontends.tui.log_lines import LogLines
 
 
 async def wait_for(
@@ -189,8 +189,8 @@ async def test_corrupt_history_offers_to_move_it_aside(tmp_path: Path) -> None:
 
 async def test_no_configuration_says_what_to_do(tmp_path: Path) -> None:
     from vmkit_tui.config import Config
-    from vmkit_tui.history import AsyncHistory, History
     from vmkit_tui.service import DeployService
+    from vmkit_tui.store.history import AsyncHistory, History
 
     service = DeployService(
         Config(source=None), AsyncHistory(History(tmp_path / "h.json")), tmp_path

@@ -10,10 +10,10 @@ from textual.widgets import DataTable
 from tests.tui.factory import build_sample, make_app
 from tests.tui.test_pilot import wait_for
 from vmkit_tui.config import Config
-from vmkit_tui.history import AsyncHistory, History
+from vmkit_tui.frontends.tui.app import VmkitApp
+from vmkit_tui.frontends.tui.log_lines import LogLines
 from vmkit_tui.service import DeployService
-from vmkit_tui.tui.app import VmkitApp
-from vmkit_tui.tui.log_lines import LogLines
+from vmkit_tui.store.history import AsyncHistory, History
 
 
 async def _open_production(pilot: Pilot) -> None:

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from vmkit_tui.models import Deploy, EventKind, NewEvent, Status, Trigger, new_deploy_id
+from vmkit_tui.domain.models import Deploy, EventKind, NewEvent, Status, Trigger, new_deploy_id
 
 REPO = "acme/storefront"
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -14,21 +14,10 @@ from pathlib import Path
 import pytest
 
 from vmkit_tui.__main__ import build_parser
-from vmkit_tui.cancelling import CancelPreflight
-from vmkit_tui.cli import (
-    Failed,
-    UsageError,
-    _confirm,
-    check_deploy_id,
-    check_environment,
-    check_target,
-    log_window,
-    settled,
-)
+from vmkit_tui.actions.cancel import CancelPreflight
+from vmkit_tui.actions.preflight import MigrationCheck, Preflight, TargetInfo
 from vmkit_tui.config import Config, EnvironmentConfig, RepoConfig, RollbackStrategy
-from vmkit_tui.github.results import ImageCheck, ImageState
-from vmkit_tui.logs import LogRecord, SpoolWriter
-from vmkit_tui.models import (
+from vmkit_tui.domain.models import (
     Deploy,
     DeployEvent,
     DeployRecord,
@@ -39,8 +28,17 @@ from vmkit_tui.models import (
     Trigger,
     new_deploy_id,
 )
-from vmkit_tui.preflight import MigrationCheck, Preflight, TargetInfo
-from vmkit_tui.present import (
+from vmkit_tui.frontends.cli.commands import (
+    Failed,
+    UsageError,
+    _confirm,
+    check_deploy_id,
+    check_environment,
+    check_target,
+    log_window,
+    settled,
+)
+from vmkit_tui.frontends.present import (
     cancel_lines,
     clean,
     event_line,
@@ -51,7 +49,9 @@ from vmkit_tui.present import (
     record_json,
     status_line,
 )
-from vmkit_tui.tracking_logs import log_marker_id
+from vmkit_tui.sources.github.results import ImageCheck, ImageState
+from vmkit_tui.store.spool import LogRecord, SpoolWriter
+from vmkit_tui.tracking.job_logs import log_marker_id
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 HOSTILE = "\x1b]52;c;aGVsbG8=\x07[/]\x1b[2J[@click=app.quit]x\x9b"

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from mcp import Client
 from pydantic import Field
 
-from vmkit_tui.actions import ActionRefused
-from vmkit_tui.cli import UsageError
-from vmkit_tui.mcp_server import VmkitMcpServer
+from vmkit_tui.actions.deploy_actions import ActionRefused
+from vmkit_tui.frontends.cli.commands import UsageError
+from vmkit_tui.frontends.mcp.server import VmkitMcpServer
 
 TOKEN = "ghp_" + "Q1w2E3r4T5" * 4
 

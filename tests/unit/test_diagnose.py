@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.unit import logsamples as s
-from vmkit_tui.diagnose import diagnose
-from vmkit_tui.joblog import parse_job_log
+from vmkit_tui.sources.github.job_log import parse_job_log
+from vmkit_tui.tracking.diagnose import diagnose
 
 
 def lines_of(log: str) -> list:

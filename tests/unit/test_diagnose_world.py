@@ -3,9 +3,9 @@ and no successful or cancelled job gets a diagnosis (pure: the world's logs, no 
 
 from __future__ import annotations
 
-from vmkit_tui.diagnose import diagnose
-from vmkit_tui.joblog import parse_job_log
-from vmkit_tui.sandbox.world import World
+from vmkit_tui.sandbox.world.world import World
+from vmkit_tui.sources.github.job_log import parse_job_log
+from vmkit_tui.tracking.diagnose import diagnose
 
 EXPECTED_CAUSE = {
     "buildpack_no_procfile": "Buildpack detection failed: the app has no Procfile",

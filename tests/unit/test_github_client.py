@@ -16,7 +16,8 @@ import orjson
 import pytest
 
 from tests.unit.test_github_results import JOB, RUN, SHA
-from vmkit_tui.github import (
+from vmkit_tui.domain.secret import Secret
+from vmkit_tui.sources.github import (
     AuthError,
     BadResponse,
     CancelOutcome,
@@ -26,7 +27,6 @@ from vmkit_tui.github import (
     RateLimited,
     Unavailable,
 )
-from vmkit_tui.secret import Secret
 
 TOKEN = "ghp_" + "S3cr3tT0k3nV4lu3" * 2 + "abcd"
 API = "https://api.github.com"

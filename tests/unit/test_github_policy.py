@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from vmkit_tui.github.policy import (
+from vmkit_tui.sources.github.policy import (
     CachedResponse,
     EtagCache,
     RequestStats,

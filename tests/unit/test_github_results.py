@@ -6,14 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vmkit_tui.github.results import (
+from vmkit_tui.domain.models import Status, ValidationError
+from vmkit_tui.sources.github.results import (
     CompareResult,
     DispatchResult,
     Job,
     RateLimit,
     WorkflowRun,
 )
-from vmkit_tui.models import Status, ValidationError
 
 SHA = "3a6235b56eecc0e193c1e267b064c155c6ebc022"
 

@@ -14,15 +14,15 @@ import pytest
 from filelock import FileLock
 
 from tests.unit.history_samples import REPO, created, make_deploy, note, status
-from vmkit_tui import history as history_module
-from vmkit_tui.history import (
+from vmkit_tui.domain.models import Deploy, EventKind, NewEvent, Status, ValidationError
+from vmkit_tui.store import history as history_module
+from vmkit_tui.store.history import (
     AsyncHistory,
     History,
     HistoryBusy,
     UnknownDeploy,
     default_history_path,
 )
-from vmkit_tui.models import Deploy, EventKind, NewEvent, Status, ValidationError
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from tests.unit.history_samples import REPO, created, make_deploy, note
-from vmkit_tui.history import History, HistoryCorrupt, move_aside
+from vmkit_tui.store.history import History, HistoryCorrupt, move_aside
 
 Damage = Callable[[dict], bytes]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from tests.unit import logsamples as s
-from vmkit_tui.joblog import LineKind, parse_job_log, parse_timestamp
+from vmkit_tui.sources.github.job_log import LineKind, parse_job_log, parse_timestamp
 
 REAL = (
     "\ufeff2025-04-07T12:57:33.2904078Z Current runner version: '2.323.0'\n"

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from vmkit_tui.cancelling import CancelPreflight
-from vmkit_tui.github.results import Job, Step
-from vmkit_tui.kamal_verdict import kamal_step, kamal_verdict, parse_lock_status
-from vmkit_tui.models import Deploy, DeployEvent, DeployRecord, EventKind, NewEvent, Trigger
+from vmkit_tui.actions.cancel import CancelPreflight
+from vmkit_tui.domain.models import Deploy, DeployEvent, DeployRecord, EventKind, NewEvent, Trigger
+from vmkit_tui.sources.github.results import Job, Step
+from vmkit_tui.sources.kamal import kamal_step, kamal_verdict, parse_lock_status
 
 SHA = "9f2c1ab4e0d6c7b8a9f0e1d2c3b4a5f6e7d8c9b0"
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Only vmkit_tui.tui may import Textual: services, CLI, MCP server and sandbox stay UI-free."""
+"""Only vmkit_tui.frontends.tui may import Textual: services, CLI, MCP server and sandbox stay UI-free."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import vmkit_tui
 def non_tui_modules() -> list[str]:
     names = []
     for info in pkgutil.walk_packages(vmkit_tui.__path__, "vmkit_tui."):
-        if info.name.startswith("vmkit_tui.tui"):
+        if info.name.startswith("vmkit_tui.frontends.tui"):
             continue
         names.append(info.name)
     return names
@@ -20,7 +20,7 @@ def non_tui_modules() -> list[str]:
 
 def test_non_tui_modules_do_not_import_textual() -> None:
     modules = non_tui_modules()
-    assert "vmkit_tui.models" in modules and "vmkit_tui.config" in modules
+    assert "vmkit_tui.domain.models" in modules and "vmkit_tui.config" in modules
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"

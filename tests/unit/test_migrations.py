@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vmkit_tui.migrations import migration_files
+from vmkit_tui.domain.migrations import migration_files
 
 MIGRATIONS = [
     "db/migrate/20260501120000_add_due_date_to_invoices.rb",  # Rails

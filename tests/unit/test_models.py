@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vmkit_tui.models import (
+from vmkit_tui.domain.models import (
     Deploy,
     DeployEvent,
     DeployRecord,

@@ -9,9 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from vmkit_tui.actions.preflight import (
+    MigrationCheck,
+    Preflight,
+    TargetInfo,
+    default_rollback_target,
+    live_deploy,
+)
 from vmkit_tui.config import RollbackStrategy
-from vmkit_tui.github.results import ImageCheck, ImageState
-from vmkit_tui.models import (
+from vmkit_tui.domain.models import (
     Deploy,
     DeployEvent,
     DeployRecord,
@@ -21,13 +27,7 @@ from vmkit_tui.models import (
     Trigger,
     new_deploy_id,
 )
-from vmkit_tui.preflight import (
-    MigrationCheck,
-    Preflight,
-    TargetInfo,
-    default_rollback_target,
-    live_deploy,
-)
+from vmkit_tui.sources.github.results import ImageCheck, ImageState
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 IMAGE = "ghcr.io/acme/storefront"

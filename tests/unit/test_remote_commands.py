@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from vmkit_tui.models import ValidationError
-from vmkit_tui.remote_commands import (
+from vmkit_tui.domain.models import ValidationError
+from vmkit_tui.sources.ssh.commands import (
     DEFAULT_STREAMS,
     CommandContext,
     ResumePoint,

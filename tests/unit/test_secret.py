@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from vmkit_tui.secret import (
+from vmkit_tui.domain.secret import (
     NoToken,
     RedactingFilter,
     Secret,

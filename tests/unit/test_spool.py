@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from vmkit_tui.logs import (
+from vmkit_tui.domain.models import ValidationError
+from vmkit_tui.store.spool import (
     LogRecord,
     SpoolReader,
     SpoolWriter,
@@ -19,7 +20,6 @@ from vmkit_tui.logs import (
     index_path,
     spool_path,
 )
-from vmkit_tui.models import ValidationError
 
 T0 = datetime(2026, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)
 DEPLOY = "0123456789ab"

@@ -15,9 +15,8 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from vmkit_tui.logs import LogRecord
-from vmkit_tui.remote_commands import StreamKind
-from vmkit_tui.ssh import (
+from vmkit_tui.sources.ssh.commands import StreamKind
+from vmkit_tui.sources.ssh.ssh import (
     AuthenticationFailed,
     ConnectionDropped,
     ConnectTimeout,
@@ -31,6 +30,7 @@ from vmkit_tui.ssh import (
     _LineSplitter,
     merge,
 )
+from vmkit_tui.store.spool import LogRecord
 
 T0 = datetime(2026, 5, 1, 10, 0, 0, tzinfo=UTC)
 ARRIVAL = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)

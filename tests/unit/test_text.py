@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vmkit_tui.text import bytes_to_text, keep_sgr, plain
+from vmkit_tui.domain.text import bytes_to_text, keep_sgr, plain
 
 HOSTILE = [
     "\x1b]52;c;cm0gLXJmIH4=\x07",  # OSC 52: write the clipboard
@@ -54,7 +54,7 @@ def test_8_bit_control_sequences_go_with_their_parameters() -> None:
 
 @pytest.mark.parametrize("prefix", ["\x9b", "\x9b1", "\x1b[31m", "\x1b]0;", "x\x07"])
 def test_escape_sequences_next_to_a_token_never_hide_it(prefix: str) -> None:
-    from vmkit_tui.present import clean
+    from vmkit_tui.frontends.present import clean
 
     token = "ghp_" + "Z9y8X7w6V5" * 4
     cleaned = clean(f"oops {prefix}{token} end")

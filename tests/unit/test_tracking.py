@@ -10,10 +10,7 @@ from typing import Any
 
 import pytest
 
-from vmkit_tui.github import Job, RateLimit, Step, WorkflowRun
-from vmkit_tui.joblog import parse_job_log
-from vmkit_tui.logs import LogRecord, SpoolWriter
-from vmkit_tui.models import (
+from vmkit_tui.domain.models import (
     Deploy,
     DeployEvent,
     DeployRecord,
@@ -22,21 +19,24 @@ from vmkit_tui.models import (
     Trigger,
     status_event_id,
 )
-from vmkit_tui.tracking import (
-    RateBudget,
-    link_event,
-    new_deploy,
-    request_id_of,
-    status_events,
-    wait_wall,
-)
-from vmkit_tui.tracking_logs import (
+from vmkit_tui.sources.github import Job, RateLimit, Step, WorkflowRun
+from vmkit_tui.sources.github.job_log import parse_job_log
+from vmkit_tui.store.spool import LogRecord, SpoolWriter
+from vmkit_tui.tracking.job_logs import (
     TRUNCATED_NOTE,
     append_job_logs,
     diagnose_spool,
     job_log_records,
     log_marker_id,
     logged_jobs,
+)
+from vmkit_tui.tracking.tracker import (
+    RateBudget,
+    link_event,
+    new_deploy,
+    request_id_of,
+    status_events,
+    wait_wall,
 )
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -7,16 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vmkit_tui.remote_commands import (
-    DEFAULT_STREAMS,
-    CommandContext,
-    ResumePoint,
-    build_stream_command,
-    kamal_lock_status,
-    kamal_redeploy,
-    kamal_rollback,
-)
-from vmkit_tui.sandbox.vm_commands import (
+from vmkit_tui.sandbox.servers.vm_commands import (
     DockerLogs,
     Flood,
     Journal,
@@ -32,7 +23,16 @@ from vmkit_tui.sandbox.vm_commands import (
     to_bytes,
     unwrap_guard,
 )
-from vmkit_tui.ssh import _guarded
+from vmkit_tui.sources.ssh.commands import (
+    DEFAULT_STREAMS,
+    CommandContext,
+    ResumePoint,
+    build_stream_command,
+    kamal_lock_status,
+    kamal_redeploy,
+    kamal_rollback,
+)
+from vmkit_tui.sources.ssh.ssh import _guarded
 
 AT = datetime(2026, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 SHA = "0123456789abcdef0123456789abcdef01234567"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from vmkit_tui.vm_watch import FirstHealthy
-from vmkit_tui.vmlog import VmEvent, parse_agent_line, parse_proxy_line
+from vmkit_tui.sources.ssh.vm_log import VmEvent, parse_agent_line, parse_proxy_line
+from vmkit_tui.tracking.vm_watch import FirstHealthy
 
 START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 SHA = "a" * 40

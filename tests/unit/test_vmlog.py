@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vmkit_tui.logs import LogRecord
-from vmkit_tui.vmlog import (
+from vmkit_tui.sources.ssh.vm_log import (
     HealthWatch,
     VmEventKind,
     first_healthy,
@@ -17,6 +16,7 @@ from vmkit_tui.vmlog import (
     parse_record,
     parse_records,
 )
+from vmkit_tui.store.spool import LogRecord
 
 SHA = "9f2c1ab4e0d6c7b8a9f0e1d2c3b4a5f6e7d8c9b0"
 OLD = "3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d"
@@ -226,7 +226,7 @@ def test_a_failed_deploy_has_no_healthy_moment_and_records_the_failure() -> None
 
 
 def test_proxy_summary_reads_like_a_log_line() -> None:
-    from vmkit_tui.vmlog import proxy_summary
+    from vmkit_tui.sources.ssh.vm_log import proxy_summary
 
     line = '{"time":"2026-11-27T09:58:50Z","level":"INFO","msg":"Deploying","service":"web","target":"web-1:3000"}'
     assert proxy_summary(line) == "INFO Deploying service=web target=web-1:3000"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vmkit_tui.sandbox.clock import ManualClock, ScaledClock, SimClock
+from vmkit_tui.sandbox.world.clock import ManualClock, ScaledClock, SimClock
 
 START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 

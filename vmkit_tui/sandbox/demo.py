@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vmkit_tui.history import History
-from vmkit_tui.models import Deploy, EventKind, NewEvent, Trigger, new_deploy_id
-from vmkit_tui.sandbox.clock import ScaledClock
-from vmkit_tui.sandbox.github_server import SANDBOX_TOKEN, GitHubSandbox
-from vmkit_tui.sandbox.vm_server import VmSandbox
-from vmkit_tui.sandbox.world import World
+from vmkit_tui.domain.models import Deploy, EventKind, NewEvent, Trigger, new_deploy_id
+from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
+from vmkit_tui.sandbox.servers.vm_server import VmSandbox
+from vmkit_tui.sandbox.world.clock import ScaledClock
+from vmkit_tui.sandbox.world.world import World
+from vmkit_tui.store.history import History
 
 # What new pushes do while you watch: mostly succeed; each of the four failures the product
 # must pinpoint shows up every so often.

@@ -1,0 +1,193 @@
+"""Kamal on an environment's deploy host over SSH (the `kamal-ssh` rollback strategy).
+
+`run_kamal` runs one Kamal command and streams its console output into the deploy's spool as
+it arrives (`KamalLog`: batched writes, each announced with `LogGrew`), then reads the verdict
+from the output (`kamal_verdict`). `lock_status` asks `kamal lock status` whether the deploy
+lock is held (a cancelled Kamal usually leaves it). Commands come from `remote_commands`
+(validated and quoted); host keys are verified by `ssh`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from vmkit_tui.config import EnvironmentConfig, HostSpec
+from vmkit_tui.domain.secret import redact
+from vmkit_tui.domain.text import plain
+from vmkit_tui.domain.updates import Broadcaster, Health, LogGrew, SourceHealth
+from vmkit_tui.sources.kamal import KamalVerdict, kamal_verdict, parse_lock_status
+from vmkit_tui.sources.ssh import ssh
+from vmkit_tui.sources.ssh.commands import kamal_lock_status
+from vmkit_tui.store.spool import LogRecord, SpoolWriter
+
+__all__ = [
+    "KAMAL_SOURCE",
+    "KamalLog",
+    "LockReport",
+    "host_label",
+    "lock_status",
+    "reason",
+    "run_kamal",
+    "ssh_target",
+]
+
+KAMAL_SOURCE = "kamal"  # spool source of Kamal's console output
+FLUSH_INTERVAL = 0.05  # seconds between spool writes (and LogGrew updates) of one deploy
+REASON_LIMIT = 300  # characters of an error kept in messages and events
+
+
+def reason(error: BaseException) -> str:
+    """An error as one safe line: no token, no control sequences, bounded."""
+    return redact(plain(redact(str(error) or type(error).__name__)))[:REASON_LIMIT]
+
+
+def ssh_target(host: HostSpec, env: EnvironmentConfig) -> ssh.SshTarget:
+    return ssh.SshTarget(host.user, host.host, host.port, env.identity_file, env.known_hosts)
+
+
+def host_label(target: ssh.SshTarget) -> str:
+    """The host as log records show it (`host`, or `host:port` off port 22), as vm_watch does."""
+    return target.host if target.port == 22 else target.address
+
+
+class KamalLog:
+    """One deploy's Kamal output into its spool, batched (at most 20 writes and LogGrew updates
+    a second), stamped with `now` (the lines carry no time of their own)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        deploy_id: str,
+        host: str,
+        updates: Broadcaster,
+        now: Callable[[], datetime],
+        *,
+        repo: str,
+        environment: str,
+    ) -> None:
+        self.data_dir = data_dir
+        self.deploy_id = deploy_id
+        self.host = host
+        self.updates = updates
+        self.now = now
+        self.repo = repo
+        self.environment = environment
+        self._buffer: list[LogRecord] = []
+        self._wake = asyncio.Event()
+        self._writer: SpoolWriter | None = None
+        self._done = False
+        self._task = asyncio.create_task(self._loop())
+
+    def add(self, text: str, *, own: bool = False) -> None:
+        """A line of Kamal's, or (`own`) one of vmkit-tui's saying what went wrong."""
+        source = ssh.VMKIT_SOURCE if own else KAMAL_SOURCE
+        self._buffer.append(LogRecord(self.now(), self.host, source, text))
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush()
+            if self._done:
+                return
+            await asyncio.sleep(FLUSH_INTERVAL)
+
+    async def _flush(self) -> None:
+        batch, self._buffer = self._buffer, []
+        if not batch:
+            return
+        try:
+            if self._writer is None:
+                self._writer = await asyncio.to_thread(
+                    SpoolWriter.for_deploy, self.data_dir, self.deploy_id
+                )
+            await asyncio.to_thread(self._writer.append_many, batch)
+        except OSError as error:
+            message = plain(f"cannot write the log of deploy {self.deploy_id}: {error}")
+            self.updates.publish(
+                SourceHealth("spool", self.repo, self.environment, Health.ERROR, message)
+            )
+            return
+        self.updates.publish(LogGrew(self.deploy_id))
+
+    async def close(self) -> None:
+        """Write what is left and close the spool (safe to call more than once)."""
+        if not self._done:
+            self._done = True
+            self._wake.set()
+        await self._task
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await asyncio.to_thread(writer.close)
+
+
+async def run_kamal(
+    target: ssh.SshTarget, command: str, log: KamalLog, options: ssh.SshOptions
+) -> KamalVerdict:
+    """Run one Kamal command on `target`, its output into `log` as it arrives; the verdict
+    comes from the output (never raises for SSH trouble: that is a failed verdict, also
+    written to the log)."""
+    lines: list[str] = []
+    status: int | None = 0
+    failure = ""
+    records = ssh.stream(target, command, KAMAL_SOURCE, options=options)
+    try:
+        async for record in records:
+            lines.append(record.text)
+            log.add(record.text)
+    except ssh.RemoteCommandNotFound as error:
+        failure = f"Kamal is not installed on {target} (or not in PATH): {reason(error)}"
+    except ssh.RemoteCommandFailed as error:
+        status = error.exit_status  # Kamal exits 1 on failure: its output says why
+    except ssh.SshError as error:
+        failure = reason(error)
+    finally:
+        await records.aclose()
+    if failure:
+        log.add(failure, own=True)
+    return kamal_verdict(lines, status, failure)
+
+
+@dataclass(frozen=True, slots=True)
+class LockReport:
+    """Kamal's deploy lock: `held` None when it could not be checked; `details` are Kamal's
+    own lines (`Locked by: …`, `Version: …`, `Message: …`), remote text."""
+
+    held: bool | None
+    message: str
+    details: tuple[str, ...] = ()
+
+
+async def lock_status(env: EnvironmentConfig, options: ssh.SshOptions) -> LockReport:
+    """`kamal lock status` on the environment's deploy host, in words with the way out."""
+    release = "`kamal lock release" + (f" -d {env.destination}`" if env.destination else "`")
+    if env.deploy_host is None:
+        return LockReport(
+            None,
+            "A cancelled Kamal may have left its deploy lock held: check with `kamal lock "
+            f"status` where you run Kamal and, if nobody is deploying, {release}.",
+        )
+    host = str(env.deploy_host)
+    command = kamal_lock_status(destination=env.destination)
+    try:
+        result = await ssh.run(ssh_target(env.deploy_host, env), command, options=options)
+    except ssh.SshError as error:
+        return LockReport(None, f"Cannot check Kamal's deploy lock on {host}: {reason(error)}")
+    found = parse_lock_status(result.lines)
+    details = tuple(plain(line) for line in found.details)
+    if found.held:
+        return LockReport(
+            True,
+            f"Kamal's deploy lock is still held on {host} ({details[0]}): if nobody is "
+            f"deploying, release it with {release}.",
+            details,
+        )
+    if found.held is False:
+        return LockReport(False, f"No Kamal deploy lock is held on {host}.")
+    last = plain(result.lines[-1])[:200] if result.lines else "(no output)"
+    return LockReport(None, f"`kamal lock status` on {host} said something unexpected: {last}")

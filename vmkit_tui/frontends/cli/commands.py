@@ -1,0 +1,590 @@
+"""`vmkit-tui deploys|rollback|cancel|logs`: the deploy service for scripts and terminals.
+
+Exit status: 0 done; 1 the action failed (refused by its preflight, aborted at the prompt, the
+deploy ended other than wanted under `--wait`); 2 bad usage or config (unknown repo or
+environment, a malformed SHA or deploy id, a destructive command with no terminal to confirm on
+and no `--yes`). A destructive command prints the same preflight as the TUI's dialog first.
+
+The helpers that check names and read log windows are shared with the MCP server. Everything
+remote that is printed goes through `present.clean`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO, TypeGuard
+
+from vmkit_tui.config import Config, EnvironmentConfig, default_data_dir
+from vmkit_tui.domain.models import DEPLOY_ID_PATTERN, DeployRecord, Status, Trigger, is_sha
+from vmkit_tui.domain.overview import newest_first
+from vmkit_tui.domain.updates import DeployChanged, Health, SourceHealth, Update
+from vmkit_tui.frontends.present import (
+    cancel_lines,
+    clean,
+    deploy_row,
+    log_line,
+    preflight_lines,
+    record_json,
+    status_line,
+)
+from vmkit_tui.service import DeployService
+from vmkit_tui.store.history import (
+    AsyncHistory,
+    History,
+    HistoryCorrupt,
+    HistoryError,
+    UnknownDeploy,
+)
+from vmkit_tui.store.spool import LogRecord, SpoolReader, spool_path
+from vmkit_tui.tracking.job_logs import logged_jobs
+
+if TYPE_CHECKING:
+    from vmkit_tui.actions.preflight import Preflight
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SYNC_TIMEOUT = 60.0  # seconds `deploys` waits for its environment's first tracking round
+SETTLE_TIMEOUT = 20.0  # seconds to wait for a finished deploy's logs and diagnosis
+REREAD_EVERY = 3.0  # seconds without news before a waiter re-reads the history and polls GitHub
+QUIET_AFTER_FINAL = 2.0  # `logs --follow` ends this long after the last line of a finished deploy
+FOLLOW_AFTER_FINAL = 10.0  # … or this long after it finished, whatever still comes in
+FOLLOW_POLL = 0.5  # seconds between looks at a followed spool
+LOG_BLOCK = 4096  # spool lines read at a time
+
+Queue = asyncio.Queue[Update]
+
+
+class UsageError(Exception):
+    """Bad usage or config (exit status 2); `str()` is one line for the user."""
+
+
+class Failed(Exception):
+    """The action was refused, aborted or failed (exit status 1); `str()` is one line."""
+
+
+# ---------------------------------------------------------------------------- shared checks
+
+
+def check_environment(config: Config, repo: str, environment: str) -> EnvironmentConfig:
+    """The configured environment, or a UsageError naming the configured ones."""
+    try:
+        return config.repo(repo).environment(environment)
+    except KeyError:
+        known = "; ".join(
+            f"{r.name}: {', '.join(e.name for e in r.environments)}" for r in config.repos
+        )
+        raise UsageError(
+            f"{clean(repo)} {clean(environment)} is not in the configuration "
+            f"({known or 'no repos configured'})."
+        ) from None
+
+
+def check_deploy_id(deploy_id: str) -> str:
+    if not DEPLOY_ID_PATTERN.fullmatch(deploy_id):
+        raise UsageError(f"Not a deploy id (12 lowercase hex characters): {clean(deploy_id)[:40]}")
+    return deploy_id
+
+
+def check_target(target: str | None) -> str | None:
+    """A rollback target: a deploy id or a full commit SHA (None: the default target)."""
+    if target is None or DEPLOY_ID_PATTERN.fullmatch(target) or is_sha(target):
+        return target
+    raise UsageError(
+        "A rollback target is a deploy id (12 hex characters) or a full commit SHA "
+        f"(40 lowercase hex characters), not {clean(target)[:60]!r}."
+    )
+
+
+async def find_deploy(
+    service: DeployService, deploy_id: str, where: tuple[str, str] | None = None
+) -> DeployRecord:
+    """The deploy, which must be in the history (and on `where`, if given)."""
+    check_deploy_id(deploy_id)
+    try:
+        record = await service.record(deploy_id)
+    except UnknownDeploy:
+        raise UsageError(f"No deploy {deploy_id} in the history.") from None
+    found = (record.deploy.repo, record.deploy.environment)
+    if where is not None and found != where:
+        raise UsageError(
+            f"Deploy {deploy_id} is on {found[0]} {found[1]}, not {where[0]} {where[1]}."
+        )
+    return record
+
+
+@dataclass(frozen=True, slots=True)
+class LogWindow:
+    """Some lines of a deploy's spool with their indexes; `total`: lines in the spool;
+    `next_start`: where the following window starts (None: this one reached the end)."""
+
+    total: int
+    lines: list[tuple[int, LogRecord]]
+    next_start: int | None
+
+
+def log_window(
+    path: Path, *, last: int | None, start: int | None, count: int, source: str | None
+) -> LogWindow:
+    """Lines [start, start+count) of the spool, or else its last `last` lines; with `source`,
+    only that source's lines (the last ones of it, or those inside the window). Blocking."""
+    with SpoolReader(path) as reader:
+        total = len(reader)
+        if start is not None:
+            stop = min(start + count, total)
+            picked = [
+                (index, record)
+                for index, record in zip(range(start, stop), reader.lines(start, stop), strict=True)
+                if source is None or record.source == source
+            ]
+            return LogWindow(total, picked, stop if stop < total else None)
+        wanted = last or 0
+        found: list[tuple[int, LogRecord]] = []
+        high = total
+        while high > 0 and len(found) < wanted:
+            low = max(0, high - LOG_BLOCK)
+            block = reader.lines(low, high)
+            for offset in range(len(block) - 1, -1, -1):
+                if source is None or block[offset].source == source:
+                    found.append((low + offset, block[offset]))
+                    if len(found) == wanted:
+                        break
+            high = low
+        found.reverse()
+        return LogWindow(total, found, None)
+
+
+@contextlib.asynccontextmanager
+async def tracking(service: DeployService) -> AsyncIterator[Queue]:
+    """The service's updates, subscribed before tracking starts (nothing is missed); tracking
+    is stopped on the way out."""
+    async with service.updates.subscription() as queue:
+        await service.start()
+        try:
+            yield queue
+        finally:
+            await service.stop()
+
+
+async def wait_final(
+    service: DeployService, queue: Queue, deploy_id: str, on_change: Callable[[DeployRecord], None]
+) -> DeployRecord:
+    """Follow a deploy (tracking running) until it has reached a final status and settled (see
+    `settled`; at most SETTLE_TIMEOUT s after it ended), calling `on_change` at every status
+    change; GitHub trouble on its environment is said once per message. Raises Failed when
+    nothing can track it (no usable token)."""
+    loop = asyncio.get_running_loop()
+    record = await service.record(deploy_id)
+    where = (record.deploy.repo, record.deploy.environment)
+    seen, said = record.status, ""
+    give_up: float | None = None  # when to stop waiting for a finished deploy to settle
+    while not (record.status.is_final and settled(record)):
+        if record.status.is_final:
+            give_up = give_up or loop.time() + SETTLE_TIMEOUT
+            if loop.time() >= give_up:
+                break
+        wait = REREAD_EVERY if give_up is None else min(REREAD_EVERY, give_up - loop.time())
+        update = await next_update(
+            queue,
+            lambda u: (
+                (isinstance(u, DeployChanged) and u.record.id == deploy_id)
+                or _github_trouble(u, where)
+            ),
+            max(wait, 0.0),
+        )
+        if update is None:  # quiet: look again ourselves, and have GitHub polled now
+            record = await service.record(deploy_id)
+            service.track_now(*where)
+        elif isinstance(update, DeployChanged):
+            record = update.record
+        elif isinstance(update, SourceHealth) and update.message != said:
+            said = update.message
+            if update.health is Health.AUTH:
+                raise Failed(f"cannot follow deploy {deploy_id}: {clean(said)}")
+            _say(clean(said))
+        if record.status is not seen:
+            seen = record.status
+            on_change(record)
+    return record
+
+
+def settled(record: DeployRecord) -> bool:
+    """Whether what tracking adds after a final status is in: a failure's diagnosis, a success's
+    job logs. A cancelled run may have no log at all, and a deploy without a GitHub run (Kamal
+    over SSH, a dispatch that failed) has nothing more coming."""
+    if record.run_id is None or record.status is Status.CANCELLED:
+        return True
+    if record.status is Status.FAILED:
+        return record.diagnosis is not None
+    return bool(logged_jobs(record))
+
+
+def _github_trouble(update: Update, where: tuple[str, str]) -> TypeGuard[SourceHealth]:
+    """A GitHub health report on this environment that is not OK."""
+    return (
+        isinstance(update, SourceHealth)
+        and update.key == "github"
+        and (update.repo, update.environment) == where
+        and update.health is not Health.OK
+    )
+
+
+async def next_update(
+    queue: Queue, wanted: Callable[[Update], bool], timeout: float
+) -> Update | None:
+    """The next update that is `wanted` (others are dropped), or None after `timeout` s."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                update = await queue.get()
+                if wanted(update):
+                    return update
+    except TimeoutError:
+        return None
+
+
+# ---------------------------------------------------------------------------- entry
+
+
+def run(args: argparse.Namespace, config: Config, history_path: Path) -> int:
+    """Run one of the commands; the exit status."""
+    service = DeployService(
+        config, AsyncHistory(History(history_path)), config.data_dir or default_data_dir()
+    )
+    commands: dict[str, Callable[[DeployService, argparse.Namespace], Coroutine[Any, Any, int]]]
+    commands = {"deploys": _deploys, "rollback": _rollback, "cancel": _cancel, "logs": _logs}
+    try:
+        return asyncio.run(_stopping(service, commands[args.command](service, args)))
+    except UsageError as error:
+        _say(error)
+        return EXIT_USAGE
+    except Failed as error:
+        _say(error)
+        return EXIT_FAILED
+    except HistoryCorrupt as error:
+        _say(error)
+        return EXIT_USAGE
+    except HistoryError as error:
+        _say(error)
+        return EXIT_FAILED
+    except BrokenPipeError:  # `… | head`: the reader has gone; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _say(
+            "interrupted: stopped waiting (a deploy already sent goes on; see `vmkit-tui deploys`)"
+        )
+        return EXIT_FAILED
+
+
+async def _stopping(service: DeployService, command: Coroutine[Any, Any, int]) -> int:
+    try:
+        return await command
+    finally:
+        await service.stop()
+
+
+def _say(message: object, stream: TextIO | None = None) -> None:
+    print(f"vmkit-tui: {message}", file=stream or sys.stderr)
+
+
+def _out(args: argparse.Namespace) -> TextIO:
+    """Where the human lines go: stdout, or stderr when stdout carries `--json`."""
+    return sys.stderr if getattr(args, "json", False) else sys.stdout
+
+
+def _actor() -> str:
+    """Who is at the keyboard, for the audit trail."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in this environment
+        return "unknown"
+
+
+async def _confirm(args: argparse.Namespace, question: str) -> None:
+    """Go on with `--yes`; else ask on the terminal; with no terminal refuse (exit 2)."""
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"no terminal to confirm on: nothing was done. Add --yes to {args.command} "
+            "without asking."
+        )
+    try:
+        answer = await asyncio.to_thread(input, f"{question} [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise Failed("aborted: nothing was done")
+
+
+def _refuse_readonly(args: argparse.Namespace) -> None:
+    if args.readonly:
+        raise UsageError(f"--readonly: {args.command} is not allowed")
+
+
+# ---------------------------------------------------------------------------- deploys
+
+
+async def _deploys(service: DeployService, args: argparse.Namespace) -> int:
+    repo, environment = args.repo, args.environment
+    check_environment(service.config, repo, environment)
+    if not args.no_sync:
+        health = await _sync(service, repo, environment)
+        if health is None:
+            _say("GitHub did not answer in time: showing the history as last recorded")
+        elif health.health is not Health.OK:
+            _say(f"{clean(health.message)} (showing the history as last recorded)")
+    records = newest_first(await service.history.records(repo, environment))[: args.limit]
+    if args.json:
+        json.dump([record_json(record) for record in records], sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    print(f"{repo} / {environment} ({len(records)} deploys, newest first)")
+    for record in records:
+        print("  " + deploy_row(record))
+    return EXIT_OK
+
+
+async def _sync(service: DeployService, repo: str, environment: str) -> SourceHealth | None:
+    """One tracking round, so what is printed is what GitHub says now: the environment's first
+    GitHub health report (OK after a round, or why it failed); None if none came in time."""
+    async with tracking(service) as queue:
+        health = await next_update(
+            queue,
+            lambda u: (
+                isinstance(u, SourceHealth)
+                and u.key == "github"
+                and (u.repo, u.environment) == (repo, environment)
+            ),
+            SYNC_TIMEOUT,
+        )
+    return health if isinstance(health, SourceHealth) else None
+
+
+# ---------------------------------------------------------------------------- rollback
+
+
+async def _rollback(service: DeployService, args: argparse.Namespace) -> int:
+    repo, environment = args.repo, args.environment
+    check_environment(service.config, repo, environment)
+    target = check_target(args.to)
+    if target is not None and DEPLOY_ID_PATTERN.fullmatch(target):
+        await find_deploy(service, target, (repo, environment))
+    _refuse_readonly(args)
+    out = _out(args)
+    preflight = await _preflight(service, repo, environment, target)
+    print(f"Roll back {repo} {environment} to {preflight.target.short_sha}:", file=out)
+    for line in preflight_lines(preflight):
+        print(f"  {line}", file=out)
+    refusal = preflight.refusal()
+    if refusal is not None:
+        raise Failed(f"refused: {clean(refusal)}")
+    await _confirm(args, f"Roll back {environment} to {preflight.target.short_sha}?")
+    if not args.wait:
+        record = await _send_rollback(service, args, preflight)
+        return _sent(args, record, f"vmkit-tui logs {record.id} --follow")
+    async with tracking(service) as queue:
+        record = await _send_rollback(service, args, preflight)
+        if record.status is Status.FAILED:
+            return _sent(args, record, "")
+        print(status_line(record), file=out)
+        final = await wait_final(
+            service, queue, record.id, lambda changed: print(status_line(changed), file=out)
+        )
+    return _finished(args, final, Status.SUCCEEDED)
+
+
+async def _preflight(
+    service: DeployService, repo: str, environment: str, target: str | None
+) -> Preflight:
+    from vmkit_tui.actions.deploy_actions import ActionRefused
+
+    try:
+        return await service.preflight(repo, environment, target)
+    except ActionRefused as error:
+        raise Failed(clean(error)) from None
+
+
+async def _send_rollback(
+    service: DeployService, args: argparse.Namespace, preflight: Preflight
+) -> DeployRecord:
+    from vmkit_tui.actions.deploy_actions import ActionError
+
+    try:
+        return await service.rollback(
+            args.repo,
+            args.environment,
+            args.to,
+            trigger=Trigger.MANUAL,
+            actor=_actor(),
+            preflight=preflight,
+        )
+    except ActionError as error:
+        raise Failed(f"not rolled back: {clean(error)}") from None
+
+
+def _sent(args: argparse.Namespace, record: DeployRecord, follow: str) -> int:
+    """A deploy was just recorded and sent (not waited for)."""
+    out = _out(args)
+    if record.status is Status.FAILED:
+        detail = record.events[-1].detail if record.events else ""
+        print(f"Deploy {record.id} failed at once: {clean(detail)}", file=out)
+    else:
+        print(f"Deploy {record.id} is {record.status.value}. Follow it: {follow}", file=out)
+    _json(args, record)
+    return EXIT_FAILED if record.status is Status.FAILED else EXIT_OK
+
+
+def _finished(args: argparse.Namespace, record: DeployRecord, wanted: Status) -> int:
+    """A waited-for deploy reached its final status: 0 when it is the one wanted."""
+    out = _out(args)
+    diagnosis = record.diagnosis
+    if diagnosis is not None:
+        print(f"  cause: {clean(diagnosis.cause)}", file=out)
+        print(f"  fix:   {clean(diagnosis.fix)}", file=out)
+    _json(args, record)
+    if record.status is wanted:
+        return EXIT_OK
+    _say(f"deploy {record.id} ended {record.status.value}")
+    return EXIT_FAILED
+
+
+def _json(args: argparse.Namespace, record: DeployRecord) -> None:
+    if args.json:
+        json.dump(record_json(record), sys.stdout, indent=2)
+        print()
+
+
+# ---------------------------------------------------------------------------- cancel
+
+
+async def _cancel(service: DeployService, args: argparse.Namespace) -> int:
+    from vmkit_tui.actions.deploy_actions import ActionError
+    from vmkit_tui.sources.github import CancelOutcome
+
+    repo, environment = args.repo, args.environment
+    check_environment(service.config, repo, environment)
+    deploy_id = (await find_deploy(service, args.deploy_id, (repo, environment))).id
+    _refuse_readonly(args)
+    out = _out(args)
+    try:
+        check = await service.cancel_preflight(deploy_id)
+    except ActionError as error:
+        raise Failed(clean(error)) from None
+    print(f"Cancel deploy {deploy_id} on {repo} {environment}:", file=out)
+    for line in cancel_lines(check):
+        print(f"  {line}", file=out)
+    if check.refusal is not None:
+        raise Failed(f"refused: {clean(check.refusal)}")
+    await _confirm(args, f"{'Force-cancel' if args.force else 'Cancel'} deploy {deploy_id}?")
+    async with contextlib.AsyncExitStack() as stack:
+        queue = await stack.enter_async_context(tracking(service)) if args.wait else None
+        try:
+            result = await service.cancel(
+                deploy_id, trigger=Trigger.MANUAL, actor=_actor(), force=args.force
+            )
+        except ActionError as error:
+            raise Failed(f"not cancelled: {clean(error)}") from None
+        for line in (result.message, *result.warnings, result.lock.message if result.lock else ""):
+            if line:
+                print(clean(line), file=out)
+        if result.outcome is not CancelOutcome.REQUESTED:  # not taken, or finished first
+            _json(args, result.record)
+            return EXIT_FAILED
+        if queue is None:
+            return _sent(args, result.record, f"vmkit-tui deploys {repo} {environment}")
+        print(status_line(result.record), file=out)
+        final = await wait_final(
+            service, queue, deploy_id, lambda changed: print(status_line(changed), file=out)
+        )
+    return _finished(args, final, Status.CANCELLED)
+
+
+# ---------------------------------------------------------------------------- logs
+
+
+async def _logs(service: DeployService, args: argparse.Namespace) -> int:
+    record = await find_deploy(service, args.deploy_id)
+    reader = SpoolReader(spool_path(service.data_dir, record.id))
+    try:
+        position, shown = await asyncio.to_thread(_print_lines, reader, 0, args.source)
+        if args.follow and not record.status.is_final:
+            record, more = await _follow(service, reader, record.id, args.source, position)
+            shown += more
+        if shown == 0:
+            _say(_no_lines(record, args.source, len(reader)))
+    finally:
+        reader.close()
+    if args.follow:
+        _say(f"deploy {record.id} {record.status.value}")
+    return EXIT_OK
+
+
+def _no_lines(record: DeployRecord, source: str | None, total: int) -> str:
+    if source and total:
+        return f"none of the {total} log lines of deploy {record.id} is from {clean(source)!r}"
+    return (
+        f"no log lines recorded for deploy {record.id} ({record.status.value}); vmkit-tui "
+        "records them while it tracks (the dashboard, `vmkit-tui mcp`, or logs --follow)"
+    )
+
+
+def _print_lines(reader: SpoolReader, start: int, source: str | None) -> tuple[int, int]:
+    """Print the spool's lines from `start` on (of `source` only, if given): (the new position,
+    lines printed). Blocking: reads the spool."""
+    reader.refresh()
+    position, printed = start, 0
+    while position < len(reader):
+        stop = min(position + LOG_BLOCK, len(reader))
+        for line in reader.lines(position, stop):
+            if source is None or line.source == source:
+                print(log_line(line))
+                printed += 1
+        position = stop
+    sys.stdout.flush()
+    return position, printed
+
+
+async def _follow(
+    service: DeployService, reader: SpoolReader, deploy_id: str, source: str | None, position: int
+) -> tuple[DeployRecord, int]:
+    """Track the deploy to its end (`wait_final`) while printing what reaches its spool
+    (written here or by another vmkit-tui); then the last lines, until the log has been quiet
+    for QUIET_AFTER_FINAL s (or FOLLOW_AFTER_FINAL s have passed: idle VMs keep logging).
+    Returns the final record and the lines printed."""
+    loop = asyncio.get_running_loop()
+    printed = 0
+
+    async def show() -> bool:
+        nonlocal position, printed
+        moved, count = await asyncio.to_thread(_print_lines, reader, position, source)
+        position, printed = moved, printed + count
+        return count > 0
+
+    async with tracking(service) as queue:
+        waiter = asyncio.create_task(wait_final(service, queue, deploy_id, lambda _r: None))
+        try:
+            while not waiter.done():
+                await asyncio.wait({waiter}, timeout=FOLLOW_POLL)
+                await show()
+            record = waiter.result()
+            ended = last_line = loop.time()
+            while loop.time() - last_line < QUIET_AFTER_FINAL:
+                if loop.time() - ended >= FOLLOW_AFTER_FINAL:
+                    break
+                await asyncio.sleep(FOLLOW_POLL)
+                if await show():
+                    last_line = loop.time()
+        finally:
+            waiter.cancel()
+            await asyncio.gather(waiter, return_exceptions=True)
+    return record, printed

@@ -1,0 +1,103 @@
+"""The selected deploy's facts: full SHA, who and how, run link, UTC times, duration, steps.
+
+Built as `Text` with every remote value appended as plain text (never markup).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.widgets import Static
+
+from vmkit_tui.domain.models import DeployRecord, DurationBasis
+from vmkit_tui.domain.text import plain
+from vmkit_tui.domain.updates import StepProgress
+from vmkit_tui.frontends.present import format_duration
+
+
+class DeployDetails(Static):
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "details--label",
+        "details--step-done",
+        "details--step-running",
+        "details--step-failed",
+    }
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, markup=False)
+        self.record: DeployRecord | None = None
+        self.steps: tuple[StepProgress, ...] = ()
+        self.rollback_target: DeployRecord | None = None
+
+    def show(
+        self,
+        record: DeployRecord | None,
+        steps: tuple[StepProgress, ...] = (),
+        rollback_target: DeployRecord | None = None,
+    ) -> None:
+        self.record = record
+        self.steps = steps
+        self.rollback_target = rollback_target
+        self.update(self._render_text())
+
+    def _render_text(self) -> Text:
+        record = self.record
+        if record is None:
+            return Text("No deploy selected.", self.get_component_rich_style("details--label"))
+        label = self.get_component_rich_style("details--label")
+        deploy = record.deploy
+        text = Text(no_wrap=False)
+
+        def field(name: str, value: str) -> None:
+            if text:
+                text.append("  ")
+            text.append(f"{name} ", label)
+            text.append(plain(value))
+
+        field("SHA", deploy.sha)
+        field("by", f"{deploy.actor} ({deploy.triggered_by.value})")
+        field("created", deploy.created_at.strftime("%Y-%m-%d %H:%M:%SZ"))
+        if record.started_at:
+            field("started", record.started_at.strftime("%H:%M:%SZ"))
+        if record.finished_at:
+            field("finished", record.finished_at.strftime("%H:%M:%SZ"))
+        duration = record.duration
+        if duration:
+            basis = (
+                "to first healthy response"
+                if duration[1] is DurationBasis.FIRST_HEALTHY
+                else "to run completion"
+            )
+            field("took", f"{format_duration(duration[0])} ({basis})")
+        if deploy.rollback_of:
+            target = self.rollback_target
+            field(
+                "rollback of",
+                f"{target.deploy.short_sha} (deploy {deploy.rollback_of})"
+                if target
+                else deploy.rollback_of,
+            )
+        if record.run_url:
+            field("run", record.run_url)
+        if record.title:
+            text.append("\n")
+            text.append(plain(record.title))
+        if self.steps:
+            text.append("\n")
+            self._append_steps(text)
+        return text
+
+    def _append_steps(self, text: Text) -> None:
+        for index, step in enumerate(self.steps):
+            if index:
+                text.append(" › ")
+            if step.status == "completed":
+                style = (
+                    "details--step-failed" if step.conclusion == "failure" else "details--step-done"
+                )
+            elif step.status == "in_progress":
+                style = "details--step-running"
+            else:
+                style = "details--label"
+            text.append(plain(step.step), self.get_component_rich_style(style))

@@ -1,0 +1,777 @@
+"""The sandbox GitHub: a real HTTP server (aiohttp.web) serving GitHub's REST API from the world.
+
+    sandbox = GitHubSandbox(world, tokens={"t0k3n": {"repo", "workflow", "read:packages"}})
+    api_url = await sandbox.start()          # http://127.0.0.1:PORT, used like GHE's /api/v3
+    ...
+    await sandbox.stop()
+
+Serves, under `/repos/{owner}/{repo}/…` and the `/repositories/{id}/…` alias that GitHub's
+pagination links use: workflow runs (list, per workflow, get, attempt 1), jobs, job logs (302 to
+a short-lived signed URL under `/_blob/…`; 404 while the job runs), cancel / force-cancel (202,
+409 once completed), workflow dispatch (204, or 200 with run details), workflows, compare,
+commits; plus GHCR package versions (`/orgs|users/{owner}/packages/container/{name}/versions`,
+the name URL-encoded) and `/rate_limit`.
+
+Behaves like GitHub where clients trip: 401 without a known token, 404 for repos the token's
+scopes cannot see, 403 on packages without `read:packages`, strong ETags with bodiless 304s that
+cost no rate budget, `x-ratelimit-*` headers and 403/429 on exhaustion, `Link` headers for
+pagination. Faults (`sandbox.faults`) and the request record (`sandbox.requests`) are for tests.
+Every time comes from the world's clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import math
+import re
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import unquote, urlencode
+
+import orjson
+from aiohttp import web
+
+from vmkit_tui.sandbox.servers import github_payloads as payloads
+from vmkit_tui.sandbox.servers.faults import Fault, FaultKind, FaultPlan, RecordedRequest
+from vmkit_tui.sandbox.world.world import Repo, Run, RunState, World, WorldError
+
+SANDBOX_TOKEN = "gho_vmkitSandboxDemoToken0000000000000"
+FULL_SCOPES = frozenset({"repo", "workflow", "read:packages"})
+API_VERSIONS = ("2022-11-28", "2026-03-10")
+DEFAULT_API_VERSION = "2022-11-28"
+DOCS = "https://docs.github.com/rest"
+RATE_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
+CANCEL_DOCS = "https://docs.github.com/rest/actions/workflow-runs#cancel-a-workflow-run"
+SECONDARY_MESSAGE = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+    "If you reach out to GitHub Support for help, please include the request ID {rid}."
+)
+_REPO = r"(?:/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)|/repositories/(?P<repo_id>\d+))"
+_STATUSES = ("completed", "in_progress", "queued", "requested", "waiting", "pending")
+
+
+@dataclass(slots=True)
+class Reply:
+    """A response before headers common to every reply are added."""
+
+    status: int
+    body: Any = None  # JSON-serialisable; None: no body
+    headers: dict[str, str] = field(default_factory=dict)
+    text: str | None = None  # a non-JSON body (logs, HTML error pages)
+    content_type: str = "application/json; charset=utf-8"
+
+
+@dataclass(slots=True)
+class Call:
+    """What a route handler gets: the parsed request and what it resolved to."""
+
+    request: web.Request
+    params: dict[str, str]
+    repo: Repo | None
+    token: str
+    scopes: frozenset[str]
+    api_version: str
+    query: Mapping[str, str]
+
+
+@dataclass(slots=True)
+class _Budget:
+    used: int = 0
+    reset: datetime | None = None
+
+
+Handler = Callable[[Call], Awaitable[Reply]]
+
+
+class GitHubSandbox:
+    """GitHub's REST API over real HTTP, backed by a `World`."""
+
+    def __init__(
+        self,
+        world: World,
+        *,
+        tokens: Mapping[str, set[str] | frozenset[str]] | None = None,
+        rate_limit: int = 5000,
+        rate_limit_status: int = 403,
+        html_url: str = "https://github.com",
+        dispatch_run_details: bool = True,
+        log_url_ttl: float = 60.0,
+        actor: str = "maria-chen",
+    ) -> None:
+        self.world = world
+        self.tokens = {
+            token: frozenset(scopes)
+            for token, scopes in (tokens or {SANDBOX_TOKEN: FULL_SCOPES}).items()
+        }
+        self.rate_limit = rate_limit
+        self.rate_limit_status = rate_limit_status
+        self.html_url = html_url.rstrip("/")
+        self.dispatch_run_details = dispatch_run_details  # False: GHES ≤ 3.20 rejects the key
+        self.log_url_ttl = log_url_ttl
+        self.actor = actor
+        self.faults = FaultPlan()
+        self.requests: list[RecordedRequest] = []
+        self._budgets: dict[str, _Budget] = {}
+        self._secret = secrets.token_bytes(32)
+        self._blobs: dict[str, int] = {}  # blob key → job id
+        self._run_cache: dict[int, tuple[RunState, dict[str, Any]]] = {}
+        self._runner: web.AppRunner | None = None
+        self._base = ""
+        self._routes: list[tuple[str, re.Pattern[str], Handler, str]] = []
+        for method, pattern, handler, scope in (
+            ("GET", r"/rate_limit", self._rate_limit, ""),
+            ("GET", _REPO + r"/actions/runs", self._list_runs, "repo"),
+            (
+                "GET",
+                _REPO + r"/actions/workflows/(?P<workflow>[^/]+)/runs",
+                self._list_runs,
+                "repo",
+            ),
+            ("GET", _REPO + r"/actions/runs/(?P<run_id>\d+)", self._get_run, "repo"),
+            (
+                "GET",
+                _REPO + r"/actions/runs/(?P<run_id>\d+)/attempts/(?P<attempt>\d+)",
+                self._get_run,
+                "repo",
+            ),
+            ("GET", _REPO + r"/actions/runs/(?P<run_id>\d+)/jobs", self._list_jobs, "repo"),
+            ("GET", _REPO + r"/actions/jobs/(?P<job_id>\d+)", self._get_job, "repo"),
+            ("GET", _REPO + r"/actions/jobs/(?P<job_id>\d+)/logs", self._job_logs, "repo"),
+            ("POST", _REPO + r"/actions/runs/(?P<run_id>\d+)/cancel", self._cancel, "repo"),
+            (
+                "POST",
+                _REPO + r"/actions/runs/(?P<run_id>\d+)/force-cancel",
+                self._force_cancel,
+                "repo",
+            ),
+            ("GET", _REPO + r"/actions/workflows", self._list_workflows, "repo"),
+            ("GET", _REPO + r"/actions/workflows/(?P<workflow>[^/]+)", self._get_workflow, "repo"),
+            (
+                "POST",
+                _REPO + r"/actions/workflows/(?P<workflow>[^/]+)/dispatches",
+                self._dispatch,
+                "repo",
+            ),
+            ("GET", _REPO + r"/compare/(?P<basehead>.+)", self._compare, "repo"),
+            ("GET", _REPO + r"/commits/(?P<ref>.+)", self._get_commit, "repo"),
+            (
+                "GET",
+                r"/(?:orgs|users)/(?P<owner>[^/]+)/packages/container/(?P<package>[^/]+)/versions",
+                self._package_versions,
+                "read:packages",
+            ),
+        ):
+            self._routes.append((method, re.compile(pattern), handler, scope))
+
+    # ------------------------------------------------------------------------------------
+    # Lifecycle
+    # ------------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        if not self._base:
+            raise RuntimeError("the sandbox GitHub server is not started")
+        return self._base
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen on `host:port` (0: any free port) in the running loop; returns the base URL."""
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        bound = runner.addresses[0]
+        self._base = f"http://{host}:{bound[1]}"
+        return self._base
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ------------------------------------------------------------------------------------
+    # Rate budget
+    # ------------------------------------------------------------------------------------
+
+    def _budget(self, token: str) -> _Budget:
+        now = self.world.clock.now()
+        budget = self._budgets.setdefault(token, _Budget())
+        if budget.reset is None or now >= budget.reset:
+            budget.used, budget.reset = 0, now + timedelta(hours=1)
+        return budget
+
+    def rate_remaining(self, token: str = SANDBOX_TOKEN) -> int:
+        return max(0, self.rate_limit - self._budget(token).used)
+
+    def _rate_headers(self, token: str) -> dict[str, str]:
+        budget = self._budget(token)
+        assert budget.reset is not None
+        return {
+            "x-ratelimit-limit": str(self.rate_limit),
+            "x-ratelimit-remaining": str(max(0, self.rate_limit - budget.used)),
+            "x-ratelimit-used": str(budget.used),
+            "x-ratelimit-reset": str(math.ceil(budget.reset.timestamp())),
+            "x-ratelimit-resource": "core",
+        }
+
+    # ------------------------------------------------------------------------------------
+    # The one handler: record, fault, authenticate, limit, route, cache
+    # ------------------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.rel_url.raw_path
+        fault = self.faults.take(request.method, path)
+        kind = fault.kind if fault is not None else None
+        reply: Reply | None = None
+        counted = False
+        if kind is FaultKind.SLOW:
+            assert fault is not None
+            await self.world.clock.sleep(fault.delay)
+        if fault is not None and kind in (
+            FaultKind.SERVER_ERROR,
+            FaultKind.SECONDARY_RATE_LIMIT,
+            FaultKind.TOO_MANY_REQUESTS,
+        ):
+            reply = self._fault_reply(request, fault)
+        elif kind is not FaultKind.DROP_CONNECTION:
+            if path.startswith("/_blob/"):
+                reply = self._blob(request)
+            else:
+                reply, counted = await self._api(request, path)
+        dropped = kind in (FaultKind.DROP_CONNECTION, FaultKind.DISPATCH_LOST)
+        response = (
+            self._render(reply, fault) if reply is not None and not dropped else web.Response()
+        )
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                path=path,
+                query=request.rel_url.raw_query_string,
+                headers={
+                    k.lower(): v for k, v in request.headers.items() if k.lower() != "authorization"
+                },
+                authorized="Authorization" in request.headers,
+                status=None if dropped else response.status,
+                at=self.world.clock.now(),
+                fault=kind,
+                counted=counted,
+            )
+        )
+        if dropped and request.transport is not None:
+            # The socket closes with no answer (for a lost dispatch: after the run exists).
+            request.transport.abort()
+        return response
+
+    def _fault_reply(self, request: web.Request, fault: Fault) -> Reply:
+        if fault.kind is FaultKind.SERVER_ERROR:
+            if fault.status == 500:
+                return Reply(500, payloads.error("Server Error", 500))
+            page = f"<html><body><h1>{fault.status} Server Error</h1><p>Unicorn!</p></body></html>"
+            return Reply(fault.status, text=page, content_type="text/html; charset=utf-8")
+        rid = f"{secrets.token_hex(2).upper()}:{secrets.token_hex(3).upper()}"
+        reply = Reply(
+            fault.status,
+            {
+                "message": SECONDARY_MESSAGE.format(rid=rid),
+                "documentation_url": RATE_DOCS + "#about-secondary-rate-limits",
+                "status": str(fault.status),
+            },
+        )
+        if fault.retry_after is not None and fault.rate_headers:
+            reply.headers["retry-after"] = str(fault.retry_after)
+        token = self._token(request)
+        if fault.rate_headers and token is not None and token in self.tokens:
+            reply.headers.update(self._rate_headers(token))
+        return reply
+
+    @staticmethod
+    def _token(request: web.Request) -> str | None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() in ("bearer", "token") and value.strip():
+            return value.strip()
+        return None
+
+    async def _api(self, request: web.Request, path: str) -> tuple[Reply, bool]:
+        """Authenticate, check the version and the budget, route; returns (reply, counted)."""
+        token = self._token(request)
+        if token is None:
+            return Reply(401, payloads.error("Requires authentication", 401)), False
+        scopes = self.tokens.get(token)
+        if scopes is None:
+            return Reply(401, payloads.error("Bad credentials", 401)), False
+        version = request.headers.get("X-GitHub-Api-Version", DEFAULT_API_VERSION)
+        common = {
+            "x-oauth-scopes": ", ".join(sorted(scopes)),
+            "x-github-api-version-selected": version,
+        }
+        if version not in API_VERSIONS:
+            reply = Reply(400, payloads.error(f"Invalid API version provided: {version}", 400))
+            reply.headers.update(common)
+            return reply, False
+        budget = self._budget(token)
+        free = path == "/rate_limit"
+        if not free and budget.used >= self.rate_limit:
+            message = "API rate limit exceeded for user ID 1."
+            reply = Reply(
+                self.rate_limit_status, payloads.error(message, self.rate_limit_status, RATE_DOCS)
+            )
+            reply.headers.update(common | self._rate_headers(token))
+            return reply, False
+        reply = await self._route(request, path, token, scopes, version)
+        not_modified = self._conditional(request, reply)
+        counted = not free and not not_modified
+        if counted:
+            budget.used += 1
+        reply.headers.update(common | self._rate_headers(token))
+        return reply, counted
+
+    async def _route(
+        self, request: web.Request, path: str, token: str, scopes: frozenset[str], version: str
+    ) -> Reply:
+        for method, pattern, handler, scope in self._routes:
+            match = pattern.fullmatch(path)
+            if match is None or method != request.method:
+                continue
+            params = {
+                key: unquote(value) for key, value in match.groupdict().items() if value is not None
+            }
+            if scope == "read:packages":
+                if token.startswith(("github_pat_", "ghs_")):
+                    kind = (
+                        "personal access token"
+                        if token.startswith("github_pat_")
+                        else "integration"
+                    )
+                    return Reply(403, payloads.error(f"Resource not accessible by {kind}", 403))
+                if scope not in scopes:
+                    reply = Reply(
+                        403,
+                        payloads.error(
+                            "You need at least read:packages scope to get a package's versions.",
+                            403,
+                        ),
+                    )
+                    reply.headers["x-accepted-oauth-scopes"] = "read:packages"
+                    return reply
+            repo = None
+            if ("owner" in params and "name" in params) or "repo_id" in params:
+                repo = self._find_repo(params)
+                if repo is None or (scope and scope not in scopes):
+                    return Reply(404, payloads.error("Not Found", 404))
+            call = Call(request, params, repo, token, scopes, version, request.query)
+            reply = await handler(call)
+            if scope:
+                reply.headers.setdefault("x-accepted-oauth-scopes", scope)
+            return reply
+        return Reply(404, payloads.error("Not Found", 404))
+
+    def _find_repo(self, params: Mapping[str, str]) -> Repo | None:
+        if "repo_id" in params:
+            return self.world.repo_by_id(int(params["repo_id"]))
+        wanted = f"{params['owner']}/{params['name']}".lower()
+        return next(
+            (repo for repo in self.world.repos.values() if repo.full_name.lower() == wanted), None
+        )
+
+    @staticmethod
+    def _etag(body: bytes) -> str:
+        return '"' + hashlib.sha256(body).hexdigest() + '"'
+
+    def _conditional(self, request: web.Request, reply: Reply) -> bool:
+        """Add a strong ETag to a 200 JSON GET; turn it into a bodiless 304 when the client
+        already has it. Returns whether it became a 304."""
+        if request.method != "GET" or reply.status != 200 or reply.body is None:
+            return False
+        etag = self._etag(_dump(reply.body))
+        reply.headers["etag"] = etag
+        reply.headers["cache-control"] = "private, max-age=60, s-maxage=60"
+        reply.headers["vary"] = "Accept, Authorization, Cookie, X-GitHub-OTP, Accept-Encoding"
+        wanted = request.headers.get("If-None-Match", "")
+        tags = {tag.strip().removeprefix("W/") for tag in wanted.split(",") if tag.strip()}
+        if etag in tags or "*" in tags:
+            reply.status, reply.body = 304, None
+            return True
+        return False
+
+    def _render(self, reply: Reply, fault: Fault | None) -> web.Response:
+        headers = {
+            "x-github-request-id": f"{secrets.token_hex(4).upper()}:{secrets.token_hex(6).upper()}"
+        }
+        headers.update(reply.headers)
+        if reply.text is not None:
+            body: bytes | None = reply.text.encode()
+        elif reply.body is not None:
+            body = _dump(reply.body)
+        else:
+            body = None
+        if fault is not None and fault.kind is FaultKind.MALFORMED_JSON:
+            body = (body or b'{"message":')[: max(1, len(body or b"") // 2)]
+            reply.status, reply.content_type = 200, "application/json; charset=utf-8"
+        if fault is not None and not fault.rate_headers:
+            headers = {k: v for k, v in headers.items() if not k.startswith("x-ratelimit-")}
+        response = web.Response(status=reply.status, body=body, headers=headers)
+        if body is not None:
+            response.content_type = reply.content_type.split(";")[0]
+            response.charset = "utf-8"
+        return response
+
+    # ------------------------------------------------------------------------------------
+    # Pagination
+    # ------------------------------------------------------------------------------------
+
+    def _paginate(
+        self, call: Call, items: list[Any], link_path: str
+    ) -> tuple[list[Any], dict[str, str]]:
+        try:
+            per_page = min(100, max(1, int(call.query.get("per_page", "30"))))
+            page = max(1, int(call.query.get("page", "1")))
+        except ValueError:
+            per_page, page = 30, 1
+        last = max(1, math.ceil(len(items) / per_page))
+        chunk = items[(page - 1) * per_page : page * per_page]
+        links = []
+        params = dict(call.query)
+        params["per_page"] = str(per_page)
+
+        def url(number: int) -> str:
+            return f"{self._base}{link_path}?{urlencode(params | {'page': str(number)})}"
+
+        if page > 1:
+            links.append(f'<{url(min(page - 1, last))}>; rel="prev"')
+        if page < last:
+            links.append(f'<{url(page + 1)}>; rel="next"')
+            links.append(f'<{url(last)}>; rel="last"')
+        if page > 1:
+            links.append(f'<{url(1)}>; rel="first"')
+        return chunk, ({"link": ", ".join(links)} if links else {})
+
+    # ------------------------------------------------------------------------------------
+    # Endpoints
+    # ------------------------------------------------------------------------------------
+
+    def _urls(self) -> payloads.Urls:
+        return payloads.Urls(self._base, self.html_url)
+
+    async def _rate_limit(self, call: Call) -> Reply:
+        budget = self._budget(call.token)
+        assert budget.reset is not None
+        body = payloads.rate_limit(
+            self.rate_limit,
+            budget.used,
+            math.ceil(budget.reset.timestamp()),
+            with_rate=call.api_version == DEFAULT_API_VERSION,
+        )
+        return Reply(200, body)
+
+    def _run_of(self, call: Call) -> Run | None:
+        run = self.world.run(int(call.params["run_id"]))
+        return run if run is not None and run.repo is call.repo else None
+
+    async def _list_runs(self, call: Call) -> Reply:
+        repo = call.repo
+        assert repo is not None
+        link_path = f"/repositories/{repo.id}/actions/runs"
+        runs = self.world.runs(repo)
+        if "workflow" in call.params:
+            flow = self.world.workflow(repo, call.params["workflow"])
+            if flow is None:
+                return Reply(404, payloads.error("Not Found", 404))
+            runs = [run for run in runs if run.workflow.id == flow.id]
+            link_path = f"/repositories/{repo.id}/actions/workflows/{call.params['workflow']}/runs"
+        try:
+            runs = self._filter_runs(runs, call.query)
+        except ValueError as exc:
+            return Reply(422, payloads.error(f"Validation Failed: {exc}", 422))
+        chunk, headers = self._paginate(call, runs, link_path)
+        body = {"total_count": len(runs), "workflow_runs": [self._run_body(run) for run in chunk]}
+        return Reply(200, body, headers)
+
+    def _filter_runs(self, runs: list[Run], query: Mapping[str, str]) -> list[Run]:
+        if query.get("branch"):
+            runs = [run for run in runs if run.head_branch == query["branch"]]
+        if query.get("event"):
+            runs = [run for run in runs if run.event == query["event"]]
+        if query.get("actor"):
+            runs = [run for run in runs if run.actor == query["actor"]]
+        if query.get("head_sha"):  # exact match: a short SHA finds nothing, like GitHub
+            runs = [run for run in runs if run.head_sha == query["head_sha"]]
+        if query.get("check_suite_id"):
+            runs = [run for run in runs if str(run.check_suite_id) == query["check_suite_id"]]
+        if query.get("status"):
+            wanted = query["status"]
+            field_index = 0 if wanted in _STATUSES else 1
+            runs = [
+                run
+                for run in runs
+                if (self.world.run_status(run).status, self.world.run_status(run).conclusion)[
+                    field_index
+                ]
+                == wanted
+            ]
+        if query.get("created"):
+            low, high = _created_range(query["created"])
+            runs = [
+                run
+                for run in runs
+                if (low is None or run.created_at >= low)
+                and (high is None or run.created_at < high)
+            ]
+        return runs
+
+    def _run_body(self, run: Run) -> dict[str, Any]:
+        """A run's JSON, rendered again only when its state has changed (polling is cheap)."""
+        state = self.world.run_status(run)
+        cached = self._run_cache.get(run.id)
+        if cached is None or cached[0] != state:
+            head = self.world.commit(run.repo, run.head_sha)
+            cached = (state, payloads.workflow_run(self._urls(), run, state, head))
+            self._run_cache[run.id] = cached
+        return cached[1]
+
+    async def _get_run(self, call: Call) -> Reply:
+        run = self._run_of(call)
+        if run is None or call.params.get("attempt", "1") != "1":
+            return Reply(404, payloads.error("Not Found", 404))
+        return Reply(200, self._run_body(run))
+
+    async def _list_jobs(self, call: Call) -> Reply:
+        run = self._run_of(call)
+        if run is None:
+            return Reply(404, payloads.error("Not Found", 404))
+        assert call.repo is not None
+        jobs = self.world.jobs(run)
+        chunk, headers = self._paginate(
+            call, jobs, f"/repositories/{call.repo.id}/actions/runs/{run.id}/jobs"
+        )
+        urls = self._urls()
+        return Reply(
+            200,
+            {"total_count": len(jobs), "jobs": [payloads.job(urls, run, view) for view in chunk]},
+            headers,
+        )
+
+    async def _get_job(self, call: Call) -> Reply:
+        found = self.world.job(int(call.params["job_id"]))
+        if found is None or found[0].repo is not call.repo:
+            return Reply(404, payloads.error("Not Found", 404))
+        return Reply(200, payloads.job(self._urls(), found[0], found[1]))
+
+    async def _job_logs(self, call: Call) -> Reply:
+        job_id = int(call.params["job_id"])
+        found = self.world.job(job_id)
+        if found is None or found[0].repo is not call.repo or self.world.job_log(job_id) is None:
+            return Reply(404, payloads.error("Not Found", 404))  # unknown, or still running
+        key = str(
+            uuid.UUID(bytes=hashlib.sha256(f"{job_id}".encode() + self._secret).digest()[:16])
+        )
+        self._blobs[key] = job_id
+        expires = int((self.world.clock.now() + timedelta(seconds=self.log_url_ttl)).timestamp())
+        signature = self._sign(key, expires)
+        location = (
+            f"{self._base}/_blob/actions-results/{key}/logs/job/job-logs.txt"
+            f"?rsct=text%2Fplain&se={expires}&sp=r&sv=2025-01-05&sr=b&sig={signature}"
+        )
+        return Reply(302, None, {"location": location})
+
+    def _sign(self, key: str, expires: int) -> str:
+        digest = hmac.new(self._secret, f"{key}:{expires}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def _blob(self, request: web.Request) -> Reply:
+        """The log host: the signature in the URL is the credential (an Authorization header is
+        ignored, as GitHub's blob storage does, but recorded)."""
+        match = re.fullmatch(
+            r"/_blob/actions-results/([0-9a-f-]+)/logs/job/job-logs\.txt", request.rel_url.raw_path
+        )
+        query = request.rel_url.query
+        refused = Reply(
+            403,
+            text=(
+                '<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code>'
+                "<Message>Server failed to authenticate the request. Make sure the value of "
+                "Authorization header is formed correctly including the signature.</Message></Error>"
+            ),
+            content_type="application/xml; charset=utf-8",
+        )
+        if match is None or match.group(1) not in self._blobs:
+            return Reply(404, text="BlobNotFound", content_type="text/plain; charset=utf-8")
+        try:
+            expires = int(query.get("se", ""))
+        except ValueError:
+            return refused
+        if not hmac.compare_digest(self._sign(match.group(1), expires), query.get("sig", "")):
+            return refused
+        if self.world.clock.now().timestamp() > expires:
+            return refused
+        text = self.world.job_log(self._blobs[match.group(1)]) or ""
+        return Reply(200, text=text, content_type="text/plain; charset=utf-8")
+
+    async def _cancel(self, call: Call, *, force: bool = False) -> Reply:
+        run = self._run_of(call)
+        if run is None:
+            return Reply(404, payloads.error("Not Found", 404))
+        if not self.world.cancel(run, force=force):
+            return Reply(
+                409,
+                payloads.error("Cannot cancel a workflow run that is completed.", 409, CANCEL_DOCS),
+            )
+        return Reply(202, {})
+
+    async def _force_cancel(self, call: Call) -> Reply:
+        return await self._cancel(call, force=True)
+
+    async def _list_workflows(self, call: Call) -> Reply:
+        assert call.repo is not None
+        flows = self.world.workflows(call.repo)
+        urls = self._urls()
+        return Reply(
+            200,
+            {
+                "total_count": len(flows),
+                "workflows": [payloads.workflow(urls, call.repo, f) for f in flows],
+            },
+        )
+
+    async def _get_workflow(self, call: Call) -> Reply:
+        assert call.repo is not None
+        flow = self.world.workflow(call.repo, call.params["workflow"])
+        if flow is None:
+            return Reply(404, payloads.error("Not Found", 404))
+        return Reply(200, payloads.workflow(self._urls(), call.repo, flow))
+
+    async def _dispatch(self, call: Call) -> Reply:
+        repo = call.repo
+        assert repo is not None
+        flow = self.world.workflow(repo, call.params["workflow"])
+        if flow is None:
+            return Reply(404, payloads.error("Not Found", 404))
+        try:
+            body = json.loads(await call.request.read() or b"{}")
+        except ValueError:
+            return Reply(400, payloads.error("Problems parsing JSON", 400))
+        if not isinstance(body, dict):
+            return Reply(400, payloads.error("Problems parsing JSON", 400))
+        if "return_run_details" in body and not self.dispatch_run_details:
+            return Reply(422, payloads.error('"return_run_details" is not a permitted key.', 422))
+        if not isinstance(body.get("ref"), str):
+            return Reply(422, payloads.error('Invalid request.\n\n"ref" wasn\'t supplied.', 422))
+        inputs = body.get("inputs") or {}
+        if not isinstance(inputs, dict):
+            return Reply(
+                422,
+                payloads.error(
+                    "Invalid request.\n\nFor 'properties/inputs', it is not an object.", 422
+                ),
+            )
+        try:
+            run = self.world.dispatch(repo, flow, body["ref"], inputs, actor=self.actor)
+        except WorldError as exc:
+            status = 404 if str(exc) == "Not Found" else 422
+            return Reply(status, payloads.error(str(exc), status))
+        if body.get("return_run_details") is True or call.api_version != DEFAULT_API_VERSION:
+            return Reply(
+                200,
+                {
+                    "workflow_run_id": run.id,
+                    "run_url": f"{self._urls().repo(repo)}/actions/runs/{run.id}",
+                    "html_url": f"{self.html_url}/{repo.full_name}/actions/runs/{run.id}",
+                },
+            )
+        return Reply(204)
+
+    async def _compare(self, call: Call) -> Reply:
+        repo = call.repo
+        assert repo is not None
+        basehead = call.params["basehead"]
+        base, dots, head = basehead.partition("...")
+        found = self.world.comparison(repo, base, head) if dots else None
+        if found is None:
+            return Reply(404, payloads.error("Not Found", 404))
+        body = payloads.comparison(self._urls(), repo, found, basehead)
+        headers: dict[str, str] = {}
+        if "page" in call.query or "per_page" in call.query:
+            link = f"/repositories/{repo.id}/compare/{basehead}"
+            body["commits"], headers = self._paginate(call, body["commits"], link)
+            if call.query.get("page", "1") != "1":
+                body["files"] = []  # GitHub sends files on the first page only
+        return Reply(200, body, headers)
+
+    async def _get_commit(self, call: Call) -> Reply:
+        repo = call.repo
+        assert repo is not None
+        ref = call.params["ref"]
+        item = self.world.commit(repo, ref)
+        if item is None:
+            return Reply(422, payloads.error(f"No commit found for SHA: {ref}", 422))
+        if item.parent is None:
+            files = [(name, "added") for name in item.files]
+        else:
+            found = self.world.comparison(repo, item.parent, item.sha)
+            files = [(change.filename, change.status) for change in (found.files if found else ())]
+        return Reply(200, payloads.commit(self._urls(), repo, item, files=files))
+
+    async def _package_versions(self, call: Call) -> Reply:
+        owner, package = call.params["owner"], call.params["package"]
+        repo = next(
+            (
+                r
+                for r in self.world.repos.values()
+                if r.owner.lower() == owner.lower() and r.package_name == package
+            ),
+            None,
+        )
+        if repo is None:
+            return Reply(404, payloads.error("Package not found.", 404))
+        versions = self.world.package_versions(repo)
+        chunk, headers = self._paginate(call, versions, call.request.rel_url.raw_path)
+        urls = self._urls()
+        return Reply(
+            200, [payloads.package_version(urls, repo, version) for version in chunk], headers
+        )
+
+
+def _dump(body: Any) -> bytes:
+    return orjson.dumps(body)
+
+
+def _created_range(spec: str) -> tuple[datetime | None, datetime | None]:
+    """GitHub's `created` search syntax (`>=2026-05-01`, `A..B`, `2026-05-01`, date-times)
+    → [low, high) bounds; ValueError when it cannot be read."""
+
+    def bounds(text: str) -> tuple[datetime, datetime]:
+        """The span a value names: a whole day for a date, one instant for a date-time."""
+        if len(text) == 10:
+            day = datetime.fromisoformat(text + "T00:00:00+00:00")
+            return day, day + timedelta(days=1)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            raise ValueError(f"created: no time zone in {text!r}")
+        return moment, moment + timedelta(microseconds=1)
+
+    if ".." in spec:
+        first, _, second = spec.partition("..")
+        low = None if first in ("", "*") else bounds(first)[0]
+        high = None if second in ("", "*") else bounds(second)[1]
+        return low, high
+    operator = next((op for op in (">=", "<=", ">", "<") if spec.startswith(op)), "")
+    start, after = bounds(spec[len(operator) :])
+    return {
+        ">=": (start, None),
+        ">": (after, None),
+        "<=": (None, after),
+        "<": (None, start),
+        "": (start, after),
+    }[operator]
+
+
+__all__ = ["FULL_SCOPES", "SANDBOX_TOKEN", "GitHubSandbox", "Reply"]

@@ -1,0 +1,67 @@
+"""One error hierarchy for everything the GitHub client can report.
+
+Every message names the endpoint (method and path, never the query string: signed log URLs carry
+credentials there) and quotes at most a short, redacted piece of GitHub's own message.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from vmkit_tui.domain.secret import redact
+
+MESSAGE_LIMIT = 200
+
+
+class GitHubError(Exception):
+    """Base class: `endpoint` like 'GET /repos/o/r/actions/runs/1', `status` if HTTP answered."""
+
+    def __init__(self, message: str, *, endpoint: str = "", status: int | None = None) -> None:
+        text = redact(message)[:MESSAGE_LIMIT]
+        prefix = f"{endpoint}: " if endpoint else ""
+        super().__init__(f"{prefix}{text}")
+        self.endpoint = endpoint
+        self.status = status
+
+
+class AuthError(GitHubError):
+    """401 (the token is invalid or expired) or a 403 that is not a rate limit (no permission)."""
+
+
+class NotFound(GitHubError):
+    """404: missing, or private and not visible to this token (GitHub does not say which)."""
+
+
+class Rejected(GitHubError):
+    """GitHub refused the request as invalid (400, 409, 422): its message says why."""
+
+
+class RateLimited(GitHubError):
+    """Rate limited; retry no earlier than `until` (`wait` seconds from when it was raised)."""
+
+    def __init__(
+        self,
+        *,
+        wait: float,
+        until: datetime,
+        secondary: bool,
+        endpoint: str = "",
+        status: int | None = None,
+    ) -> None:
+        kind = "secondary rate limit" if secondary else "rate limit"
+        super().__init__(
+            f"GitHub {kind}: retry after {until:%H:%M:%S} UTC (in {wait:.0f} s)",
+            endpoint=endpoint,
+            status=status,
+        )
+        self.wait = wait
+        self.until = until
+        self.secondary = secondary
+
+
+class Unavailable(GitHubError):
+    """GitHub did not answer usefully after the retries (5xx, timeouts, dropped connections)."""
+
+
+class BadResponse(GitHubError):
+    """GitHub answered something this client cannot use (malformed JSON, wrong shape)."""

@@ -1,0 +1,294 @@
+"""What the VM's own logs say about a deploy: kamal-proxy and vmkit-agent lines → typed events.
+
+The deploy's duration ends at the **first healthy response** of the new container, which only
+the VM knows: kamal-proxy logs `Target health updated` (state `healthy`, was `adding`) the
+moment its health check first passes, long before `kamal-proxy deploy` returns (that waits for
+the old target to drain). The agent's `container healthy` line is the fallback when the proxy's
+log is not available.
+
+kamal-proxy writes Go `slog` JSON lines (source: basecamp/kamal-proxy `internal/server`):
+
+    {"time":"…","level":"INFO","msg":"Deploying","service":"web-web-production","hosts":[…],"target":"…:3000","tls":true}
+    {"time":"…","level":"INFO","msg":"Healthcheck failed","url":"http://…/up","error":"…"}
+    {"time":"…","level":"INFO","msg":"Target health updated","target":"…:3000","state":"healthy","was":"adding"}
+    {"time":"…","level":"INFO","msg":"Target failed to become healthy","hosts":[…],"target":"…"}
+    {"time":"…","level":"INFO","msg":"Deployed","service":"…","hosts":[…],"target":"…"}
+
+and the `kamal-proxy deploy` CLI fails with `Error: target failed to become healthy within
+configured timeout (30s)`, which Kamal relays as plain text.
+
+vmkit-agent lines (journald messages; plain sentences naming the container, optionally with
+logfmt fields such as `sha=`, `container=`, `level=`, or the same as JSON with `msg`):
+
+    new container <service>-web-<dest>-<sha> is healthy: GET /up 200 in 7ms
+    traffic flowing to <container>: 120 requests in 5s, 0 errors
+    new container <container> never became healthy within 30s; traffic stays on <old>
+    heartbeat: <container> healthy, serving traffic: … (ignored)
+
+The SHA is taken from a `sha=` field or from the container name.
+
+Remote text is data: nothing here evaluates it, and the original line is kept for diagnosis.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from vmkit_tui.store.spool import LogRecord
+
+__all__ = [
+    "HealthWatch",
+    "VmEvent",
+    "VmEventKind",
+    "first_healthy",
+    "parse_agent_line",
+    "parse_proxy_line",
+    "parse_record",
+    "parse_records",
+]
+
+PROXY_SOURCE = "kamal-proxy"
+AGENT_SOURCE = "vmkit-agent"
+_FAILED_TO_BECOME_HEALTHY = "failed to become healthy"
+_SHA = re.compile(r"(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])")
+_AGENT_TROUBLE = ("unhealthy", "never became healthy", "not healthy", "failed", "error:")
+_FIELD = re.compile(r'([A-Za-z_][A-Za-z0-9_.-]*)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+class VmEventKind(StrEnum):
+    DEPLOYING = "deploying"  # proxy: switching a service to a new target began
+    TARGET_HEALTHY = "target_healthy"  # proxy: a target passed its health check
+    TARGET_UNHEALTHY = "target_unhealthy"  # proxy: a healthy target started failing
+    HEALTHCHECK_FAILED = "healthcheck_failed"  # proxy: one probe failed (detail: why)
+    DEPLOY_FAILED = "deploy_failed"  # the new target never became healthy in time
+    DEPLOYED = "deployed"  # proxy: traffic switched and the old target drained
+    CONTAINER_HEALTHY = "container_healthy"  # agent: the new container answers its checks
+    TRAFFIC_FLOWING = "traffic_flowing"  # agent: requests reach the new container
+    AGENT_ERROR = "agent_error"  # agent: something went wrong (detail: what)
+
+
+@dataclass(frozen=True, slots=True)
+class VmEvent:
+    kind: VmEventKind
+    at: datetime
+    host: str = ""
+    source: str = ""
+    service: str = ""
+    target: str = ""
+    sha: str | None = None
+    detail: str = ""
+    line: str = ""
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _moment(value: object, fallback: datetime) -> datetime:
+    """The line's own time when it has a usable one, else when it was received."""
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return fallback
+        if moment.tzinfo is not None:
+            return moment.astimezone(UTC)
+    return fallback
+
+
+def _find_sha(*values: str) -> str | None:
+    for value in values:
+        match = _SHA.search(value)
+        if match:
+            return match.group()
+    return None
+
+
+def _proxy_target(doc: dict[str, Any]) -> str:
+    target = doc.get("target")
+    if not isinstance(target, str):
+        targets = doc.get("targets")
+        target = targets[0] if isinstance(targets, list) and targets else ""
+    return _text(target)
+
+
+def proxy_summary(text: str) -> str:
+    """A kamal-proxy JSON log line as people read it: `INFO Deploying service=… target=…`
+    (its own time is dropped: the log view shows it). Anything else is returned unchanged."""
+    if not text.startswith("{"):
+        return text
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+    if not isinstance(doc, dict) or "msg" not in doc:
+        return text
+    level, msg = doc.pop("level", ""), doc.pop("msg", "")
+    doc.pop("time", None)
+    fields = " ".join(f"{key}={value}" for key, value in doc.items())
+    return " ".join(part for part in (str(level), str(msg), fields) if part)
+
+
+def parse_proxy_line(
+    text: str, at: datetime, host: str = "", source: str = PROXY_SOURCE
+) -> VmEvent | None:
+    """A kamal-proxy log line (or Kamal's relay of its failure) → event, or None if the line
+    says nothing about a deploy (request logs, startup noise)."""
+    if "Deploy" not in text and "ealth" not in text:  # cheap reject for request logs
+        return None
+    if not text.startswith("{"):
+        if _FAILED_TO_BECOME_HEALTHY in text:
+            return VmEvent(VmEventKind.DEPLOY_FAILED, at, host, source, detail=text, line=text)
+        return None
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    msg, error = _text(doc.get("msg")), _text(doc.get("error"))
+    when = _moment(doc.get("time"), at)
+    service, target = _text(doc.get("service")), _proxy_target(doc)
+    kind: VmEventKind | None = None
+    detail = ""
+    if _FAILED_TO_BECOME_HEALTHY in msg.lower() or _FAILED_TO_BECOME_HEALTHY in error:
+        kind, detail = VmEventKind.DEPLOY_FAILED, error or msg
+    elif msg in ("Deploying", "Deploying for rollout"):
+        kind = VmEventKind.DEPLOYING
+    elif msg in ("Deployed", "Deployed for rollout"):
+        kind = VmEventKind.DEPLOYED
+    elif msg == "Target health updated":
+        state, was = _text(doc.get("state")), _text(doc.get("was"))
+        if state == "healthy":
+            kind, detail = VmEventKind.TARGET_HEALTHY, f"was {was}" if was else ""
+        elif state == "unhealthy":
+            kind, detail = VmEventKind.TARGET_UNHEALTHY, f"was {was}" if was else ""
+    elif msg == "Healthcheck failed":
+        kind, detail = VmEventKind.HEALTHCHECK_FAILED, error
+        target = target or _text(doc.get("url"))
+    if kind is None:
+        return None
+    return VmEvent(
+        kind, when, host, source, service, target, _find_sha(target, service), detail, text
+    )
+
+
+def _agent_fields(text: str) -> tuple[str, dict[str, str]]:
+    """(message, fields) of a logfmt or JSON agent line."""
+    if text.startswith("{"):
+        try:
+            doc = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            doc = None
+        if isinstance(doc, dict):
+            fields = {key: str(value) for key, value in doc.items() if value is not None}
+            return fields.pop("msg", fields.pop("message", "")), fields
+    fields = {}
+    for key, value in _FIELD.findall(text):
+        if value.startswith('"'):
+            value = value[1:-1].replace('\\"', '"')
+        fields[key] = value
+    return _FIELD.sub("", text).strip(), fields
+
+
+def parse_agent_line(
+    text: str, at: datetime, host: str = "", source: str = AGENT_SOURCE
+) -> VmEvent | None:
+    """A vmkit-agent line → event, or None for lines that are not about a container."""
+    message, fields = _agent_fields(text)
+    lowered = message.lower()
+    if "heartbeat" in lowered:  # periodic "still fine" lines say nothing about a deploy
+        return None
+    level = fields.get("level", "").lower()
+    if level in ("error", "fatal") or any(word in lowered for word in _AGENT_TROUBLE):
+        kind = VmEventKind.AGENT_ERROR
+    elif "healthy" in lowered:
+        kind = VmEventKind.CONTAINER_HEALTHY
+    elif "traffic flowing" in lowered:
+        kind = VmEventKind.TRAFFIC_FLOWING
+    else:
+        return None
+    container = fields.get("container", "")
+    sha = fields.get("sha", "")
+    return VmEvent(
+        kind,
+        _moment(fields.get("time"), at),
+        host,
+        source,
+        fields.get("service", ""),
+        container,
+        sha if _SHA.fullmatch(sha) else _find_sha(container, message),
+        fields.get("error", "") or (message if kind is VmEventKind.AGENT_ERROR else ""),
+        text,
+    )
+
+
+def parse_record(record: LogRecord) -> VmEvent | None:
+    """Dispatch on the record's source; other sources carry no VM events."""
+    if record.source == PROXY_SOURCE:
+        return parse_proxy_line(record.text, record.at, record.host, record.source)
+    if record.source == AGENT_SOURCE:
+        return parse_agent_line(record.text, record.at, record.host, record.source)
+    return None
+
+
+def parse_records(records: Iterable[LogRecord]) -> list[VmEvent]:
+    events = (parse_record(record) for record in records)
+    return [event for event in events if event is not None]
+
+
+class HealthWatch:
+    """Finds a deploy's first-healthy moment as VM events arrive (from any host, in any
+    order within the merge window).
+
+    Counts: the proxy marking a target healthy that it is deploying (or, when the
+    `Deploying` line was missed, a target going from `adding` to `healthy`), and the agent's
+    `container healthy` for the deploy's SHA. Events before `since` (the deploy's start) are
+    ignored, as are the agent's lines about other SHAs."""
+
+    def __init__(self, *, since: datetime | None = None, sha: str | None = None) -> None:
+        self.since = since
+        self.sha = sha
+        self.first_healthy: datetime | None = None
+        self.failure: VmEvent | None = None
+        self._deploying: set[str] = set()
+
+    def _counts(self, event: VmEvent) -> bool:
+        if event.kind is VmEventKind.TARGET_HEALTHY:
+            if self._deploying:
+                return event.target in self._deploying
+            return event.detail == "was adding"
+        if event.kind is VmEventKind.CONTAINER_HEALTHY:
+            return self.sha is None or event.sha in (None, self.sha)
+        return False
+
+    def feed(self, event: VmEvent) -> datetime | None:
+        """Returns the first-healthy moment when this event is the first to establish it."""
+        if self.since is not None and event.at < self.since:
+            return None
+        if event.kind is VmEventKind.DEPLOYING and event.target:
+            self._deploying.add(event.target)
+        elif event.kind is VmEventKind.DEPLOY_FAILED and self.failure is None:
+            self.failure = event
+        if self.first_healthy is None and self._counts(event):
+            self.first_healthy = event.at
+            return event.at
+        return None
+
+
+def first_healthy(
+    events: Iterable[VmEvent], *, since: datetime | None = None, sha: str | None = None
+) -> datetime | None:
+    """The deploy's first-healthy moment in a batch of events (earliest qualifying one)."""
+    watch = HealthWatch(since=since, sha=sha)
+    ordered = sorted(events, key=lambda event: event.at)
+    for event in ordered:
+        watch.feed(event)
+    return watch.first_healthy
