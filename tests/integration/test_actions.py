@@ -30,7 +30,8 @@ from vmkit_tui.sandbox.servers.faults import RecordedRequest
 from vmkit_tui.sandbox.servers.github_server import GitHubSandbox
 from vmkit_tui.sandbox.servers.vm_server import VmSandbox
 from vmkit_tui.sandbox.world.clock import ManualClock
-from vmkit_tui.sandbox.world.world import Run, World
+from vmkit_tui.sandbox.world.github import Run
+from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.sources.github import CancelOutcome, GitHubClient
 from vmkit_tui.store.history import AsyncHistory, History
 from vmkit_tui.tracking.vm_watch import VmWatcher

@@ -18,7 +18,8 @@ from vmkit_tui.domain.secret import Secret
 from vmkit_tui.sandbox.servers.faults import FaultKind
 from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
 from vmkit_tui.sandbox.world.clock import ManualClock
-from vmkit_tui.sandbox.world.world import Run, World
+from vmkit_tui.sandbox.world.github import Run
+from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.sources.github import (
     AuthError,
     BadResponse,

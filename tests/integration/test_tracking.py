@@ -31,7 +31,8 @@ from vmkit_tui.domain.updates import (
 )
 from vmkit_tui.sandbox.servers.github_server import GitHubSandbox
 from vmkit_tui.sandbox.world.clock import ManualClock
-from vmkit_tui.sandbox.world.world import Run, World
+from vmkit_tui.sandbox.world.github import Run
+from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.sources.github.job_log import parse_job_log
 from vmkit_tui.store.history import ApplyResult, History
 from vmkit_tui.store.spool import LogRecord, SpoolReader, SpoolWriter, spool_path

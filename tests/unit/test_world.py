@@ -8,9 +8,11 @@ from datetime import datetime, timedelta
 import pytest
 
 from tests.world_fixtures import START
+from vmkit_tui.sandbox.world.base import WorldError
 from vmkit_tui.sandbox.world.clock import ManualClock
+from vmkit_tui.sandbox.world.github import Run
 from vmkit_tui.sandbox.world.scenarios import SCENARIOS
-from vmkit_tui.sandbox.world.world import Run, World, WorldError
+from vmkit_tui.sandbox.world.world import World
 
 pytest_plugins = ["tests.world_fixtures"]
 REPO = "acme/my-fastapi-app"

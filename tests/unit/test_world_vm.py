@@ -9,8 +9,10 @@ from datetime import datetime, timedelta
 import pytest
 
 from tests.world_fixtures import START
+from vmkit_tui.sandbox.world.base import WorldError
 from vmkit_tui.sandbox.world.clock import ManualClock
-from vmkit_tui.sandbox.world.world import VmLine, World, WorldError
+from vmkit_tui.sandbox.world.vms import VmLine
+from vmkit_tui.sandbox.world.world import World
 
 pytest_plugins = ["tests.world_fixtures"]
 REPO = "acme/my-fastapi-app"

@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from vmkit_tui.sandbox.world.world import (
+from vmkit_tui.sandbox.world.github import (
     Commit,
     Comparison,
     JobView,

@@ -40,7 +40,9 @@ from aiohttp import web
 
 from vmkit_tui.sandbox.servers import github_payloads as payloads
 from vmkit_tui.sandbox.servers.faults import Fault, FaultKind, FaultPlan, RecordedRequest
-from vmkit_tui.sandbox.world.world import Repo, Run, RunState, World, WorldError
+from vmkit_tui.sandbox.world.base import WorldError
+from vmkit_tui.sandbox.world.github import Repo, Run, RunState
+from vmkit_tui.sandbox.world.world import World
 
 SANDBOX_TOKEN = "gho_vmkitSandboxDemoToken0000000000000"
 FULL_SCOPES = frozenset({"repo", "workflow", "read:packages"})

@@ -40,7 +40,8 @@ from vmkit_tui.sandbox.servers.vm_commands import (
     parse_command,
     to_bytes,
 )
-from vmkit_tui.sandbox.world.world import VmLine, World
+from vmkit_tui.sandbox.world.vms import VmLine
+from vmkit_tui.sandbox.world.world import World
 
 __all__ = ["VmSandbox"]
 

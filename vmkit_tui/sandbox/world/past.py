@@ -14,11 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from vmkit_tui.sandbox.world import seed_data
+from vmkit_tui.sandbox.world.github import Run
 from vmkit_tui.sandbox.world.scenarios import SCENARIOS
-from vmkit_tui.sandbox.world.world import Run, _ContainerRecord, seed_data
+from vmkit_tui.sandbox.world.vms import _ContainerRecord
 
 if TYPE_CHECKING:
-    from vmkit_tui.sandbox.world.world import Repo, World, _Env
+    from vmkit_tui.sandbox.world.environments import _Env
+    from vmkit_tui.sandbox.world.github import Repo
+    from vmkit_tui.sandbox.world.world import World
 
 _FAILURES = tuple(name for name in SCENARIOS if name != "success")
 _MIN_GAP = 15 * 60  # seconds between two runs of one environment: they never overlap
