@@ -61,10 +61,6 @@ class FaultPlan:
     def clear(self) -> None:
         self._faults.clear()
 
-    @property
-    def armed(self) -> list[Fault]:
-        return [fault for fault in self._faults if not fault.exhausted]
-
     def take(self, method: str, path: str) -> Fault | None:
         """The first armed fault for this request, counted as used."""
         for fault in self._faults:

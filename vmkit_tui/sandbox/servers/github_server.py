@@ -48,7 +48,6 @@ SANDBOX_TOKEN = "gho_vmkitSandboxDemoToken0000000000000"
 FULL_SCOPES = frozenset({"repo", "workflow", "read:packages"})
 API_VERSIONS = ("2022-11-28", "2026-03-10")
 DEFAULT_API_VERSION = "2022-11-28"
-DOCS = "https://docs.github.com/rest"
 RATE_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
 CANCEL_DOCS = "https://docs.github.com/rest/actions/workflow-runs#cancel-a-workflow-run"
 SECONDARY_MESSAGE = (
@@ -78,7 +77,6 @@ class Call:
     params: dict[str, str]
     repo: Repo | None
     token: str
-    scopes: frozenset[str]
     api_version: str
     query: Mapping[str, str]
 
@@ -370,7 +368,7 @@ class GitHubSandbox:
                 repo = self._find_repo(params)
                 if repo is None or (scope and scope not in scopes):
                     return Reply(404, payloads.error("Not Found", 404))
-            call = Call(request, params, repo, token, scopes, version, request.query)
+            call = Call(request, params, repo, token, version, request.query)
             reply = await handler(call)
             if scope:
                 reply.headers.setdefault("x-accepted-oauth-scopes", scope)

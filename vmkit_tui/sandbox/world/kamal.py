@@ -33,34 +33,29 @@ from vmkit_tui.sandbox.world.kamal_output import (
 
 if TYPE_CHECKING:
     from vmkit_tui.sandbox.world.environments import _Env
-    from vmkit_tui.sandbox.world.world import World
 
 
 class KamalExecution:
     """One Kamal command on a deploy host, replayed on the world's clock."""
 
-    def __init__(
-        self, world: World, vm: str, argv: list[str], lines: list[tuple[datetime, str]], status: int
-    ) -> None:
-        self.vm = vm
-        self.argv = list(argv)
-        self._world = world
+    def __init__(self, clock: SimClock, lines: list[tuple[datetime, str]], status: int) -> None:
+        self._clock = clock
         self._lines = lines
         self._status = status
-        self.ends_at = lines[-1][0] if lines else world.clock.now()
+        self.ends_at = lines[-1][0] if lines else clock.now()
 
     @property
     def exit_status(self) -> int | None:
         """None until the clock reaches the last line, then Kamal's exit status."""
-        return self._status if self._world.clock.now() >= self.ends_at else None
+        return self._status if self._clock.now() >= self.ends_at else None
 
     async def lines(self) -> AsyncIterator[str]:
         for at, text in self._lines:
-            await self._world.clock.sleep_until(at)
+            await self._clock.sleep_until(at)
             yield text
 
     async def wait(self) -> int:
-        await self._world.clock.sleep_until(self.ends_at)
+        await self._clock.sleep_until(self.ends_at)
         return self._status
 
 
@@ -136,7 +131,7 @@ class Kamal:
             key=lambda item: item[0],
         )
         self._notify()
-        return KamalExecution(self, vm_name, argv, lines, script.exit_status)
+        return KamalExecution(self.clock, lines, script.exit_status)
 
     def _containers_table(self, env: _Env, at: datetime) -> list[str]:
         lines = []
