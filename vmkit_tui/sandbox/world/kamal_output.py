@@ -6,10 +6,9 @@ of the `kamal-ssh` strategy) and the events on each VM (kamal-proxy JSON log lin
 journal lines, the app container's own output, containers started/stopped, traffic switched).
 The world turns offsets into moments and cuts the script short when a run is cancelled.
 
-Strings follow Kamal 2.12 / kamal-proxy source and real outputs (shared/reference/
-peers-and-kamal.md §1.4–1.7): SSHKit's `INFO [id] Running … on HOST`, `Finished all in N
-seconds` before the `ERROR (…)` line, kamal-proxy's slog JSON (`Deploying`, `Healthcheck
-failed`, `Target health updated`, `Deployed`).
+Strings are those Kamal 2.12 and kamal-proxy print: SSHKit's `INFO [id] Running … on HOST`,
+`Finished all in N seconds` before the `ERROR (…)` line, kamal-proxy's slog JSON
+(`Deploying`, `Healthcheck failed`, `Target health updated`, `Deployed`).
 """
 
 from __future__ import annotations
