@@ -31,16 +31,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import ipaddress
 import os
 import random
 import re
 import shlex
 import socket
-import time
 from collections import Counter, deque
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -77,8 +75,6 @@ __all__ = [
     "SshOptions",
     "SshTarget",
     "follow",
-    "follow_many",
-    "merge",
     "parse_target",
     "run",
     "stream",
@@ -853,111 +849,3 @@ async def follow(
             delay = min(options.reconnect_delay * 2**attempt, options.reconnect_max_delay)
             attempt += 1
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-
-
-async def _errors_as_records(
-    target: SshTarget, records: AsyncGenerator[LogRecord, None]
-) -> AsyncGenerator[LogRecord, None]:
-    """For merged views: a stream that fails ends with one record saying why, and the other
-    hosts' streams go on."""
-    try:
-        async for record in records:
-            yield record
-    except SshError as exc:
-        yield LogRecord(datetime.now(UTC), target.host, VMKIT_SOURCE, f"stream stopped: {exc}")
-    finally:
-        await records.aclose()
-
-
-class _Failure:
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-_DONE = object()
-
-
-async def merge(
-    streams: Sequence[AsyncGenerator[LogRecord, None]], *, window: float = 0.2
-) -> AsyncGenerator[LogRecord, None]:
-    """Yield records from several streams ordered by time: each record waits up to `window`
-    seconds for earlier-stamped records from slower streams, then goes out with everything
-    stamped before it. An error in any stream stops all of them and is raised; closing the
-    merge closes every stream."""
-    queue: asyncio.Queue[LogRecord | _Failure | object] = asyncio.Queue(maxsize=10_000)
-
-    async def pump(source: AsyncGenerator[LogRecord, None]) -> None:
-        try:
-            async for record in source:
-                await queue.put(record)
-        except Exception as exc:  # handed to the consumer, which raises it
-            await queue.put(_Failure(exc))
-        finally:
-            await source.aclose()
-        await queue.put(_DONE)
-
-    tasks = [asyncio.create_task(pump(source)) for source in streams]
-    running = len(tasks)
-    heap: list[tuple[datetime, int, LogRecord]] = []
-    deadlines: deque[tuple[float, int]] = deque()  # (release time, seq), in arrival order
-    pending: set[int] = set()
-    seq = 0
-    try:
-        while running or heap:
-            now = time.monotonic()
-            while deadlines and (deadlines[0][0] <= now or not running):
-                due = deadlines.popleft()[1]
-                while due in pending:  # everything stamped up to the due record, in order
-                    _, number, record = heapq.heappop(heap)
-                    pending.discard(number)
-                    yield record
-            if not running:
-                continue
-            try:
-                if deadlines:
-                    wait = max(deadlines[0][0] - time.monotonic(), 0.0)
-                    item = await asyncio.wait_for(queue.get(), wait)
-                else:
-                    item = await queue.get()
-            except TimeoutError:
-                continue
-            while True:
-                if item is _DONE:
-                    running -= 1
-                elif isinstance(item, _Failure):
-                    raise item.error
-                elif isinstance(item, LogRecord):
-                    seq += 1
-                    heapq.heappush(heap, (item.at, seq, item))
-                    pending.add(seq)
-                    deadlines.append((time.monotonic() + window, seq))
-                try:
-                    item = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def follow_many(
-    targets: Iterable[SshTarget],
-    specs: Iterable[StreamSpec],
-    context: CommandContext | None = None,
-    *,
-    since: datetime | None = None,
-    options: SshOptions | None = None,
-    window: float = 0.2,
-) -> AsyncGenerator[LogRecord, None]:
-    """Every source on every host (one connection each), merged by time and labelled by
-    host. A host that fails ends with a "stream stopped: …" record; the others go on."""
-    specs = list(specs)
-    streams = [
-        _errors_as_records(target, follow(target, spec, context, since=since, options=options))
-        for target in targets
-        for spec in specs
-    ]
-    return merge(streams, window=window)
