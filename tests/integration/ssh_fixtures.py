@@ -16,7 +16,7 @@ from pathlib import Path
 
 import asyncssh
 
-from vmkit_tui.sources.ssh.ssh import SshOptions, SshTarget
+from vmkit_tui.sources.ssh import SshOptions, SshTarget
 
 SSHD = Path("/usr/sbin/sshd")
 

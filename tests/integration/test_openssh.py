@@ -1,4 +1,4 @@
-"""vmkit_tui.sources.ssh.ssh against a REAL OpenSSH sshd on 127.0.0.1 (started by the tests).
+"""vmkit_tui.sources.ssh against a REAL OpenSSH sshd on 127.0.0.1 (started by the tests).
 
 What only a real sshd can show: that closing a stream leaves nothing running on the VM, that
 a dropped connection is resumed without repeats, and that host-key and auth failures come out
@@ -20,8 +20,7 @@ import asyncssh
 import pytest
 
 from tests.integration.ssh_fixtures import FAKE_LOGS, SSHD, TEST_OPTIONS, Sshd, write_key
-from vmkit_tui.sources.ssh.commands import StreamKind, StreamSpec
-from vmkit_tui.sources.ssh.ssh import (
+from vmkit_tui.sources.ssh import (
     AuthenticationFailed,
     ConnectionDropped,
     ConnectTimeout,
@@ -35,6 +34,7 @@ from vmkit_tui.sources.ssh.ssh import (
     run,
     stream,
 )
+from vmkit_tui.sources.ssh.commands import StreamKind, StreamSpec
 from vmkit_tui.store.spool import LogRecord
 
 pytestmark = [

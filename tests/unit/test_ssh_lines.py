@@ -13,20 +13,19 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from vmkit_tui.sources.ssh.commands import StreamKind
-from vmkit_tui.sources.ssh.ssh import (
+from vmkit_tui.sources.ssh import (
     AuthenticationFailed,
     ConnectionDropped,
     ConnectTimeout,
     HostUnreachable,
     SshOptions,
     SshTarget,
-    _connect_error,
-    _gap_marker,
-    _guarded,
-    _LineParser,
-    _LineSplitter,
 )
+from vmkit_tui.sources.ssh.commands import StreamKind
+from vmkit_tui.sources.ssh.connect import _connect_error
+from vmkit_tui.sources.ssh.follow import _gap_marker
+from vmkit_tui.sources.ssh.lines import _LineParser, _LineSplitter
+from vmkit_tui.sources.ssh.session import _guarded
 from vmkit_tui.store.spool import LogRecord
 
 T0 = datetime(2026, 5, 1, 10, 0, 0, tzinfo=UTC)
