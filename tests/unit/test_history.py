@@ -334,7 +334,7 @@ def test_keep_must_be_positive(path: Path) -> None:
 
 def test_only_history_opens_tinydb() -> None:
     """Every process must use the same storage: a stock JSONStorage writer loses data once
-    another process has replaced the file (reliability.md §1.3)."""
+    another process has replaced the file (it keeps writing to the old inode)."""
     package = Path(history_module.__file__).parents[1]  # all of vmkit_tui/store
     offenders = [
         str(source.relative_to(package))
