@@ -49,7 +49,7 @@ from vmkit_tui.sandbox.world.clock import ScaledClock
 from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.service import DeployService
 from vmkit_tui.sources.github import GitHubClient
-from vmkit_tui.sources.ssh.ssh import SshOptions
+from vmkit_tui.sources.ssh import SshOptions
 from vmkit_tui.store.history import AsyncHistory, History
 from vmkit_tui.tracking.tracker import TrackingTiming
 

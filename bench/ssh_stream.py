@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asyncssh
 
-from vmkit_tui.sources.ssh import ssh
+from vmkit_tui.sources import ssh
 from vmkit_tui.store.spool import LogRecord, SpoolWriter, spool_path
 
 BATCH = 8192  # records per spool write (about what the watcher's 50 ms flush gathers here)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from vmkit_tui.actions.preflight import Preflight
     from vmkit_tui.domain.models import Trigger
     from vmkit_tui.sources.github import GitHubClient, RateLimited
-    from vmkit_tui.sources.ssh.ssh import SshOptions
+    from vmkit_tui.sources.ssh import SshOptions
     from vmkit_tui.tracking.tracker import EnvironmentTracker, TrackingTiming
     from vmkit_tui.tracking.vm_watch import VmWatcher
 

@@ -1,6 +1,6 @@
-"""A throwaway OpenSSH sshd on 127.0.0.1 for interop tests (see
-shared/reference/openssh-test-server.md): temp host and user keys, a free port, `sshd -D`
-in the foreground so the test owns its pid, `-E` log for when something fails."""
+"""A throwaway OpenSSH sshd on 127.0.0.1 for interop tests: temp host and user keys, a free
+port, `sshd -D` in the foreground so the test owns its pid, `-E` log for when something
+fails."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import asyncssh
 
-from vmkit_tui.sources.ssh.ssh import SshOptions, SshTarget
+from vmkit_tui.sources.ssh import SshOptions, SshTarget
 
 SSHD = Path("/usr/sbin/sshd")
 

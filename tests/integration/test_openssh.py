@@ -1,4 +1,4 @@
-"""vmkit_tui.sources.ssh.ssh against a REAL OpenSSH sshd on 127.0.0.1 (started by the tests).
+"""vmkit_tui.sources.ssh against a REAL OpenSSH sshd on 127.0.0.1 (started by the tests).
 
 What only a real sshd can show: that closing a stream leaves nothing running on the VM, that
 a dropped connection is resumed without repeats, and that host-key and auth failures come out
@@ -20,8 +20,7 @@ import asyncssh
 import pytest
 
 from tests.integration.ssh_fixtures import FAKE_LOGS, SSHD, TEST_OPTIONS, Sshd, write_key
-from vmkit_tui.sources.ssh.commands import StreamKind, StreamSpec
-from vmkit_tui.sources.ssh.ssh import (
+from vmkit_tui.sources.ssh import (
     AuthenticationFailed,
     ConnectionDropped,
     ConnectTimeout,
@@ -32,10 +31,10 @@ from vmkit_tui.sources.ssh.ssh import (
     SshOptions,
     SshTarget,
     follow,
-    follow_many,
     run,
     stream,
 )
+from vmkit_tui.sources.ssh.commands import StreamKind, StreamSpec
 from vmkit_tui.store.spool import LogRecord
 
 pytestmark = [
@@ -338,37 +337,3 @@ async def test_follow_raises_first_connection_errors_at_once(sshd: Sshd, tmp_pat
     spec = fake_spec(StreamKind.DOCKER, tmp_path / "none.log")
     with pytest.raises(HostUnreachable):
         await collect(follow(sshd.target(port=closed_port), spec, options=TEST_OPTIONS))
-
-
-async def test_follow_many_merges_hosts_by_time_and_reports_a_dead_one(
-    sshd: Sshd, tmp_path: Path
-) -> None:
-    key = sshd.host_key.export_public_key().decode().strip()
-    known = tmp_path / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{sshd.port} {key}\n[localhost]:{sshd.port} {key}\n")
-    log = tmp_path / "app.log"
-    log.write_text("".join(log_line(i) for i in range(30)))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]
-    targets = [
-        sshd.target(known_hosts=known),
-        sshd.target(host="localhost", known_hosts=known),
-        sshd.target(host="localhost", port=closed_port, known_hosts=known),
-    ]
-    merged = follow_many(
-        targets,
-        [fake_spec(StreamKind.DOCKER, log, follow_it=False)],
-        since=T0 - timedelta(seconds=1),
-        options=TEST_OPTIONS,
-        window=0.5,
-    )
-    records = await collect(merged)
-    app = [r for r in records if r.source == "app"]
-    assert sorted((r.host, r.text) for r in app) == sorted(
-        (host, f"line {i}") for host in ("127.0.0.1", "localhost") for i in range(30)
-    )
-    assert [r.at for r in app] == sorted(r.at for r in app)
-    [stopped] = [r for r in records if r.source == "vmkit"]
-    assert stopped.host == "localhost" and "stream stopped" in stopped.text
-    assert "connection refused" in stopped.text

@@ -16,7 +16,7 @@ from vmkit_tui.domain.text import plain
 from vmkit_tui.sandbox.servers.vm_server import VmSandbox
 from vmkit_tui.sandbox.world.clock import ManualClock
 from vmkit_tui.sandbox.world.world import World
-from vmkit_tui.sources.ssh import ssh
+from vmkit_tui.sources import ssh
 from vmkit_tui.sources.ssh.commands import DEFAULT_STREAMS, CommandContext, kamal_rollback
 
 from .vm_helpers import FAST, REPO, Reader, port_refuses, run_world, wait_until

@@ -26,7 +26,7 @@ from vmkit_tui.sandbox.servers.vm_server import VmSandbox
 from vmkit_tui.sandbox.world.clock import ManualClock
 from vmkit_tui.sandbox.world.github import Run
 from vmkit_tui.sandbox.world.world import World
-from vmkit_tui.sources.ssh.ssh import VMKIT_SOURCE
+from vmkit_tui.sources.ssh import VMKIT_SOURCE
 from vmkit_tui.store.history import AsyncHistory, History
 from vmkit_tui.store.spool import SpoolReader, spool_path
 from vmkit_tui.tracking.vm_watch import GRACE_SECONDS, VmWatcher, first_healthy_id

@@ -16,7 +16,7 @@ import pytest
 
 from vmkit_tui.sandbox.servers.vm_server import VmSandbox
 from vmkit_tui.sandbox.world.world import World
-from vmkit_tui.sources.ssh import ssh
+from vmkit_tui.sources import ssh
 
 pytest_plugins = ["tests.world_fixtures"]
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from vmkit_tui.sandbox.world.clock import ManualClock
-from vmkit_tui.sources.ssh import ssh
+from vmkit_tui.sources import ssh
 from vmkit_tui.store.spool import LogRecord
 
 REPO = "acme/my-fastapi-app"

@@ -1,4 +1,5 @@
-"""Several processes writing one history at once (reliability.md §2.2 and §8 items 2–3)."""
+"""Several processes writing one history at once: no acknowledged event is lost, a reader never
+sees a torn file, and a process that read before another one wrote appends after it cleanly."""
 
 from __future__ import annotations
 

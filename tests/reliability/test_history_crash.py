@@ -1,4 +1,4 @@
-"""kill -9 at random moments while another process writes the history (reliability.md §2.1).
+"""kill -9 at random moments while another process writes the history.
 
 After every kill: the file parses strictly (duplicate keys rejected) and through `History`, holds
 every event the writer had acknowledged, has no duplicate event and strictly increasing seq, and

@@ -1,4 +1,4 @@
-"""SQLite-style injected I/O errors (reliability.md §2.3): the N-th write-path call fails with
+"""Injected I/O errors, as SQLite tests its own writes: the N-th write-path call fails with
 ENOSPC, N upward until an attempt runs clean. After each failure the file is byte-for-byte the
 old state or the new one, no temp file is left, and a retry with the same ids never duplicates."""
 

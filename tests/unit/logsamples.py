@@ -1,8 +1,8 @@
 """Realistic deploy logs for the joblog and diagnose tests.
 
-Shapes follow shared/reference: GitHub job logs (github-api.md §2.1: BOM, 7-digit timestamps,
-`##[group]Run …` step headers, `##[error]Process completed…`, post-job cleanup) and Kamal 2 /
-kamal-proxy output (peers-and-kamal.md §1.7, strings from Kamal's source and real issues).
+Shapes follow the real thing: GitHub job logs (BOM, 7-digit timestamps, `##[group]Run …` step
+headers, `##[error]Process completed…`, post-job cleanup) and Kamal 2 / kamal-proxy output
+(strings from Kamal's source and real issues).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from vmkit_tui.sources.kamal import kamal_step, kamal_verdict, parse_lock_status
 SHA = "9f2c1ab4e0d6c7b8a9f0e1d2c3b4a5f6e7d8c9b0"
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
-# peers-and-kamal.md §1.7: real strings.
+# Real Kamal 2 output (strings from Kamal's source and real issues).
 SUCCESS = [
     "Acquiring the deploy lock...",
     f"Start container with version {SHA} (or reboot if already running)...",

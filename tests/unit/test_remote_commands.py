@@ -1,4 +1,5 @@
-"""Remote commands are built from validated parts only, and quoted (reliability.md §7)."""
+"""Remote commands are built from validated parts only, and quoted: the remote shell parses
+the whole string, so a hostile value must never run as code or pass as an option."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ SHA = "9f2c1ab4e0d6c7b8a9f0e1d2c3b4a5f6e7d8c9b0"
 SINCE = datetime(2026, 5, 1, 10, 0, 0, 250000, tzinfo=UTC)
 CURSOR = "s=739ad463348b4ceca5a9e69c95a3c93f;i=4ece7;b=6c7c6013a8ba4ef8;m=3c8b4a3c;t=563b9b2d3f8c0;x=d6a6a0bf0c6e3e77"
 
-# reliability.md §7: each must be rejected, or round-trip as one literal argument.
+# Shell metacharacters, options, paths, control and non-ASCII characters, the empty string:
+# each must be rejected, or round-trip as one literal argument.
 HOSTILE = [
     "$(id)",
     "`id`",

@@ -1,35 +1,31 @@
 """Pure parts of the SSH client: line splitting, timestamps and resume, the remote guard's
-shell semantics (run with the local sh), the merger, and the error messages."""
+shell semantics (run with the local sh), and the error messages."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import socket
 import subprocess
-from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncssh
 import pytest
 
-from vmkit_tui.sources.ssh.commands import StreamKind
-from vmkit_tui.sources.ssh.ssh import (
+from vmkit_tui.sources.ssh import (
     AuthenticationFailed,
     ConnectionDropped,
     ConnectTimeout,
     HostUnreachable,
     SshOptions,
     SshTarget,
-    _connect_error,
-    _gap_marker,
-    _guarded,
-    _LineParser,
-    _LineSplitter,
-    merge,
 )
+from vmkit_tui.sources.ssh.commands import StreamKind
+from vmkit_tui.sources.ssh.connect import _connect_error
+from vmkit_tui.sources.ssh.follow import _gap_marker
+from vmkit_tui.sources.ssh.lines import _LineParser, _LineSplitter
+from vmkit_tui.sources.ssh.session import _guarded
 from vmkit_tui.store.spool import LogRecord
 
 T0 = datetime(2026, 5, 1, 10, 0, 0, tzinfo=UTC)
@@ -216,63 +212,6 @@ def test_guard_kills_the_command_when_its_stdin_reaches_eof() -> None:
         process.stdin.close()  # what sshd does when the channel closes or the link dies
         assert process.wait(10) == -signal.SIGTERM
         assert process.stdout.read() == b""
-
-
-async def test_merge_orders_by_time_across_streams_within_the_window() -> None:
-    async def source(
-        host: str, stamps: list[float], delay: float
-    ) -> AsyncGenerator[LogRecord, None]:
-        await asyncio.sleep(delay)
-        for stamp in stamps:
-            yield LogRecord(T0 + timedelta(seconds=stamp), host, "app", f"{host}@{stamp}")
-
-    fast = source("vm1", [1, 3, 5], 0)
-    slow = source("vm2", [2, 4], 0.05)  # arrives later but is stamped in between
-    texts = [r.text async for r in merge([fast, slow], window=0.5)]
-    assert texts == ["vm1@1", "vm2@2", "vm1@3", "vm2@4", "vm1@5"]
-
-
-async def test_merge_raises_a_streams_error_and_closes_the_others() -> None:
-    closed: list[str] = []
-
-    async def endless() -> AsyncGenerator[LogRecord, None]:
-        try:
-            while True:
-                yield LogRecord(T0, "vm1", "app", "tick")
-                await asyncio.sleep(0.01)
-        finally:
-            closed.append("endless")
-
-    async def failing() -> AsyncGenerator[LogRecord, None]:
-        yield LogRecord(T0, "vm2", "app", "before")
-        await asyncio.sleep(0.05)
-        raise ConnectionDropped("gone", SshTarget("deploy", "vm2"), reason="test")
-
-    with pytest.raises(ConnectionDropped, match="gone"):
-        async for _ in merge([endless(), failing()], window=0.01):
-            pass
-    assert closed == ["endless"]
-
-
-async def test_closing_the_merge_closes_every_stream() -> None:
-    closed: list[int] = []
-
-    async def endless(number: int) -> AsyncGenerator[LogRecord, None]:
-        try:
-            while True:
-                yield LogRecord(datetime.now(UTC), f"vm{number}", "app", "tick")
-                await asyncio.sleep(0.005)
-        finally:
-            closed.append(number)
-
-    merged = merge([endless(1), endless(2)], window=0.01)
-    seen = 0
-    async for _ in merged:
-        seen += 1
-        if seen == 20:
-            break
-    await merged.aclose()
-    assert sorted(closed) == [1, 2]
 
 
 TARGET = SshTarget("deploy", "203.0.113.10", 2222, identity_file=Path("/keys/id_ed25519"))

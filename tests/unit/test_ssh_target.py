@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vmkit_tui.domain.models import ValidationError
-from vmkit_tui.sources.ssh.ssh import SshTarget, parse_target
+from vmkit_tui.sources.ssh import SshTarget, parse_target
 
 
 @pytest.mark.parametrize(
@@ -92,5 +92,5 @@ def test_direct_construction_is_validated_too(fields: dict[str, object]) -> None
 def test_importing_the_ssh_module_does_not_import_asyncssh() -> None:
     """The config module parses targets at startup; asyncssh's import cost waits for a
     connection."""
-    code = "import sys, vmkit_tui.sources.ssh.ssh, vmkit_tui.sources.ssh.vm_log; assert 'asyncssh' not in sys.modules"
+    code = "import sys, vmkit_tui.sources.ssh, vmkit_tui.sources.ssh.vm_log; assert 'asyncssh' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

@@ -32,7 +32,7 @@ from vmkit_tui.sources.ssh.commands import (
     kamal_redeploy,
     kamal_rollback,
 )
-from vmkit_tui.sources.ssh.ssh import _guarded
+from vmkit_tui.sources.ssh.session import _guarded
 
 AT = datetime(2026, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 SHA = "0123456789abcdef0123456789abcdef01234567"

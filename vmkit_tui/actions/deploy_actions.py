@@ -69,6 +69,7 @@ from vmkit_tui.domain.models import (
 from vmkit_tui.domain.overview import newest_first
 from vmkit_tui.domain.text import plain
 from vmkit_tui.domain.updates import Broadcaster, DeployChanged, DeploysPruned
+from vmkit_tui.sources import ssh
 from vmkit_tui.sources.github import (
     CancelOutcome,
     Commit,
@@ -78,7 +79,6 @@ from vmkit_tui.sources.github import (
     ImageState,
 )
 from vmkit_tui.sources.kamal import kamal_step
-from vmkit_tui.sources.ssh import ssh
 from vmkit_tui.sources.ssh.commands import kamal_redeploy, kamal_rollback
 from vmkit_tui.store.history import AsyncHistory, UnknownDeploy
 from vmkit_tui.store.spool import delete_spool

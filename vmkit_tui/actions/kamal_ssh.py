@@ -19,8 +19,8 @@ from vmkit_tui.config import EnvironmentConfig, HostSpec
 from vmkit_tui.domain.secret import redact
 from vmkit_tui.domain.text import plain
 from vmkit_tui.domain.updates import Broadcaster, Health, LogGrew, SourceHealth
+from vmkit_tui.sources import ssh
 from vmkit_tui.sources.kamal import KamalVerdict, kamal_verdict, parse_lock_status
-from vmkit_tui.sources.ssh import ssh
 from vmkit_tui.sources.ssh.commands import kamal_lock_status
 from vmkit_tui.store.spool import LogRecord, SpoolWriter
 

@@ -71,7 +71,7 @@ def sandbox_service(config: Config, runtime: SandboxRuntime) -> DeployService:
     import asyncio
 
     from vmkit_tui.service import DeployService
-    from vmkit_tui.sources.ssh.ssh import SshOptions
+    from vmkit_tui.sources.ssh import SshOptions
     from vmkit_tui.store.history import AsyncHistory, History
     from vmkit_tui.tracking.tracker import TrackingTiming
 

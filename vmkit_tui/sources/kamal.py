@@ -1,6 +1,6 @@
 """What Kamal's console output says happened (pure), for the `kamal-ssh` rollback strategy.
 
-Kamal's exit status is not enough (peers-and-kamal.md §1.3, §1.5): `kamal rollback` of a version
+Kamal's exit status is not enough: `kamal rollback` of a version
 that is no longer a stopped container prints "The app version '<v>' is not available as a
 container" and exits 0; `Finished all in N seconds` is printed even on failure, *before*
 bin/kamal's `ERROR (<class>): <message>` line. So the verdict is read from the lines, and the

@@ -350,11 +350,6 @@ class SpoolWriter:
     def append(self, record: LogRecord) -> None:
         self.append_many((record,))
 
-    def sync(self) -> None:
-        """Make everything appended so far durable (fsync); not needed for readers to see it."""
-        os.fsync(self._fd)
-        os.fsync(self._idx_fd)
-
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._idx_fd)

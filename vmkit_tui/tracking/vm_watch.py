@@ -33,7 +33,7 @@ from vmkit_tui.config import EnvironmentConfig
 from vmkit_tui.domain.models import Deploy, DeployRecord, EventKind, NewEvent, utcnow
 from vmkit_tui.domain.text import plain
 from vmkit_tui.domain.updates import Broadcaster, DeployChanged, Health, LogGrew, SourceHealth
-from vmkit_tui.sources.ssh import ssh
+from vmkit_tui.sources import ssh
 from vmkit_tui.sources.ssh.commands import DEFAULT_STREAMS, CommandContext, StreamSpec
 from vmkit_tui.sources.ssh.vm_log import (
     PROXY_SOURCE,

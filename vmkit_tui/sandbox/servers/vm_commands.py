@@ -3,7 +3,7 @@
 Pure functions (no asyncssh, no I/O), so the SSH server stays a thin loop around them.
 
 A command arrives as one string, as an SSH exec request does. Our client wraps each one in a
-small `sh` guard (`vmkit_tui.sources.ssh.ssh`); the sandbox recognises that exact wrapper and unwraps it,
+small `sh` guard (`vmkit_tui.sources.ssh.session`); the sandbox recognises that exact wrapper and unwraps it,
 then splits the command with `shlex.split` and matches the argv against the shapes the client
 builds (`vmkit_tui.sources.ssh.commands`):
 
@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from vmkit_tui.sources.ssh.commands import CURSOR_PATTERN, TIMESTAMP_PATTERN, WORKDIR_PATTERN
-from vmkit_tui.sources.ssh.ssh import _guarded
+from vmkit_tui.sources.ssh.session import _guarded
 
 __all__ = [
     "AGENT_UNIT",

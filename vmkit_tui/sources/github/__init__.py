@@ -1,6 +1,6 @@
 """GitHub REST access for vmkit-tui: the client, its typed results and its errors."""
 
-from vmkit_tui.sources.github.client import GitHubClient, ResponseLost
+from vmkit_tui.sources.github.client import GitHubClient
 from vmkit_tui.sources.github.errors import (
     AuthError,
     BadResponse,
@@ -8,6 +8,7 @@ from vmkit_tui.sources.github.errors import (
     NotFound,
     RateLimited,
     Rejected,
+    ResponseLost,
     Unavailable,
 )
 from vmkit_tui.sources.github.policy import RequestStats

@@ -65,3 +65,8 @@ class Unavailable(GitHubError):
 
 class BadResponse(GitHubError):
     """GitHub answered something this client cannot use (malformed JSON, wrong shape)."""
+
+
+class ResponseLost(Unavailable):
+    """A request that may have reached GitHub got no usable answer (timeout, dropped
+    connection, 5xx): its effect is unknown, so it must not be blindly re-sent."""

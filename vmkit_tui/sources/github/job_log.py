@@ -1,6 +1,6 @@
 """Parse the plain-text log of a GitHub Actions job.
 
-Format (github-api.md §2.1): an optional UTF-8 BOM, then lines `YYYY-MM-DDTHH:MM:SS.fffffffZ text`
+Format (what GitHub serves for a job's logs): an optional UTF-8 BOM, then lines `YYYY-MM-DDTHH:MM:SS.fffffffZ text`
 (7 fractional digits). The runner writes `##[group]title` / `##[endgroup]` folds and `##[error]`,
 `##[warning]`, `##[notice]`, `##[debug]`, `##[command]` markers. Lines without a timestamp occur;
 they continue the previous entry. Text stays raw data here (ANSI colours included): making it safe

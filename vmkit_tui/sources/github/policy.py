@@ -1,7 +1,6 @@
 """The client's pure decisions: pagination links, rate-limit waits, retry backoff, ETag cache.
 
-Kept apart from the HTTP code so each rule is unit-tested on plain values (github-api.md §8,
-reliability.md §5.2).
+Kept apart from the HTTP code so each rule is unit-tested on plain values.
 """
 
 from __future__ import annotations

@@ -246,7 +246,7 @@ def parse_records(records: Iterable[LogRecord]) -> list[VmEvent]:
 
 class HealthWatch:
     """Finds a deploy's first-healthy moment as VM events arrive (from any host, in any
-    order within the merge window).
+    order).
 
     Counts: the proxy marking a target healthy that it is deploying (or, when the
     `Deploying` line was missed, a target going from `adding` to `healthy`), and the agent's
