@@ -129,7 +129,7 @@ class VmkitApp(App[None]):
         *,
         readonly: bool = False,
         now: Callable[[], datetime] = utcnow,
-        animate: bool = True,
+        spinners: bool = True,
         keymap: dict[str, str] | None = None,
         bell: bool = False,
         track: bool = True,
@@ -138,7 +138,7 @@ class VmkitApp(App[None]):
         self.service = service
         self.readonly = readonly
         self.now = now
-        self.animate = animate
+        self.spinners = spinners  # turn the spinner of running deploys
         self.bell_on_finish = bell
         self.track = track  # start deploy tracking (the caller stops the service at exit)
         self._keymap = keymap or {}
@@ -419,7 +419,7 @@ class VmkitApp(App[None]):
         while tracking catches up) and turn the spinner of running deploys."""
         if not self.screen_stack:
             return
-        if self.animate and any(
+        if self.spinners and any(
             r.status.is_active for r in self.overview.deploys.get((self.repo, self.environment), [])
         ):
             self.main.query_one(DeploysTable).spinner_frame += 1
