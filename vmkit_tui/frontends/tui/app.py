@@ -676,3 +676,17 @@ def _filter_prompt(table: NavTable):
     from vmkit_tui.frontends.tui.filter import FilterScreen
 
     return FilterScreen(table)
+
+
+def run_app(app: VmkitApp) -> int:
+    """Run the app in our own loop so the service is always stopped (no task, stream or
+    connection left behind), however the app ends."""
+
+    async def run() -> None:
+        try:
+            await app.run_async()
+        finally:
+            await app.service.stop()
+
+    asyncio.run(run())
+    return app.return_code or 0
