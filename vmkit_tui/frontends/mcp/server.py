@@ -33,13 +33,6 @@ from vmkit_tui.actions.preflight import Preflight
 from vmkit_tui.config import Config, default_data_dir
 from vmkit_tui.domain.models import DeployRecord, Status, Trigger, ValidationError, is_sha
 from vmkit_tui.domain.overview import newest_first
-from vmkit_tui.frontends.cli.commands import (
-    UsageError,
-    check_environment,
-    check_target,
-    find_deploy,
-    log_window,
-)
 from vmkit_tui.frontends.present import (
     cancel_json,
     clean,
@@ -47,6 +40,13 @@ from vmkit_tui.frontends.present import (
     log_json,
     preflight_json,
     record_json,
+)
+from vmkit_tui.frontends.shared import (
+    UsageError,
+    check_environment,
+    check_target,
+    find_deploy,
+    log_window,
 )
 from vmkit_tui.service import DeployService
 from vmkit_tui.store.history import AsyncHistory, History, HistoryError
