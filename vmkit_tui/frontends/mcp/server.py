@@ -6,10 +6,11 @@ server runs it tracks every configured environment, so a rollback's status moves
 `deploy_status` polling sees it; tracking stops when the client goes away.
 
 Read tools are annotated read-only and idempotent; write tools destructive and not idempotent,
-and their descriptions say what they need and what they do not undo (the peers reviewers
-penalise do not: peers-and-kamal.md §5). `--readonly` leaves the write tools out. Failures are
-tool errors (isError) of one line, never tracebacks; everything returned is sanitised and
-redacted (`present.clean`). Importing the `mcp` SDK costs ~0.7 s: only this command does it.
+and their descriptions say what they need and what they do not undo (the database schema, the
+current secrets), so an assistant can warn its user before acting. `--readonly` leaves the write
+tools out. Failures are tool errors (isError) of one line, never tracebacks; everything returned
+is sanitised and redacted (`present.clean`). Importing the `mcp` SDK costs ~0.7 s: only this
+command does it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A Line-API log view over a deploy's spool on disk (toolong's shape).
+"""A Line-API log view over a deploy's spool on disk.
 
 Only the line index lives in memory (in the spool reader); a line is read from disk when it
 scrolls into view and its rendered strip is kept in a small LRU cache. New lines are picked up on
