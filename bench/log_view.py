@@ -125,7 +125,7 @@ async def key_to_screen(
 async def run(total: int, batch: int, rate: float) -> None:
     folder = Path(tempfile.mkdtemp(prefix="vmkit-logview-bench-"))
     service = seed(folder)
-    app = VmkitApp(service, now=lambda: START, animate=False)
+    app = VmkitApp(service, now=lambda: START, spinners=False)
     samples: list[float] = []
     peak = [0.0]
     stop_sampling = threading.Event()

@@ -254,7 +254,7 @@ async def measure_tui(rollbacks: int, speed: float) -> list[float]:
         assert config.history_path is not None
         runtime.run_in_sandbox(lambda world: record_past(world, History(config.history_path)))
         service = sandbox_service(config, runtime)
-        app = VmkitApp(service, now=runtime.now, animate=False)
+        app = VmkitApp(service, now=runtime.now, spinners=False)
 
         async def until(predicate, timeout: float = 60.0) -> None:
             deadline = time.perf_counter() + timeout

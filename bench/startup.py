@@ -68,7 +68,7 @@ class FirstPaint(VmkitApp):
 
 folder = Path(sys.argv[1])
 service = DeployService(parse_config(sample_config()), AsyncHistory(History(folder / "history.json")), folder)
-FirstPaint(service, animate=False).run(headless=True, size=(120, 36))
+FirstPaint(service, spinners=False).run(headless=True, size=(120, 36))
 """
 
 

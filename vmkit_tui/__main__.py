@@ -13,13 +13,9 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from vmkit_tui import __version__
 from vmkit_tui.config import Config, ConfigError, default_data_dir, load_config, resolve_config_path
-
-if TYPE_CHECKING:
-    from vmkit_tui.frontends.tui.app import VmkitApp
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -221,7 +217,7 @@ def _tui(args: argparse.Namespace) -> int:
     config = _load_optional(args) or Config(source=None)
     history = History(_history_path(args, config))
     service = DeployService(config, AsyncHistory(history), config.data_dir or default_data_dir())
-    from vmkit_tui.frontends.tui.app import VmkitApp
+    from vmkit_tui.frontends.tui.app import VmkitApp, run_app
 
     app = VmkitApp(
         service, readonly=args.readonly, keymap=dict(config.ui.keys), bell=config.ui.bell
@@ -229,21 +225,6 @@ def _tui(args: argparse.Namespace) -> int:
     if config.ui.theme:
         app.theme = config.ui.theme
     return run_app(app)
-
-
-def run_app(app: VmkitApp) -> int:
-    """Run the app in our own loop so the service is always stopped (no task, stream or
-    connection left behind), however the app ends."""
-    import asyncio
-
-    async def run() -> None:
-        try:
-            await app.run_async()
-        finally:
-            await app.service.stop()
-
-    asyncio.run(run())
-    return app.return_code or EXIT_OK
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -271,9 +252,6 @@ def _history(args: argparse.Namespace) -> int:
         records = History(path).records()
     except HistoryCorrupt as exc:
         print(f"vmkit-tui: {exc}", file=sys.stderr)
-        print(
-            file=sys.stderr,
-        )
         return EXIT_USAGE
     except HistoryError as exc:
         print(f"vmkit-tui: {exc}", file=sys.stderr)

@@ -21,6 +21,7 @@ from vmkit_tui.__main__ import main
 from vmkit_tui.actions.preflight import default_rollback_target
 from vmkit_tui.domain.models import EventKind, Status, Trigger
 from vmkit_tui.frontends.cli import commands as cli
+from vmkit_tui.frontends.cli.waiting import settled
 from vmkit_tui.store.spool import LogRecord, SpoolWriter
 
 pytest_plugins = ["tests.integration.cli_fixtures"]
@@ -162,7 +163,7 @@ def test_rollback_wait_ends_succeeded_with_exit_0(fresh: Sandbox, run_cli: Cli) 
     assert f"{record['id']} running" in done.err and f"{record['id']} succeeded" in done.err
     stored = fresh.history.record(record["id"])
     assert stored.status is Status.SUCCEEDED
-    assert cli.settled(stored)  # --wait ended once the run's log was in, not before
+    assert settled(stored)  # --wait ended once the run's log was in, not before
 
 
 def test_rollback_wait_of_a_failing_deploy_exits_1_with_its_cause(

@@ -207,4 +207,4 @@ def make_app(
     service = DeployService(
         sample.config, AsyncHistory(History(sample.history)), sample.data_dir, now=now
     )
-    return VmkitApp(service, now=now, animate=False, track=False, **options)  # type: ignore[arg-type]
+    return VmkitApp(service, now=now, spinners=False, track=False, **options)  # type: ignore[arg-type]

@@ -58,7 +58,7 @@ async def open_environment(pilot: Pilot, app: VmkitApp) -> None:
 
 async def test_rollback_from_the_keyboard(sandbox: tuple[SandboxRuntime, DeployService]) -> None:
     runtime, service = sandbox
-    app = VmkitApp(service, now=runtime.now, animate=False)
+    app = VmkitApp(service, now=runtime.now, spinners=False)
     try:
         async with app.run_test(size=(150, 45)) as pilot:
             await open_environment(pilot, app)
@@ -110,7 +110,7 @@ async def test_readonly_offers_no_rollback_or_cancel(
     sandbox: tuple[SandboxRuntime, DeployService],
 ) -> None:
     runtime, service = sandbox
-    app = VmkitApp(service, now=runtime.now, animate=False, readonly=True)
+    app = VmkitApp(service, now=runtime.now, spinners=False, readonly=True)
     try:
         async with app.run_test(size=(150, 45)) as pilot:
             await open_environment(pilot, app)
@@ -126,7 +126,7 @@ async def test_readonly_offers_no_rollback_or_cancel(
 @pytest.mark.parametrize("sandbox", [2.0], indirect=True)  # slow enough to cancel mid-run
 async def test_cancel_from_the_keyboard(sandbox: tuple[SandboxRuntime, DeployService]) -> None:
     runtime, service = sandbox
-    app = VmkitApp(service, now=runtime.now, animate=False)
+    app = VmkitApp(service, now=runtime.now, spinners=False)
     try:
         async with app.run_test(size=(150, 45)) as pilot:
             await wait_for(

@@ -46,7 +46,7 @@ def problems(app: VmkitApp) -> str:
 
 async def test_github_outage_is_shown_and_survived(runtime: SandboxRuntime) -> None:
     service = sandbox_service(seeded_config(runtime), runtime)
-    app = VmkitApp(service, now=runtime.now, animate=False)
+    app = VmkitApp(service, now=runtime.now, spinners=False)
     try:
         async with app.run_test(size=(150, 45)) as pilot:
             table = app.main.query_one("#deploys", DataTable)
@@ -69,7 +69,7 @@ async def test_unknown_host_key_is_refused_with_a_message(runtime: SandboxRuntim
     known_hosts = runtime.info.key_dir / "known_hosts"  # type: ignore[union-attr]
     known_hosts.write_text("")  # the VMs' keys are no longer trusted
     service = sandbox_service(config, runtime)
-    app = VmkitApp(service, now=runtime.now, animate=False)
+    app = VmkitApp(service, now=runtime.now, spinners=False)
     try:
         async with app.run_test(size=(150, 45)) as pilot:
             await wait_for(
@@ -94,7 +94,7 @@ async def test_demo_leaves_no_port_or_thread_behind(tmp_path: Path) -> None:
     runtime.start()
     service = sandbox_service(seeded_config(runtime), runtime)
     ports = runtime.ports()
-    app = VmkitApp(service, now=runtime.now, animate=False)
+    app = VmkitApp(service, now=runtime.now, spinners=False)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for(
             pilot, lambda: any(h.health is Health.OK for h in service.health()), "tracking"

@@ -195,7 +195,7 @@ async def test_no_configuration_says_what_to_do(tmp_path: Path) -> None:
     service = DeployService(
         Config(source=None), AsyncHistory(History(tmp_path / "h.json")), tmp_path
     )
-    app = VmkitApp(service, animate=False)
+    app = VmkitApp(service, spinners=False)
     async with app.run_test(size=(100, 30)) as pilot:
         problems = app.query_one("#problems")
         await wait_for(pilot, lambda: problems.display, "the empty-state message")

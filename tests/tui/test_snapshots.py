@@ -94,5 +94,5 @@ def test_empty_state_without_config(snap_compare, tmp_path: Path) -> None:
         )
 
     assert snap_compare(
-        VmkitApp(service, animate=False), terminal_size=(100, 30), run_before=run_before
+        VmkitApp(service, spinners=False), terminal_size=(100, 30), run_before=run_before
     )

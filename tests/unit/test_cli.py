@@ -28,16 +28,9 @@ from vmkit_tui.domain.models import (
     Trigger,
     new_deploy_id,
 )
-from vmkit_tui.frontends.cli.commands import (
-    Failed,
-    UsageError,
-    _confirm,
-    check_deploy_id,
-    check_environment,
-    check_target,
-    log_window,
-    settled,
-)
+from vmkit_tui.frontends.cli.commands import _confirm
+from vmkit_tui.frontends.cli.output import Failed
+from vmkit_tui.frontends.cli.waiting import settled
 from vmkit_tui.frontends.present import (
     cancel_lines,
     clean,
@@ -48,6 +41,13 @@ from vmkit_tui.frontends.present import (
     preflight_lines,
     record_json,
     status_line,
+)
+from vmkit_tui.frontends.shared import (
+    UsageError,
+    check_deploy_id,
+    check_environment,
+    check_target,
+    log_window,
 )
 from vmkit_tui.sources.github.results import ImageCheck, ImageState
 from vmkit_tui.store.spool import LogRecord, SpoolWriter

@@ -10,8 +10,8 @@ from mcp import Client
 from pydantic import Field
 
 from vmkit_tui.actions.deploy_actions import ActionRefused
-from vmkit_tui.frontends.cli.commands import UsageError
 from vmkit_tui.frontends.mcp.server import VmkitMcpServer
+from vmkit_tui.frontends.shared import UsageError
 
 TOKEN = "ghp_" + "Q1w2E3r4T5" * 4
 

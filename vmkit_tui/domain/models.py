@@ -234,25 +234,6 @@ class DeployEvent(NamedTuple):
         }
 
     @classmethod
-    def from_doc(cls, doc: Mapping[str, Any]) -> DeployEvent:
-        status = doc.get("status")
-        try:
-            kind = _KINDS[doc["kind"]]
-            status_value = _STATUSES[status] if status else None
-        except KeyError as exc:
-            raise ValidationError(f"unknown event kind or status: {exc.args[0]!r:.40}") from None
-        return cls(
-            doc["event_id"],
-            doc["deploy_id"],
-            int(doc["seq"]),
-            from_iso(doc["at"]),
-            kind,
-            status_value,
-            doc.get("detail", ""),
-            doc.get("data") or {},
-        )
-
-    @classmethod
     def from_new(cls, new: NewEvent, seq: int) -> DeployEvent:
         return cls(
             new.event_id,
@@ -264,10 +245,6 @@ class DeployEvent(NamedTuple):
             new.detail,
             dict(new.data),
         )
-
-
-_KINDS = {kind.value: kind for kind in EventKind}
-_STATUSES = {status.value: status for status in Status}
 
 
 def status_event_id(deploy_id: str, status: Status) -> str:

@@ -92,8 +92,7 @@ def sandbox_service(config: Config, runtime: SandboxRuntime) -> DeployService:
 
 
 def _demo(args: argparse.Namespace, config: Config, runtime: SandboxRuntime) -> int:
-    from vmkit_tui.__main__ import run_app
-    from vmkit_tui.frontends.tui.app import VmkitApp
+    from vmkit_tui.frontends.tui.app import VmkitApp, run_app
 
     app = VmkitApp(sandbox_service(config, runtime), readonly=args.readonly, now=runtime.now)
     app.sub_title = f"demo · sandbox at {runtime.speed:g}x speed"

@@ -5,8 +5,8 @@ deploy ended other than wanted under `--wait`); 2 bad usage or config (unknown r
 environment, a malformed SHA or deploy id, a destructive command with no terminal to confirm on
 and no `--yes`). A destructive command prints the same preflight as the TUI's dialog first.
 
-The helpers that check names and read log windows are shared with the MCP server. Everything
-remote that is printed goes through `present.clean`.
+Names and ids are checked by `frontends.shared` (as in the MCP server); following a deploy to
+its end is `cli.waiting`. Everything remote that is printed goes through `present.clean`.
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, TypeGuard
+from typing import TYPE_CHECKING, Any, TextIO
 
-from vmkit_tui.config import Config, EnvironmentConfig, default_data_dir
-from vmkit_tui.domain.models import DEPLOY_ID_PATTERN, DeployRecord, Status, Trigger, is_sha
+from vmkit_tui.config import Config, default_data_dir
+from vmkit_tui.domain.models import DEPLOY_ID_PATTERN, DeployRecord, Status, Trigger
 from vmkit_tui.domain.overview import newest_first
-from vmkit_tui.domain.updates import DeployChanged, Health, SourceHealth, Update
+from vmkit_tui.domain.updates import Health, SourceHealth
+from vmkit_tui.frontends.cli.output import Failed, say
+from vmkit_tui.frontends.cli.waiting import next_update, tracking, wait_final
 from vmkit_tui.frontends.present import (
     cancel_lines,
     clean,
@@ -35,218 +36,25 @@ from vmkit_tui.frontends.present import (
     record_json,
     status_line,
 )
-from vmkit_tui.service import DeployService
-from vmkit_tui.store.history import (
-    AsyncHistory,
-    History,
-    HistoryCorrupt,
-    HistoryError,
-    UnknownDeploy,
+from vmkit_tui.frontends.shared import (
+    LOG_BLOCK,
+    UsageError,
+    check_environment,
+    check_target,
+    find_deploy,
 )
-from vmkit_tui.store.spool import LogRecord, SpoolReader, spool_path
-from vmkit_tui.tracking.job_logs import logged_jobs
+from vmkit_tui.service import DeployService
+from vmkit_tui.store.history import AsyncHistory, History, HistoryCorrupt, HistoryError
+from vmkit_tui.store.spool import SpoolReader, spool_path
 
 if TYPE_CHECKING:
     from vmkit_tui.actions.preflight import Preflight
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SYNC_TIMEOUT = 60.0  # seconds `deploys` waits for its environment's first tracking round
-SETTLE_TIMEOUT = 20.0  # seconds to wait for a finished deploy's logs and diagnosis
-REREAD_EVERY = 3.0  # seconds without news before a waiter re-reads the history and polls GitHub
 QUIET_AFTER_FINAL = 2.0  # `logs --follow` ends this long after the last line of a finished deploy
 FOLLOW_AFTER_FINAL = 10.0  # … or this long after it finished, whatever still comes in
 FOLLOW_POLL = 0.5  # seconds between looks at a followed spool
-LOG_BLOCK = 4096  # spool lines read at a time
-
-Queue = asyncio.Queue[Update]
-
-
-class UsageError(Exception):
-    """Bad usage or config (exit status 2); `str()` is one line for the user."""
-
-
-class Failed(Exception):
-    """The action was refused, aborted or failed (exit status 1); `str()` is one line."""
-
-
-# ---------------------------------------------------------------------------- shared checks
-
-
-def check_environment(config: Config, repo: str, environment: str) -> EnvironmentConfig:
-    """The configured environment, or a UsageError naming the configured ones."""
-    try:
-        return config.repo(repo).environment(environment)
-    except KeyError:
-        known = "; ".join(
-            f"{r.name}: {', '.join(e.name for e in r.environments)}" for r in config.repos
-        )
-        raise UsageError(
-            f"{clean(repo)} {clean(environment)} is not in the configuration "
-            f"({known or 'no repos configured'})."
-        ) from None
-
-
-def check_deploy_id(deploy_id: str) -> str:
-    if not DEPLOY_ID_PATTERN.fullmatch(deploy_id):
-        raise UsageError(f"Not a deploy id (12 lowercase hex characters): {clean(deploy_id)[:40]}")
-    return deploy_id
-
-
-def check_target(target: str | None) -> str | None:
-    """A rollback target: a deploy id or a full commit SHA (None: the default target)."""
-    if target is None or DEPLOY_ID_PATTERN.fullmatch(target) or is_sha(target):
-        return target
-    raise UsageError(
-        "A rollback target is a deploy id (12 hex characters) or a full commit SHA "
-        f"(40 lowercase hex characters), not {clean(target)[:60]!r}."
-    )
-
-
-async def find_deploy(
-    service: DeployService, deploy_id: str, where: tuple[str, str] | None = None
-) -> DeployRecord:
-    """The deploy, which must be in the history (and on `where`, if given)."""
-    check_deploy_id(deploy_id)
-    try:
-        record = await service.record(deploy_id)
-    except UnknownDeploy:
-        raise UsageError(f"No deploy {deploy_id} in the history.") from None
-    found = (record.deploy.repo, record.deploy.environment)
-    if where is not None and found != where:
-        raise UsageError(
-            f"Deploy {deploy_id} is on {found[0]} {found[1]}, not {where[0]} {where[1]}."
-        )
-    return record
-
-
-@dataclass(frozen=True, slots=True)
-class LogWindow:
-    """Some lines of a deploy's spool with their indexes; `total`: lines in the spool;
-    `next_start`: where the following window starts (None: this one reached the end)."""
-
-    total: int
-    lines: list[tuple[int, LogRecord]]
-    next_start: int | None
-
-
-def log_window(
-    path: Path, *, last: int | None, start: int | None, count: int, source: str | None
-) -> LogWindow:
-    """Lines [start, start+count) of the spool, or else its last `last` lines; with `source`,
-    only that source's lines (the last ones of it, or those inside the window). Blocking."""
-    with SpoolReader(path) as reader:
-        total = len(reader)
-        if start is not None:
-            stop = min(start + count, total)
-            picked = [
-                (index, record)
-                for index, record in zip(range(start, stop), reader.lines(start, stop), strict=True)
-                if source is None or record.source == source
-            ]
-            return LogWindow(total, picked, stop if stop < total else None)
-        wanted = last or 0
-        found: list[tuple[int, LogRecord]] = []
-        high = total
-        while high > 0 and len(found) < wanted:
-            low = max(0, high - LOG_BLOCK)
-            block = reader.lines(low, high)
-            for offset in range(len(block) - 1, -1, -1):
-                if source is None or block[offset].source == source:
-                    found.append((low + offset, block[offset]))
-                    if len(found) == wanted:
-                        break
-            high = low
-        found.reverse()
-        return LogWindow(total, found, None)
-
-
-@contextlib.asynccontextmanager
-async def tracking(service: DeployService) -> AsyncIterator[Queue]:
-    """The service's updates, subscribed before tracking starts (nothing is missed); tracking
-    is stopped on the way out."""
-    async with service.updates.subscription() as queue:
-        await service.start()
-        try:
-            yield queue
-        finally:
-            await service.stop()
-
-
-async def wait_final(
-    service: DeployService, queue: Queue, deploy_id: str, on_change: Callable[[DeployRecord], None]
-) -> DeployRecord:
-    """Follow a deploy (tracking running) until it has reached a final status and settled (see
-    `settled`; at most SETTLE_TIMEOUT s after it ended), calling `on_change` at every status
-    change; GitHub trouble on its environment is said once per message. Raises Failed when
-    nothing can track it (no usable token)."""
-    loop = asyncio.get_running_loop()
-    record = await service.record(deploy_id)
-    where = (record.deploy.repo, record.deploy.environment)
-    seen, said = record.status, ""
-    give_up: float | None = None  # when to stop waiting for a finished deploy to settle
-    while not (record.status.is_final and settled(record)):
-        if record.status.is_final:
-            give_up = give_up or loop.time() + SETTLE_TIMEOUT
-            if loop.time() >= give_up:
-                break
-        wait = REREAD_EVERY if give_up is None else min(REREAD_EVERY, give_up - loop.time())
-        update = await next_update(
-            queue,
-            lambda u: (
-                (isinstance(u, DeployChanged) and u.record.id == deploy_id)
-                or _github_trouble(u, where)
-            ),
-            max(wait, 0.0),
-        )
-        if update is None:  # quiet: look again ourselves, and have GitHub polled now
-            record = await service.record(deploy_id)
-            service.track_now(*where)
-        elif isinstance(update, DeployChanged):
-            record = update.record
-        elif isinstance(update, SourceHealth) and update.message != said:
-            said = update.message
-            if update.health is Health.AUTH:
-                raise Failed(f"cannot follow deploy {deploy_id}: {clean(said)}")
-            _say(clean(said))
-        if record.status is not seen:
-            seen = record.status
-            on_change(record)
-    return record
-
-
-def settled(record: DeployRecord) -> bool:
-    """Whether what tracking adds after a final status is in: a failure's diagnosis, a success's
-    job logs. A cancelled run may have no log at all, and a deploy without a GitHub run (Kamal
-    over SSH, a dispatch that failed) has nothing more coming."""
-    if record.run_id is None or record.status is Status.CANCELLED:
-        return True
-    if record.status is Status.FAILED:
-        return record.diagnosis is not None
-    return bool(logged_jobs(record))
-
-
-def _github_trouble(update: Update, where: tuple[str, str]) -> TypeGuard[SourceHealth]:
-    """A GitHub health report on this environment that is not OK."""
-    return (
-        isinstance(update, SourceHealth)
-        and update.key == "github"
-        and (update.repo, update.environment) == where
-        and update.health is not Health.OK
-    )
-
-
-async def next_update(
-    queue: Queue, wanted: Callable[[Update], bool], timeout: float
-) -> Update | None:
-    """The next update that is `wanted` (others are dropped), or None after `timeout` s."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                update = await queue.get()
-                if wanted(update):
-                    return update
-    except TimeoutError:
-        return None
 
 
 # ---------------------------------------------------------------------------- entry
@@ -262,24 +70,22 @@ def run(args: argparse.Namespace, config: Config, history_path: Path) -> int:
     try:
         return asyncio.run(_stopping(service, commands[args.command](service, args)))
     except UsageError as error:
-        _say(error)
+        say(error)
         return EXIT_USAGE
     except Failed as error:
-        _say(error)
+        say(error)
         return EXIT_FAILED
     except HistoryCorrupt as error:
-        _say(error)
+        say(error)
         return EXIT_USAGE
     except HistoryError as error:
-        _say(error)
+        say(error)
         return EXIT_FAILED
     except BrokenPipeError:  # `… | head`: the reader has gone; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
     except KeyboardInterrupt:
-        _say(
-            "interrupted: stopped waiting (a deploy already sent goes on; see `vmkit-tui deploys`)"
-        )
+        say("interrupted: stopped waiting (a deploy already sent goes on; see `vmkit-tui deploys`)")
         return EXIT_FAILED
 
 
@@ -288,10 +94,6 @@ async def _stopping(service: DeployService, command: Coroutine[Any, Any, int]) -
         return await command
     finally:
         await service.stop()
-
-
-def _say(message: object, stream: TextIO | None = None) -> None:
-    print(f"vmkit-tui: {message}", file=stream or sys.stderr)
 
 
 def _out(args: argparse.Namespace) -> TextIO:
@@ -340,9 +142,9 @@ async def _deploys(service: DeployService, args: argparse.Namespace) -> int:
     if not args.no_sync:
         health = await _sync(service, repo, environment)
         if health is None:
-            _say("GitHub did not answer in time: showing the history as last recorded")
+            say("GitHub did not answer in time: showing the history as last recorded")
         elif health.health is not Health.OK:
-            _say(f"{clean(health.message)} (showing the history as last recorded)")
+            say(f"{clean(health.message)} (showing the history as last recorded)")
     records = newest_first(await service.history.records(repo, environment))[: args.limit]
     if args.json:
         json.dump([record_json(record) for record in records], sys.stdout, indent=2)
@@ -454,7 +256,7 @@ def _finished(args: argparse.Namespace, record: DeployRecord, wanted: Status) ->
     _json(args, record)
     if record.status is wanted:
         return EXIT_OK
-    _say(f"deploy {record.id} ended {record.status.value}")
+    say(f"deploy {record.id} ended {record.status.value}")
     return EXIT_FAILED
 
 
@@ -521,11 +323,11 @@ async def _logs(service: DeployService, args: argparse.Namespace) -> int:
             record, more = await _follow(service, reader, record.id, args.source, position)
             shown += more
         if shown == 0:
-            _say(_no_lines(record, args.source, len(reader)))
+            say(_no_lines(record, args.source, len(reader)))
     finally:
         reader.close()
     if args.follow:
-        _say(f"deploy {record.id} {record.status.value}")
+        say(f"deploy {record.id} {record.status.value}")
     return EXIT_OK
 
 

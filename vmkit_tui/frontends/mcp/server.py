@@ -6,10 +6,11 @@ server runs it tracks every configured environment, so a rollback's status moves
 `deploy_status` polling sees it; tracking stops when the client goes away.
 
 Read tools are annotated read-only and idempotent; write tools destructive and not idempotent,
-and their descriptions say what they need and what they do not undo (the peers reviewers
-penalise do not: peers-and-kamal.md §5). `--readonly` leaves the write tools out. Failures are
-tool errors (isError) of one line, never tracebacks; everything returned is sanitised and
-redacted (`present.clean`). Importing the `mcp` SDK costs ~0.7 s: only this command does it.
+and their descriptions say what they need and what they do not undo (the database schema, the
+current secrets), so an assistant can warn its user before acting. `--readonly` leaves the write
+tools out. Failures are tool errors (isError) of one line, never tracebacks; everything returned
+is sanitised and redacted (`present.clean`). Importing the `mcp` SDK costs ~0.7 s: only this
+command does it.
 """
 
 from __future__ import annotations
@@ -33,13 +34,6 @@ from vmkit_tui.actions.preflight import Preflight
 from vmkit_tui.config import Config, default_data_dir
 from vmkit_tui.domain.models import DeployRecord, Status, Trigger, ValidationError, is_sha
 from vmkit_tui.domain.overview import newest_first
-from vmkit_tui.frontends.cli.commands import (
-    UsageError,
-    check_environment,
-    check_target,
-    find_deploy,
-    log_window,
-)
 from vmkit_tui.frontends.present import (
     cancel_json,
     clean,
@@ -47,6 +41,13 @@ from vmkit_tui.frontends.present import (
     log_json,
     preflight_json,
     record_json,
+)
+from vmkit_tui.frontends.shared import (
+    UsageError,
+    check_environment,
+    check_target,
+    find_deploy,
+    log_window,
 )
 from vmkit_tui.service import DeployService
 from vmkit_tui.store.history import AsyncHistory, History, HistoryError

@@ -1,4 +1,4 @@
-"""A Line-API log view over a deploy's spool on disk (toolong's shape).
+"""A Line-API log view over a deploy's spool on disk.
 
 Only the line index lives in memory (in the spool reader); a line is read from disk when it
 scrolls into view and its rendered strip is kept in a small LRU cache. New lines are picked up on
@@ -11,7 +11,6 @@ from __future__ import annotations
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from rich.segment import Segment
@@ -49,11 +48,6 @@ class LineSource(Protocol):
     def line(self, index: int) -> LogLine: ...
 
     def refresh(self) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Match:
-    index: int  # view row
 
 
 class LogLines(ScrollView, can_focus=True):

@@ -154,9 +154,6 @@ class LogPane(Vertical):
     def watch_search_term(self) -> None:
         self._update_status()
 
-    def refresh_status(self) -> None:
-        self._update_status()
-
     def _update_status(self) -> None:
         if not self.is_mounted:
             return

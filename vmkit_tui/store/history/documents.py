@@ -120,8 +120,8 @@ def _deploy_from_doc(doc: object) -> Deploy:
 
 def _event_from_doc(doc: object) -> DeployEvent:
     """One event document → `DeployEvent`, checking every field while building it (order,
-    uniqueness and references are the caller's). The same as `DeployEvent.from_doc` for a
-    good document, in one pass: the history's cold read makes tens of thousands of these."""
+    uniqueness and references are the caller's), in one pass: the history's cold read makes
+    tens of thousands of these."""
     if type(doc) is not dict:
         raise _BadDoc(f"is a JSON {_json_type(doc)}, not an object")
     try:

@@ -1,0 +1,15 @@
+"""How a CLI command reports: the Failed exception (exit status 1) and one-line messages on
+stderr. Used by the commands and by the waiting machinery they share."""
+
+from __future__ import annotations
+
+import sys
+
+
+class Failed(Exception):
+    """The action was refused, aborted or failed (exit status 1); `str()` is one line."""
+
+
+def say(message: object) -> None:
+    """One line for the user on stderr."""
+    print(f"vmkit-tui: {message}", file=sys.stderr)

@@ -1,0 +1,386 @@
+"""The dashboard's panes and the data flowing into them: repo → environment → deploy tables,
+details and the live log, filled from the `DeployService`.
+
+An async worker loads the overview and another turns the service's updates into messages;
+widgets never do I/O themselves. `VmkitApp` adds the key bindings and actions on top.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Callable
+from datetime import datetime
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+from textual.worker import Worker, WorkerState
+
+from vmkit_tui.domain.models import DeployRecord, Status, Trigger, utcnow
+from vmkit_tui.domain.text import plain
+from vmkit_tui.domain.updates import (
+    DeployChanged,
+    DeploysPruned,
+    Health,
+    LogGrew,
+    SourceHealth,
+    StepProgress,
+    StepsChanged,
+    Update,
+)
+from vmkit_tui.frontends.present import clean
+from vmkit_tui.frontends.tui.corrupt import CorruptHistoryScreen
+from vmkit_tui.frontends.tui.details import DeployDetails
+from vmkit_tui.frontends.tui.log_pane import LogPane
+from vmkit_tui.frontends.tui.tables import (
+    DeploysTable,
+    EnvironmentsTable,
+    NavTable,
+    ReposTable,
+    environment_key,
+    environment_of,
+)
+from vmkit_tui.service import DeployService, Overview
+from vmkit_tui.store.history import HistoryCorrupt, move_aside
+
+
+class ServiceUpdate(Message):
+    """Updates from the deploy service, delivered on the UI thread in batches (tracking can
+    publish hundreds at once while it catches up; one message each would flood the queue)."""
+
+    def __init__(self, updates: tuple[Update, ...]) -> None:
+        super().__init__()
+        self.updates = updates
+
+
+class OverviewLoaded(Message):
+    def __init__(self, overview: Overview) -> None:
+        super().__init__()
+        self.overview = overview
+
+
+class Dashboard(App[None]):
+    """The panes and their data; what keys do is `VmkitApp`'s."""
+
+    def __init__(
+        self,
+        service: DeployService,
+        *,
+        readonly: bool = False,
+        now: Callable[[], datetime] = utcnow,
+        spinners: bool = True,
+        keymap: dict[str, str] | None = None,
+        bell: bool = False,
+        track: bool = True,
+    ) -> None:
+        super().__init__()
+        self.service = service
+        self.readonly = readonly
+        self.now = now
+        self.spinners = spinners  # turn the spinner of running deploys
+        self.bell_on_finish = bell
+        self.track = track  # start deploy tracking (the caller stops the service at exit)
+        self._keymap = keymap or {}
+        self.overview = Overview()
+        self.repo: str | None = None
+        self.environment: str | None = None
+        self.deploy_id: str | None = None
+        self.steps: dict[str, tuple[StepProgress, ...]] = {}
+        self.health: dict[tuple[str, str, str], SourceHealth] = {}
+        self._stale = False  # the overview changed since the tables were last filled
+        self._select_new: tuple[str, str] | None = None  # select the next new deploy there
+
+    # --- layout --------------------------------------------------------------------------------
+
+    @property
+    def main(self) -> Screen:
+        """The dashboard screen, also while a dialog or help is on top (updates keep coming)."""
+        return self.screen_stack[0]
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="▲")
+        with Vertical(id="body"):
+            with Horizontal(id="top"):
+                yield ReposTable(id="repos")
+                yield EnvironmentsTable(id="environments")
+            with Horizontal(id="main"):
+                with Vertical(id="deploy-column"):
+                    yield DeploysTable(now=self.now, id="deploys")
+                    yield Static(id="problems", markup=False)
+                    yield DeployDetails(id="details")
+                yield LogPane(id="log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.main.query_one("#repos").border_title = "Repos"
+        self.main.query_one("#environments").border_title = "Environments"
+        self.main.query_one("#deploys").border_title = "Deploys"
+        self.main.query_one("#problems").display = False
+        if self._keymap:
+            self.set_keymap(self._keymap)
+        self.set_interval(0.1, self._tick)
+        self.main.query_one("#repos").focus()
+        self._show_configured()
+        # Read the history and start tracking once the first frame is out: both are CPU-bound,
+        # and a thread competing for the GIL would delay that frame.
+        self.call_after_refresh(self._after_first_frame)
+        self._listen()
+
+    def _show_configured(self) -> None:
+        """Paint the configured repos and environments at once; deploys follow from the history."""
+        self.overview = Overview.configured(self.service.config)
+        self.main.query_one("#deploys").border_title = "Deploys · loading history…"
+        self._refresh_repos()
+
+    def _after_first_frame(self) -> None:
+        # Everything made so far lives as long as the app: keep the collector from walking it
+        # again while the history read allocates tens of thousands of objects.
+        gc.freeze()
+        self._load()
+        if self.track:
+            self._start_tracking()
+
+    @work(group="tracking", exit_on_error=False)
+    async def _start_tracking(self) -> None:
+        await self.service.start()
+        for health in self.service.health():  # what was said before we listened
+            self.post_message(ServiceUpdate((health,)))
+
+    @work(group="service", exclusive=True, exit_on_error=False)
+    async def _load(self) -> None:
+        try:
+            overview = await self.service.overview()
+        except HistoryCorrupt as exc:
+            if await self.push_screen_wait(CorruptHistoryScreen(str(exc))):
+                moved = await asyncio.to_thread(move_aside, exc.path)
+                self.notify(
+                    f"moved the damaged history to {moved}; starting afresh",
+                    markup=False,
+                    timeout=15,
+                )
+                overview = await self.service.overview()
+            else:
+                return
+        self.post_message(OverviewLoaded(overview))
+
+    @work(group="updates", exit_on_error=False)
+    async def _listen(self) -> None:
+        async with self.service.updates.subscription() as queue:
+            while True:
+                batch = [await queue.get()]
+                while not queue.empty() and len(batch) < 1000:
+                    batch.append(queue.get_nowait())
+                self.post_message(ServiceUpdate(tuple(batch)))
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        """Errors in background work become a message on screen, never a crashed app."""
+        error = event.worker.error
+        if event.state is WorkerState.ERROR and error is not None:
+            self.notify(
+                clean(error) or type(error).__name__,
+                title="Error",
+                severity="error",
+                markup=False,
+                timeout=15,
+            )
+
+    # --- data → widgets ------------------------------------------------------------------------
+
+    @on(OverviewLoaded)
+    def _overview_loaded(self, message: OverviewLoaded) -> None:
+        self.overview = message.overview
+        if not self.overview.repos:
+            self._show_problem(
+                "No repositories configured. Try `vmkit-tui demo`, or see docs/config.example.toml."
+            )
+        self._refresh_all()
+
+    def _refresh_repos(self) -> None:
+        repos = [(name, self.overview.summaries(name)) for name in self.overview.repos]
+        self.main.query_one(ReposTable).show(repos)
+
+    def _refresh_environments(self) -> None:
+        table = self.main.query_one(EnvironmentsTable)
+        table.border_title = f"Environments · {plain(self.repo)}" if self.repo else "Environments"
+        table.show(self.overview.summaries(self.repo) if self.repo else [])
+
+    def _refresh_deploys(self) -> None:
+        table = self.main.query_one(DeploysTable)
+        records = (
+            self.overview.deploys.get((self.repo, self.environment), [])
+            if self.repo and self.environment
+            else []
+        )
+        table.border_title = (
+            f"Deploys · {plain(self.environment)}" if self.environment else "Deploys"
+        )
+        table.show(records)
+
+    def _refresh_details(self) -> None:
+        record = self.selected_record
+        steps = self.steps.get(record.id, ()) if record else ()
+        target = (
+            self.overview.find(record.deploy.rollback_of)
+            if record and record.deploy.rollback_of
+            else None
+        )
+        self.main.query_one(DeployDetails).show(record, steps, target)
+        self.main.query_one(LogPane).show_diagnosis(record.diagnosis if record else None)
+
+    @on(NavTable.Chosen, "#repos")
+    def _repo_chosen(self, message: NavTable.Chosen) -> None:
+        self.repo = message.key
+        self._refresh_environments()
+
+    @on(NavTable.Chosen, "#environments")
+    def _environment_chosen(self, message: NavTable.Chosen) -> None:
+        self.environment = environment_of(message.key)
+        self._refresh_deploys()
+        self._refresh_health()
+
+    @on(NavTable.Chosen, "#deploys")
+    def _deploy_chosen(self, message: NavTable.Chosen) -> None:
+        if message.key == self.deploy_id:
+            return
+        self.deploy_id = message.key
+        self._refresh_details()
+        self._open_log()
+        self.refresh_bindings()
+
+    def _open_log(self) -> None:
+        pane = self.main.query_one(LogPane)
+        if self.deploy_id is None:
+            pane.show(None, None)
+            return
+        from vmkit_tui.store.spool import SpoolReader
+
+        pane.show(self.deploy_id, SpoolReader(self.service.log_path(self.deploy_id)))
+
+    @property
+    def selected_record(self) -> DeployRecord | None:
+        return self.overview.find(self.deploy_id) if self.deploy_id else None
+
+    @on(ServiceUpdate)
+    def _service_update(self, message: ServiceUpdate) -> None:
+        if not self.screen_stack:  # shutting down: updates still in flight are moot
+            return
+        for update in message.updates:
+            self._apply(update)
+
+    def _apply(self, update: Update) -> None:
+        if isinstance(update, DeployChanged):
+            self._deploy_changed(update.record)
+        elif isinstance(update, DeploysPruned):
+            self.overview.remove(update.deploy_ids)
+            self._stale = True
+        elif isinstance(update, StepsChanged):
+            self.steps[update.deploy_id] = update.steps
+            if update.deploy_id == self.deploy_id:
+                self._refresh_details()
+        elif isinstance(update, LogGrew):
+            if update.deploy_id == self.deploy_id:
+                self.main.query_one(LogPane).lines.lines_grew()
+        elif isinstance(update, SourceHealth):
+            self.health[(update.repo, update.environment, update.key)] = update
+            self._refresh_health()
+
+    def _deploy_changed(self, record: DeployRecord) -> None:
+        before = self.overview.find(record.id)
+        self.overview.upsert(record)
+        where = (record.deploy.repo, record.deploy.environment)
+        if (
+            before is None
+            and self._select_new == where
+            and record.deploy.triggered_by is not Trigger.PUSH
+        ):
+            # the deploy our confirm just recorded: select it, so its logs stream in the pane
+            self._select_new = None
+            self._stale = False
+            self._refresh_all()
+            self.select(record.deploy.repo, record.deploy.environment, record.id)
+        # Only a deploy seen running: records filled in from the past go pending → final quietly.
+        if (
+            before is not None
+            and before.status in (Status.RUNNING, Status.CANCELLING)
+            and record.status.is_final
+        ):
+            self._announce_finished(record)
+        self._refresh_all()
+
+    def _announce_finished(self, record: DeployRecord) -> None:
+        if (record.deploy.repo, record.deploy.environment) != (self.repo, self.environment):
+            return
+        severity = "information" if record.status is Status.SUCCEEDED else "warning"
+        message = f"{record.deploy.environment} {record.deploy.short_sha}: {record.status.value}"
+        undo = next((e.detail for e in record.events if e.detail.startswith("To undo")), None)
+        if undo and record.status is Status.SUCCEEDED:
+            message += f". {undo}"  # how to go back, named after a rollback went live
+        self.notify(
+            plain(message), title=plain(record.deploy.repo), severity=severity, markup=False
+        )
+        if self.bell_on_finish:
+            self.bell()
+
+    def refresh_lists(self) -> None:
+        """Re-apply list filters (the `/` prompt calls this as the user types)."""
+        self._refresh_all()
+
+    def _refresh_all(self) -> None:
+        self._refresh_repos()
+        self._refresh_environments()
+        self._refresh_deploys()
+        self._refresh_details()
+
+    def _refresh_health(self) -> None:
+        problems = [
+            h
+            for (repo, env, _), h in sorted(self.health.items())
+            if repo == self.repo and env == self.environment and h.health is not Health.OK
+        ]
+        if problems:
+            self._show_problem("  ·  ".join(plain(p.message) for p in problems))
+        else:
+            self.main.query_one("#problems").display = False
+
+    def _show_problem(self, message: str) -> None:
+        box = self.main.query_one("#problems", Static)
+        box.update(message)
+        box.display = True
+
+    def _tick(self) -> None:
+        """Ten times a second: apply what changed since (updates can come hundreds at a time
+        while tracking catches up) and turn the spinner of running deploys."""
+        if not self.screen_stack:
+            return
+        if self.spinners and any(
+            r.status.is_active for r in self.overview.deploys.get((self.repo, self.environment), [])
+        ):
+            self.main.query_one(DeploysTable).spinner_frame += 1
+            self._stale = True
+        if self._stale:
+            self._stale = False
+            self._refresh_all()
+
+    # --- cursors -------------------------------------------------------------------------------
+
+    def select(
+        self, repo: str, environment: str | None = None, deploy_id: str | None = None
+    ) -> None:
+        """Move the cursors to a repo / environment / deploy (used by the command palette)."""
+        self.main.query_one(ReposTable).set_rows_cursor(repo)
+        if environment:
+            self.repo = repo
+            self._refresh_environments()
+            self.main.query_one(EnvironmentsTable).set_rows_cursor(
+                environment_key(repo, environment)
+            )
+        if environment and deploy_id:
+            self.environment = environment
+            self._refresh_deploys()
+            self.main.query_one(DeploysTable).set_rows_cursor(deploy_id)
+            self.main.query_one("#deploys").focus()
