@@ -421,7 +421,7 @@ def _parse_environment(name: str, table: _Table, default_service: str) -> Enviro
         "workflow", _WORKFLOW, "a workflow file name such as deploy.yml", "deploy.yml"
     )
     branch = table.text("branch", _BRANCH, "a branch name", "main")
-    strategy_text = table.text("rollback", None, "", RollbackStrategy.GITHUB.value)
+    strategy_text = table.text("rollback", None, "", RollbackStrategy.GITHUB.value) or ""
     try:
         strategy = RollbackStrategy(strategy_text)
     except ValueError:

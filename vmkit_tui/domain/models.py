@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 SHA_PATTERN = re.compile(r"[0-9a-f]{40}")
 # Names from config or remote APIs that end up in paths, file names or remote commands.
@@ -116,7 +116,7 @@ def _as_trigger(value: object) -> Trigger:
     if type(value) is Trigger:
         return value
     trigger = _TRIGGERS.get(value) if type(value) is str else None
-    return trigger if trigger is not None else Trigger(value)
+    return trigger if trigger is not None else Trigger(cast(str, value))
 
 
 class EventKind(StrEnum):
@@ -341,7 +341,7 @@ class DeployRecord:
 
     @property
     def finished_at(self) -> datetime | None:
-        for event in reversed(self.events):
+        for event in self.events[::-1]:
             if event.kind is EventKind.STATUS and event.status in FINAL_STATUSES:
                 return event.at
         return None

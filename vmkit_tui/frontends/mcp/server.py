@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -425,17 +425,19 @@ def build_server(service: DeployService, *, readonly: bool = False) -> VmkitMcpS
         lifespan=lifespan,
     )
     tools = DeployTools(service)
-    for tool in (
+    reads: tuple[Callable[..., Any], ...] = (
         tools.list_environments,
         tools.list_deploys,
         tools.get_deploy,
         tools.get_deploy_logs,
         tools.deploy_status,
         tools.preview_rollback,
-    ):
+    )
+    writes: tuple[Callable[..., Any], ...] = (tools.rollback, tools.cancel_deploy, tools.deploy_sha)
+    for tool in reads:
         server.add_tool(tool, annotations=READ)
     if not readonly:
-        for tool in (tools.rollback, tools.cancel_deploy, tools.deploy_sha):
+        for tool in writes:
             server.add_tool(tool, annotations=WRITE)
     return server
 

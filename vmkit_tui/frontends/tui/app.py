@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from vmkit_tui.actions.cancel import CancelPreflight
     from vmkit_tui.actions.preflight import Preflight
+    from vmkit_tui.frontends.tui.filter import FilterScreen
 
 STYLES = Path(__file__).resolve().parent / "styles"
 
@@ -53,8 +54,9 @@ def _deploy_commands() -> type[Provider]:
 class VmkitApp(Dashboard):
     TITLE = "vmkit-tui"
     CSS_PATH: ClassVar = [STYLES / "app.tcss"]
-    COMMANDS: ClassVar = App.COMMANDS | {_deploy_commands}
-    HORIZONTAL_BREAKPOINTS: ClassVar = [(0, "-narrow"), (150, "-wide")]
+    COMMANDS = App.COMMANDS | {_deploy_commands}
+    # Textual types this as an instance attribute (its ClassVar is inside a union)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (150, "-wide")]  # noqa: RUF012
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit"),
@@ -311,7 +313,7 @@ class VmkitApp(Dashboard):
         self.push_screen(HelpScreen())
 
 
-def _filter_prompt(table: NavTable):
+def _filter_prompt(table: NavTable) -> FilterScreen:
     from vmkit_tui.frontends.tui.filter import FilterScreen
 
     return FilterScreen(table)

@@ -16,7 +16,7 @@ class DeployCommands(Provider):
         """(label, repo, environment, deploy id, help) for everything navigable."""
         app = self.app
         overview = app.overview  # type: ignore[attr-defined]
-        targets = []
+        targets: list[tuple[str, str, str | None, str | None, str]] = []
         for repo in overview.repos:
             targets.append((f"repo {repo}", repo, None, None, "show this repository"))
             for env in overview.environments.get(repo, []):

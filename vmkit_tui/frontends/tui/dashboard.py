@@ -16,6 +16,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState
@@ -97,7 +98,7 @@ class Dashboard(App[None]):
     # --- layout --------------------------------------------------------------------------------
 
     @property
-    def main(self) -> Screen:
+    def main(self) -> Screen[None]:
         """The dashboard screen, also while a dialog or help is on top (updates keep coming)."""
         return self.screen_stack[0]
 
@@ -315,7 +316,7 @@ class Dashboard(App[None]):
     def _announce_finished(self, record: DeployRecord) -> None:
         if (record.deploy.repo, record.deploy.environment) != (self.repo, self.environment):
             return
-        severity = "information" if record.status is Status.SUCCEEDED else "warning"
+        severity: SeverityLevel = "information" if record.status is Status.SUCCEEDED else "warning"
         message = f"{record.deploy.environment} {record.deploy.short_sha}: {record.status.value}"
         undo = next((e.detail for e in record.events if e.detail.startswith("To undo")), None)
         if undo and record.status is Status.SUCCEEDED:
@@ -357,8 +358,12 @@ class Dashboard(App[None]):
         while tracking catches up) and turn the spinner of running deploys."""
         if not self.screen_stack:
             return
-        if self.spinners and any(
-            r.status.is_active for r in self.overview.deploys.get((self.repo, self.environment), [])
+        repo, environment = self.repo, self.environment
+        if (
+            self.spinners
+            and repo
+            and environment
+            and any(r.status.is_active for r in self.overview.deploys.get((repo, environment), []))
         ):
             self.main.query_one(DeploysTable).spinner_frame += 1
             self._stale = True

@@ -34,10 +34,14 @@ REFRESH_INTERVAL = 0.05  # s: at most 20 refreshes a second while lines pour in
 
 
 class LogLine(Protocol):
-    at: object
-    host: str
-    source: str
-    text: str
+    @property
+    def at(self) -> object: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def text(self) -> str: ...
 
 
 class LineSource(Protocol):

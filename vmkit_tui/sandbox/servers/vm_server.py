@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
@@ -298,8 +299,10 @@ class VmSandbox:
     async def _serve(self, session: _Session) -> None:
         """Answer one exec request; the client closing the channel cancels the answer."""
         process = session.process
-        body = asyncio.ensure_future(self._execute(session, parse_command(process.command or "")))
-        closed = asyncio.ensure_future(process.channel.wait_closed())
+        body: asyncio.Future[Any] = asyncio.ensure_future(
+            self._execute(session, parse_command(process.command or ""))
+        )
+        closed: asyncio.Future[Any] = asyncio.ensure_future(process.channel.wait_closed())
         done: set[asyncio.Future[object]] = set()
         try:
             done, _ = await asyncio.wait((body, closed), return_when=asyncio.FIRST_COMPLETED)

@@ -284,7 +284,7 @@ def _deploy_one_host(
         "paths": ["/"],
         "tls": True,
     }
-    b.proxy(host, sent, "Deploying", **attrs)
+    b.proxy(host, sent, "Deploying", "INFO", **attrs)
     url = f"http://{cid}:{port}/up"
     failure = f'Get "{url}": dial tcp {ip}:{port}: connect: connection refused'
     check = sent
@@ -324,7 +324,7 @@ def _deploy_one_host(
         f"new container {name} is healthy: GET /up 200 in {rng.randrange(3, 25)}ms",
     )
     deployed = check + rng.uniform(0.3, 2.5)  # the old target drains, then "Deployed"
-    b.proxy(host, deployed, "Deployed", **attrs)
+    b.proxy(host, deployed, "Deployed", "INFO", **attrs)
     b.vm_line(
         host,
         "vmkit-agent",

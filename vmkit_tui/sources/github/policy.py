@@ -78,7 +78,7 @@ def backoff_delay(
 ) -> float:
     """Delay before retry number `attempt` (0-based): exponential, capped, half of it jittered
     so many clients do not retry in step."""
-    ceiling = min(cap, base * 2 ** min(attempt, 16))
+    ceiling = min(cap, base * 2.0 ** min(attempt, 16))
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 

@@ -18,7 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Generator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Collection,
+    Generator,
+    Mapping,
+)
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -199,7 +206,7 @@ class ApiSession:
         params: Mapping[str, str | int] | None,
         key: str | None,
         max_pages: int,
-    ) -> AsyncIterator[tuple[_Reply, list[Any]]]:
+    ) -> AsyncGenerator[tuple[_Reply, list[Any]], None]:
         """Each page's items (`body[key]`, or the body for bare-array endpoints)."""
         next_url: str | None = url
         for _ in range(max_pages):

@@ -154,7 +154,7 @@ def _parse_template(template: str) -> list[tuple[str, str | None]]:
 
 def _check_template(template: str, kind: StreamKind) -> None:
     pairs = _parse_template(template)
-    fields = [field for _, field in pairs]
+    fields = [field for _, field in pairs if field]
     uses_since = "since" in fields
     if kind is StreamKind.PLAIN and uses_since:
         raise ValidationError("a plain stream command cannot use {since}")
