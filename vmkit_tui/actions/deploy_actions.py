@@ -49,6 +49,12 @@ from vmkit_tui.actions.preflight import (
     live_deploy,
 )
 from vmkit_tui.config import Config, EnvironmentConfig, RepoConfig, RollbackStrategy
+from vmkit_tui.domain.event_ids import (
+    diagnosis_event_id,
+    run_link_id,
+    status_event_id,
+    undo_note_id,
+)
 from vmkit_tui.domain.migrations import migration_files
 from vmkit_tui.domain.models import (
     DEPLOY_ID_PATTERN,
@@ -60,7 +66,6 @@ from vmkit_tui.domain.models import (
     Trigger,
     ValidationError,
     new_deploy_id,
-    status_event_id,
     utcnow,
     validate_name,
     validate_repo,
@@ -82,7 +87,7 @@ from vmkit_tui.sources.ssh import ssh
 from vmkit_tui.sources.ssh.commands import kamal_redeploy, kamal_rollback
 from vmkit_tui.store.history import AsyncHistory, UnknownDeploy
 from vmkit_tui.store.spool import delete_spool
-from vmkit_tui.tracking.job_logs import diagnose_spool, diagnosis_event_id
+from vmkit_tui.tracking.job_logs import diagnose_spool
 from vmkit_tui.tracking.vm_watch import GRACE_SECONDS, VmWatcher
 
 __all__ = [
@@ -500,7 +505,7 @@ class DeployActions:
                 self.now(),
                 detail=f"To undo, roll back to {sha[:7]} (deploy {live.id}).",
                 data={"undo_sha": sha, "undo_deploy": live.id},
-                event_id=f"{record.id}:undo",
+                event_id=undo_note_id(record.id),
             )
         ]
 
@@ -535,7 +540,7 @@ class DeployActions:
                     now,
                     detail=f"GitHub run {sent.run_id}",
                     data={"run_id": sent.run_id, "run_url": sent.html_url or sent.run_url},
-                    event_id=_link_id(record.id),
+                    event_id=run_link_id(record.id),
                 )
             )
         else:
@@ -721,7 +726,7 @@ class DeployActions:
             self.now(),
             detail=f"GitHub run {run.id}",
             data={"run_id": run.id, "run_url": run.html_url},
-            event_id=_link_id(record.id),
+            event_id=run_link_id(record.id),
         )
         return await self._append(record.id, [link])
 
@@ -880,11 +885,6 @@ def _busy(repo: str, environment: str) -> str:
 def _request_id(deploy_id: str) -> str:
     """What the dispatched run's title carries ("… [vmkit-<deploy id>]") so tracking finds it."""
     return f"vmkit-{deploy_id}"
-
-
-def _link_id(deploy_id: str) -> str:
-    """The RUN_LINKED event id tracking uses too: one link per deploy, whoever records it."""
-    return f"{deploy_id}:run_linked"
 
 
 def _trigger(trigger: Trigger | str) -> Trigger:

@@ -39,6 +39,12 @@ from pathlib import Path
 from typing import Protocol
 
 from vmkit_tui.config import EnvironmentConfig
+from vmkit_tui.domain.event_ids import (
+    diagnosis_event_id,
+    log_marker_id,
+    run_link_id,
+    status_event_id,
+)
 from vmkit_tui.domain.models import (
     Deploy,
     DeployRecord,
@@ -48,7 +54,6 @@ from vmkit_tui.domain.models import (
     Trigger,
     ValidationError,
     new_deploy_id,
-    status_event_id,
 )
 from vmkit_tui.domain.secret import redact
 from vmkit_tui.domain.text import plain
@@ -79,9 +84,7 @@ from vmkit_tui.store.spool import LogRecord, delete_spool
 from vmkit_tui.tracking.job_logs import (
     append_job_logs,
     diagnose_spool,
-    diagnosis_event_id,
     job_log_records,
-    log_marker_id,
     logged_jobs,
 )
 
@@ -217,7 +220,7 @@ def link_event(deploy_id: str, run: WorkflowRun) -> NewEvent:
         run.created_at,
         detail=f"GitHub run {run.id}",
         data={"run_id": run.id, "run_url": run.html_url},
-        event_id=f"{deploy_id}:run_linked",
+        event_id=run_link_id(deploy_id),
     )
 
 

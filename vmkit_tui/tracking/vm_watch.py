@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 
 from vmkit_tui.config import EnvironmentConfig
+from vmkit_tui.domain.event_ids import first_healthy_id
 from vmkit_tui.domain.models import Deploy, DeployRecord, EventKind, NewEvent, utcnow
 from vmkit_tui.domain.text import plain
 from vmkit_tui.domain.updates import Broadcaster, DeployChanged, Health, LogGrew, SourceHealth
@@ -45,7 +46,7 @@ from vmkit_tui.sources.ssh.vm_log import (
 from vmkit_tui.store.history import AsyncHistory, HistoryError, UnknownDeploy
 from vmkit_tui.store.spool import LogRecord, SpoolWriter
 
-__all__ = ["GRACE_SECONDS", "WATCHED_SOURCES", "FirstHealthy", "VmWatcher", "first_healthy_id"]
+__all__ = ["GRACE_SECONDS", "WATCHED_SOURCES", "FirstHealthy", "VmWatcher"]
 
 GRACE_SECONDS = 30.0  # wall time after a deploy ends during which its VM streams stay open
 WATCHED_SOURCES = ("kamal-proxy", "vmkit-agent")
@@ -70,10 +71,6 @@ _PROXY_KINDS = frozenset(
         VmEventKind.DEPLOYED,
     }
 )
-
-
-def first_healthy_id(deploy_id: str) -> str:
-    return f"{deploy_id}:first_healthy"
 
 
 class FirstHealthy:
