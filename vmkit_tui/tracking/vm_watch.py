@@ -33,7 +33,7 @@ from vmkit_tui.config import EnvironmentConfig
 from vmkit_tui.domain.event_ids import first_healthy_id
 from vmkit_tui.domain.models import Deploy, DeployRecord, EventKind, NewEvent, utcnow
 from vmkit_tui.domain.text import plain
-from vmkit_tui.domain.updates import Broadcaster, DeployChanged, Health, LogGrew, SourceHealth
+from vmkit_tui.domain.updates import Broadcaster, DeployChanged, Health, SourceHealth
 from vmkit_tui.sources.ssh import ssh
 from vmkit_tui.sources.ssh.commands import DEFAULT_STREAMS, CommandContext, StreamSpec
 from vmkit_tui.sources.ssh.vm_log import (
@@ -44,13 +44,13 @@ from vmkit_tui.sources.ssh.vm_log import (
     parse_record,
 )
 from vmkit_tui.store.history import AsyncHistory, HistoryError, UnknownDeploy
-from vmkit_tui.store.spool import LogRecord, SpoolWriter
+from vmkit_tui.store.spool import LogRecord
+from vmkit_tui.tracking.log_writer import SpoolLog
 
 __all__ = ["GRACE_SECONDS", "WATCHED_SOURCES", "FirstHealthy", "VmWatcher"]
 
 GRACE_SECONDS = 30.0  # wall time after a deploy ends during which its VM streams stay open
 WATCHED_SOURCES = ("kamal-proxy", "vmkit-agent")
-FLUSH_INTERVAL = 0.05  # seconds between spool writes (and LogGrew updates) of one deploy
 HISTORY_RETRY = 1.0  # seconds before retrying a FIRST_HEALTHY append the history refused
 # Which state of a host wins when its streams disagree: the one the user must act on first.
 _SEVERITY = {
@@ -218,11 +218,15 @@ class _DeployWatch:
         self.healthy = FirstHealthy(self.deploy.sha, self.deploy.created_at)
         self.recorded = record.first_healthy_at is not None
         self.pending: NewEvent | None = None
-        self.buffer: list[LogRecord] = []
-        self.wake = asyncio.Event()
-        self.writer: SpoolWriter | None = None
+        self.log = SpoolLog(
+            owner.data_dir,
+            self.deploy.id,
+            owner.updates,
+            repo=owner.repo,
+            environment=owner.env.name,
+            after_flush=self._after_flush,
+        )
         self.tasks: list[asyncio.Task[None]] = []
-        self.flusher: asyncio.Task[None] | None = None
         self.expiry: asyncio.Task[None] | None = None
         self.closing: asyncio.Task[None] | None = None
         self.done = False
@@ -235,7 +239,6 @@ class _DeployWatch:
         self.tasks = [
             asyncio.create_task(self._follow(stream, context)) for stream in owner._streams
         ]
-        self.flusher = asyncio.create_task(self._flush_loop())
 
     # ------------------------------------------------------------------ streams
 
@@ -272,8 +275,7 @@ class _DeployWatch:
     def _take(self, stream: _Stream, record: LogRecord) -> None:
         if record.host != stream.label:
             record = record._replace(host=stream.label)
-        self.buffer.append(record)
-        self.wake.set()
+        self.log.append(record)
         if self.recorded or self.pending is not None:
             return
         event = parse_record(record)
@@ -290,41 +292,16 @@ class _DeployWatch:
             data={"host": event.host, "source": event.source},
             event_id=first_healthy_id(self.deploy.id),
         )
-        self.wake.set()
+        self.log.wake()
 
     def _note(self, stream: _Stream, text: str) -> None:
         """A line of our own in the deploy's log: why VM lines are missing."""
-        self.buffer.append(LogRecord(self.owner.now(), stream.label, ssh.VMKIT_SOURCE, text))
-        self.wake.set()
+        self.log.append(LogRecord(self.owner.now(), stream.label, ssh.VMKIT_SOURCE, text))
 
     # ------------------------------------------------------------------ spool and history
 
-    async def _flush_loop(self) -> None:
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            await self._flush()
-            if self.done:
-                return
-            await asyncio.sleep(FLUSH_INTERVAL)  # coalesce: at most 20 writes and LogGrew a second
-
-    async def _flush(self) -> None:
-        owner = self.owner
-        batch, self.buffer = self.buffer, []
-        if batch:
-            try:
-                if self.writer is None:
-                    self.writer = await asyncio.to_thread(
-                        SpoolWriter.for_deploy, owner.data_dir, self.deploy.id
-                    )
-                await asyncio.to_thread(self.writer.append_many, batch)
-            except OSError as exc:
-                message = plain(f"cannot write the log of deploy {self.deploy.id}: {exc}")
-                owner.updates.publish(
-                    SourceHealth("spool", owner.repo, owner.env.name, Health.ERROR, message)
-                )
-            else:
-                owner.updates.publish(LogGrew(self.deploy.id))
+    async def _after_flush(self) -> None:
+        """After each spool write: record the first-healthy moment once it is known."""
         if self.pending is not None:
             await self._record_healthy(self.pending)
 
@@ -338,7 +315,7 @@ class _DeployWatch:
             return
         except (HistoryError, OSError):
             if not self.done:  # busy or failed: try again shortly
-                asyncio.get_running_loop().call_later(HISTORY_RETRY, self.wake.set)
+                asyncio.get_running_loop().call_later(HISTORY_RETRY, self.log.wake)
             return
         self.pending, self.recorded = None, True
         self.owner.updates.publish(DeployChanged(record))
@@ -360,9 +337,5 @@ class _DeployWatch:
         if not self.recorded and self.pending is None and fallback is not None:
             self._healthy_at(fallback)
         self.done = True
-        self.wake.set()
-        if self.flusher is not None:
-            await self.flusher
-        if self.writer is not None:
-            await asyncio.to_thread(self.writer.close)
+        await self.log.close()
         self.owner._forget(self)
