@@ -38,7 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vmkit_tui.actions.deploy_actions import ActionTiming, DeployActions
+from vmkit_tui.actions.base import ActionTiming
+from vmkit_tui.actions.deploy_actions import DeployActions
 from vmkit_tui.config import Config, EnvironmentConfig, GitHubConfig, HostSpec, RepoConfig
 from vmkit_tui.domain.models import DeployRecord, Status, Trigger
 from vmkit_tui.domain.secret import Secret

@@ -16,7 +16,8 @@ from typing import TypeVar
 
 from tests.integration.tracking_fixtures import Recorder, SimTime
 from tests.integration.vm_helpers import FAST
-from vmkit_tui.actions.deploy_actions import ActionTiming, DeployActions
+from vmkit_tui.actions.base import ActionTiming
+from vmkit_tui.actions.deploy_actions import DeployActions
 from vmkit_tui.config import (
     Config,
     EnvironmentConfig,

@@ -47,7 +47,7 @@ from vmkit_tui.store.history import AsyncHistory, HistoryError, UnknownDeploy
 from vmkit_tui.store.spool import LogRecord
 from vmkit_tui.tracking.log_writer import SpoolLog
 
-__all__ = ["GRACE_SECONDS", "WATCHED_SOURCES", "FirstHealthy", "VmWatcher"]
+__all__ = ["GRACE_SECONDS", "WATCHED_SOURCES", "FirstHealthy", "VmWatcher", "VmWatchers"]
 
 GRACE_SECONDS = 30.0  # wall time after a deploy ends during which its VM streams stay open
 WATCHED_SOURCES = ("kamal-proxy", "vmkit-agent")
@@ -207,6 +207,59 @@ class VmWatcher:
         self.updates.publish(
             SourceHealth(f"ssh:{stream.host}", self.repo, self.env.name, shown[0], shown[1])
         )
+
+
+class VmWatchers:
+    """The VM log watchers of one process: one per environment with hosts, made on first use.
+    The service's tracking (deploys run by GitHub) and the kamal-ssh actions (deploys run by
+    Kamal over SSH) share them. `stop()` stops them all; a later `get` makes new ones."""
+
+    def __init__(
+        self,
+        history: AsyncHistory,
+        data_dir: Path,
+        updates: Broadcaster,
+        *,
+        now: Callable[[], datetime] = utcnow,
+        ssh_options: ssh.SshOptions | None = None,
+        grace: float = GRACE_SECONDS,
+    ) -> None:
+        self.history = history
+        self.data_dir = Path(data_dir)
+        self.updates = updates
+        self.now = now
+        self.ssh_options = ssh_options
+        self.grace = grace
+        self._watchers: dict[tuple[str, str], VmWatcher] = {}
+
+    def get(self, repo: str, env: EnvironmentConfig) -> VmWatcher | None:
+        """The environment's watcher (made now if there is none yet), or None without hosts."""
+        if not env.hosts:
+            return None
+        key = (repo, env.name)
+        watcher = self._watchers.get(key)
+        if watcher is None:
+            watcher = self._watchers[key] = VmWatcher(
+                repo,
+                env,
+                self.history,
+                self.data_dir,
+                self.updates,
+                now=self.now,
+                ssh_options=self.ssh_options,
+                grace=self.grace,
+            )
+        return watcher
+
+    def find(self, repo: str, environment: str) -> VmWatcher | None:
+        """The environment's watcher if one was made (None otherwise)."""
+        return self._watchers.get((repo, environment))
+
+    async def stop(self) -> None:
+        """Stop every watcher (their streams, spools and tasks)."""
+        watchers = list(self._watchers.values())
+        self._watchers.clear()
+        await asyncio.gather(*(watcher.stop() for watcher in watchers))
 
 
 class _DeployWatch:

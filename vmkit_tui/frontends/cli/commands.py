@@ -406,7 +406,7 @@ async def _rollback(service: DeployService, args: argparse.Namespace) -> int:
 async def _preflight(
     service: DeployService, repo: str, environment: str, target: str | None
 ) -> Preflight:
-    from vmkit_tui.actions.deploy_actions import ActionRefused
+    from vmkit_tui.actions.errors import ActionRefused
 
     try:
         return await service.preflight(repo, environment, target)
@@ -417,7 +417,7 @@ async def _preflight(
 async def _send_rollback(
     service: DeployService, args: argparse.Namespace, preflight: Preflight
 ) -> DeployRecord:
-    from vmkit_tui.actions.deploy_actions import ActionError
+    from vmkit_tui.actions.errors import ActionError
 
     try:
         return await service.rollback(
@@ -468,7 +468,7 @@ def _json(args: argparse.Namespace, record: DeployRecord) -> None:
 
 
 async def _cancel(service: DeployService, args: argparse.Namespace) -> int:
-    from vmkit_tui.actions.deploy_actions import ActionError
+    from vmkit_tui.actions.errors import ActionError
     from vmkit_tui.sources.github import CancelOutcome
 
     repo, environment = args.repo, args.environment

@@ -28,7 +28,7 @@ from pydantic import Field
 from pydantic import ValidationError as ArgumentsError
 
 from vmkit_tui import __version__
-from vmkit_tui.actions.deploy_actions import ActionError
+from vmkit_tui.actions.errors import ActionError
 from vmkit_tui.actions.preflight import Preflight
 from vmkit_tui.config import Config, default_data_dir
 from vmkit_tui.domain.models import DeployRecord, Status, Trigger, ValidationError, is_sha
