@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeGuard
 
+from vmkit_tui.actions.actor import local_actor
 from vmkit_tui.config import Config, EnvironmentConfig, default_data_dir
 from vmkit_tui.domain.models import DEPLOY_ID_PATTERN, DeployRecord, Status, Trigger, is_sha
 from vmkit_tui.domain.overview import newest_first
@@ -299,16 +300,6 @@ def _out(args: argparse.Namespace) -> TextIO:
     return sys.stderr if getattr(args, "json", False) else sys.stdout
 
 
-def _actor() -> str:
-    """Who is at the keyboard, for the audit trail."""
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in this environment
-        return "unknown"
-
-
 async def _confirm(args: argparse.Namespace, question: str) -> None:
     """Go on with `--yes`; else ask on the terminal; with no terminal refuse (exit 2)."""
     if args.yes:
@@ -425,7 +416,7 @@ async def _send_rollback(
             args.environment,
             args.to,
             trigger=Trigger.MANUAL,
-            actor=_actor(),
+            actor=local_actor(),
             preflight=preflight,
         )
     except ActionError as error:
@@ -490,7 +481,7 @@ async def _cancel(service: DeployService, args: argparse.Namespace) -> int:
         queue = await stack.enter_async_context(tracking(service)) if args.wait else None
         try:
             result = await service.cancel(
-                deploy_id, trigger=Trigger.MANUAL, actor=_actor(), force=args.force
+                deploy_id, trigger=Trigger.MANUAL, actor=local_actor(), force=args.force
             )
         except ActionError as error:
             raise Failed(f"not cancelled: {clean(error)}") from None

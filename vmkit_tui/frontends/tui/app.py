@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
+from vmkit_tui.actions.actor import local_actor
 from vmkit_tui.domain.models import DeployRecord, Status, Trigger, utcnow
 from vmkit_tui.domain.text import plain
 from vmkit_tui.frontends.present import clean
@@ -60,16 +61,6 @@ from vmkit_tui.domain.updates import (
 STYLES = Path(__file__).resolve().parent / "styles"
 
 PANES = ("#repos", "#environments", "#deploys", "#log-lines")
-
-
-def _actor() -> str:
-    """Who is at the keyboard, for the audit trail."""
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in this environment
-        return "unknown"
 
 
 def _deploy_commands() -> type[Provider]:
@@ -564,7 +555,7 @@ class VmkitApp(App[None]):
         try:
             if sha:
                 await service.deploy_sha(
-                    repo, environment, sha, trigger=Trigger.MANUAL, actor=_actor()
+                    repo, environment, sha, trigger=Trigger.MANUAL, actor=local_actor()
                 )
             else:
                 await service.rollback(
@@ -572,7 +563,7 @@ class VmkitApp(App[None]):
                     environment,
                     target,
                     trigger=Trigger.MANUAL,
-                    actor=_actor(),
+                    actor=local_actor(),
                     preflight=checked[-1],
                 )
         except (
@@ -610,7 +601,7 @@ class VmkitApp(App[None]):
         force = bool(checked) and checked[-1].force_sensible
         try:
             result = await service.cancel(
-                deploy_id, trigger=Trigger.MANUAL, actor=_actor(), force=force
+                deploy_id, trigger=Trigger.MANUAL, actor=local_actor(), force=force
             )
         except Exception as error:  # refused or failed: say why
             self.notify(
