@@ -6,9 +6,10 @@ file lock), the log spools, deploy tracking, and publishes what changes as `upda
 
 Tracking runs between `start()` and `stop()` (or `async with service:`): one GitHub watcher per
 configured environment (`tracking.EnvironmentTracker`), sharing one client, and for environments
-with hosts a `VmWatcher` that the watchers' reports switch on and off. Without a token the
-service stays read-only on the history and says how to provide one. The GitHub and SSH stacks
-are imported only when tracking starts, so the dashboard paints first.
+with hosts a `VmWatcher` that the watchers' reports switch on and off (the kamal-ssh actions
+stream through the same one). Without a token the service stays read-only on the history and
+says how to provide one. The GitHub and SSH stacks are imported only when tracking starts, so
+the dashboard paints first.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from vmkit_tui.sources.github import GitHubClient, RateLimited
     from vmkit_tui.sources.ssh.ssh import SshOptions
     from vmkit_tui.tracking.tracker import EnvironmentTracker, TrackingTiming
-    from vmkit_tui.tracking.vm_watch import VmWatcher
+    from vmkit_tui.tracking.vm_watch import VmWatcher, VmWatchers
 
 EnvKey = tuple[str, str]  # (repo, environment)
 HealthKey = tuple[str, str, str]  # (source key, repo, environment)
@@ -130,7 +131,7 @@ class DeployService:
         self._timing = tracking_timing
         self._ssh_options = ssh_options
         self._trackers: dict[EnvKey, EnvironmentTracker] = {}
-        self._vm: dict[EnvKey, VmWatcher] = {}
+        self._vm: VmWatchers | None = None  # made when first needed (imports the SSH stack)
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self._actions: DeployActions | None = None
@@ -192,17 +193,7 @@ class DeployService:
         for repo, env in environments:
             key = (repo, env.name)
             if env.hosts:
-                from vmkit_tui.tracking.vm_watch import VmWatcher
-
-                self._vm[key] = VmWatcher(
-                    repo,
-                    env,
-                    self.history,
-                    self.data_dir,
-                    self.updates,
-                    now=self.now,
-                    ssh_options=self._ssh_options,
-                )
+                self._vm_watchers().get(repo, env)
             tracker = EnvironmentTracker(
                 repo,
                 env,
@@ -262,10 +253,9 @@ class DeployService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        watchers = list(self._vm.values())
-        self._vm.clear()
         self._trackers.clear()
-        await asyncio.gather(*(watcher.stop() for watcher in watchers))
+        if self._vm is not None:
+            await self._vm.stop()
         if self._actions is not None:
             await self._actions.aclose()
             self._actions = None
@@ -296,8 +286,24 @@ class DeployService:
                 now=self.now,
                 ssh_options=self._ssh_options,
                 after_dispatch=self.track_now,
+                vm_watchers=self._vm_watchers(),
             )
         return self._actions
+
+    def _vm_watchers(self) -> VmWatchers:
+        """The VM log watchers, one per environment with hosts, shared by tracking (deploys
+        GitHub runs) and the actions (deploys Kamal runs over SSH)."""
+        if self._vm is None:
+            from vmkit_tui.tracking.vm_watch import VmWatchers
+
+            self._vm = VmWatchers(
+                self.history,
+                self.data_dir,
+                self.updates,
+                now=self.now,
+                ssh_options=self._ssh_options,
+            )
+        return self._vm
 
     async def preflight(self, repo: str, environment: str, target: str | None = None) -> Preflight:
         """What a rollback to `target` (deploy id or full SHA; default: the last good deploy
@@ -361,12 +367,17 @@ class DeployService:
 
     async def deploy_started(self, record: DeployRecord) -> None:
         """A deploy started (or was found running): stream its VMs' logs."""
-        watcher = self._vm.get((record.deploy.repo, record.deploy.environment))
+        watcher = self._watcher(record)
         if watcher is not None:
             await watcher.watch(record)
 
     async def deploy_finished(self, record: DeployRecord) -> None:
         """A deploy reached a final status: its VM streams close after their grace period."""
-        watcher = self._vm.get((record.deploy.repo, record.deploy.environment))
+        watcher = self._watcher(record)
         if watcher is not None:
             await watcher.deploy_finished(record.id)
+
+    def _watcher(self, record: DeployRecord) -> VmWatcher | None:
+        if self._vm is None:
+            return None
+        return self._vm.find(record.deploy.repo, record.deploy.environment)
