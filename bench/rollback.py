@@ -303,7 +303,9 @@ async def measure_tui(rollbacks: int, speed: float) -> list[float]:
                 await until(
                     lambda: (r := app.overview.find(new_id)) is not None and r.run_id is not None
                 )
-                await service.cancel(new_id, trigger=Trigger.MANUAL, actor="bench")
+                await (await service.actions()).cancel(
+                    new_id, trigger=Trigger.MANUAL, actor="bench"
+                )
 
             async def settled(quiet: float = 2.0) -> None:
                 """Tracking first catches up on the recorded past (logs, diagnoses): measure once

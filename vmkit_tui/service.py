@@ -28,10 +28,7 @@ from vmkit_tui.domain.updates import Broadcaster, Health, SourceHealth, Update
 from vmkit_tui.store.history import AsyncHistory
 
 if TYPE_CHECKING:
-    from vmkit_tui.actions.cancel import CancelPreflight, CancelResult
     from vmkit_tui.actions.deploy_actions import DeployActions
-    from vmkit_tui.actions.preflight import Preflight
-    from vmkit_tui.domain.models import Trigger
     from vmkit_tui.sources.github import GitHubClient, RateLimited
     from vmkit_tui.sources.ssh.ssh import SshOptions
     from vmkit_tui.tracking.tracker import EnvironmentTracker, TrackingTiming
@@ -273,7 +270,9 @@ class DeployService:
     # ---------------------------------------------------------------- actions
 
     async def actions(self) -> DeployActions:
-        """Rollback, cancel and deploy-a-SHA (imported on first use: they pull in httpx)."""
+        """The deploy actions, the one way frontends roll back, deploy a SHA or cancel
+        (`(await service.actions()).rollback(...)`); made on first use, sharing this service's
+        history, GitHub client, updates and VM watchers (imported then: they pull in httpx)."""
         if self._actions is None:
             from vmkit_tui.actions.deploy_actions import DeployActions
 
@@ -304,61 +303,6 @@ class DeployService:
                 ssh_options=self._ssh_options,
             )
         return self._vm
-
-    async def preflight(self, repo: str, environment: str, target: str | None = None) -> Preflight:
-        """What a rollback to `target` (deploy id or full SHA; default: the last good deploy
-        before the live one) would do, and what to know first. Sends nothing."""
-        return await (await self.actions()).preflight(repo, environment, target)
-
-    async def rollback(
-        self,
-        repo: str,
-        environment: str,
-        target: str | None = None,
-        *,
-        trigger: Trigger,
-        actor: str,
-        preflight: Preflight | None = None,
-        force: bool = False,
-    ) -> DeployRecord:
-        """Record a new deploy of the target's image, then re-deploy it (no rebuild)."""
-        actions = await self.actions()
-        return await actions.rollback(
-            repo,
-            environment,
-            target,
-            trigger=trigger,
-            actor=actor,
-            preflight=preflight,
-            force=force,
-        )
-
-    async def deploy_sha(
-        self,
-        repo: str,
-        environment: str,
-        sha: str,
-        *,
-        trigger: Trigger,
-        actor: str,
-        force: bool = False,
-    ) -> DeployRecord:
-        """Deploy the image of a SHA beyond the kept history, after the same checks."""
-        actions = await self.actions()
-        return await actions.deploy_sha(
-            repo, environment, sha, trigger=trigger, actor=actor, force=force
-        )
-
-    async def cancel_preflight(self, deploy_id: str) -> CancelPreflight:
-        return await (await self.actions()).cancel_preflight(deploy_id)
-
-    async def cancel(
-        self, deploy_id: str, *, trigger: Trigger, actor: str, force: bool = False
-    ) -> CancelResult:
-        """Ask GitHub to cancel the deploy's run; the final state is what really happens."""
-        return await (await self.actions()).cancel(
-            deploy_id, trigger=trigger, actor=actor, force=force
-        )
 
     # ---------------------------------------------------------------- what trackers report
 

@@ -400,7 +400,7 @@ async def _preflight(
     from vmkit_tui.actions.errors import ActionRefused
 
     try:
-        return await service.preflight(repo, environment, target)
+        return await (await service.actions()).preflight(repo, environment, target)
     except ActionRefused as error:
         raise Failed(clean(error)) from None
 
@@ -411,7 +411,7 @@ async def _send_rollback(
     from vmkit_tui.actions.errors import ActionError
 
     try:
-        return await service.rollback(
+        return await (await service.actions()).rollback(
             args.repo,
             args.environment,
             args.to,
@@ -468,7 +468,7 @@ async def _cancel(service: DeployService, args: argparse.Namespace) -> int:
     _refuse_readonly(args)
     out = _out(args)
     try:
-        check = await service.cancel_preflight(deploy_id)
+        check = await (await service.actions()).cancel_preflight(deploy_id)
     except ActionError as error:
         raise Failed(clean(error)) from None
     print(f"Cancel deploy {deploy_id} on {repo} {environment}:", file=out)
@@ -480,7 +480,7 @@ async def _cancel(service: DeployService, args: argparse.Namespace) -> int:
     async with contextlib.AsyncExitStack() as stack:
         queue = await stack.enter_async_context(tracking(service)) if args.wait else None
         try:
-            result = await service.cancel(
+            result = await (await service.actions()).cancel(
                 deploy_id, trigger=Trigger.MANUAL, actor=local_actor(), force=args.force
             )
         except ActionError as error:

@@ -544,7 +544,7 @@ class VmkitApp(App[None]):
         checked: list[Preflight] = []
 
         async def check() -> Preflight:
-            preflight = await service.preflight(repo, environment, sha or target)
+            preflight = await (await service.actions()).preflight(repo, environment, sha or target)
             checked.append(preflight)
             return preflight
 
@@ -554,11 +554,11 @@ class VmkitApp(App[None]):
         self._select_new = (repo, environment)
         try:
             if sha:
-                await service.deploy_sha(
+                await (await service.actions()).deploy_sha(
                     repo, environment, sha, trigger=Trigger.MANUAL, actor=local_actor()
                 )
             else:
-                await service.rollback(
+                await (await service.actions()).rollback(
                     repo,
                     environment,
                     target,
@@ -591,7 +591,7 @@ class VmkitApp(App[None]):
         checked: list[CancelPreflight] = []
 
         async def check() -> CancelPreflight:
-            preflight = await service.cancel_preflight(deploy_id)
+            preflight = await (await service.actions()).cancel_preflight(deploy_id)
             checked.append(preflight)
             return preflight
 
@@ -600,7 +600,7 @@ class VmkitApp(App[None]):
         # asked again after a cancel that did not stop the run: force-cancel this time
         force = bool(checked) and checked[-1].force_sensible
         try:
-            result = await service.cancel(
+            result = await (await service.actions()).cancel(
                 deploy_id, trigger=Trigger.MANUAL, actor=local_actor(), force=force
             )
         except Exception as error:  # refused or failed: say why
