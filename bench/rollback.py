@@ -52,7 +52,7 @@ from vmkit_tui.service import DeployService
 from vmkit_tui.sources.github import GitHubClient
 from vmkit_tui.sources.ssh.ssh import SshOptions
 from vmkit_tui.store.history import AsyncHistory, History
-from vmkit_tui.tracking.tracker import TrackingTiming
+from vmkit_tui.tracking.polling import TrackingTiming
 
 EnvKey = tuple[str, str]
 HERMETIC = SshOptions(use_ssh_config=False, use_agent=False)

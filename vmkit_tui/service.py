@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from vmkit_tui.actions.deploy_actions import DeployActions
     from vmkit_tui.sources.github import GitHubClient, RateLimited
     from vmkit_tui.sources.ssh.ssh import SshOptions
-    from vmkit_tui.tracking.tracker import EnvironmentTracker, TrackingTiming
+    from vmkit_tui.tracking.polling import TrackingTiming
+    from vmkit_tui.tracking.tracker import EnvironmentTracker
     from vmkit_tui.tracking.vm_watch import VmWatcher, VmWatchers
 
 EnvKey = tuple[str, str]  # (repo, environment)
@@ -172,7 +173,8 @@ class DeployService:
         if self._started:
             return
         self._started = True
-        from vmkit_tui.tracking.tracker import EnvironmentTracker, RateBudget, TrackingTiming
+        from vmkit_tui.tracking.polling import RateBudget, TrackingTiming
+        from vmkit_tui.tracking.tracker import EnvironmentTracker
 
         environments = [(repo.name, env) for repo in self.config.repos for env in repo.environments]
         try:
@@ -217,7 +219,7 @@ class DeployService:
         so in a thread); None without a token."""
         from vmkit_tui.domain.secret import discover_token
         from vmkit_tui.sources.github import GitHubClient
-        from vmkit_tui.tracking.tracker import TrackingTiming
+        from vmkit_tui.tracking.polling import TrackingTiming
 
         api_url = self.config.github.api_url
         token = self.config.github.token or await asyncio.to_thread(discover_token, api_url)

@@ -36,7 +36,8 @@ from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.service import DeployService
 from vmkit_tui.sources.github import GitHubClient
 from vmkit_tui.store.history import AsyncHistory, History
-from vmkit_tui.tracking.tracker import EnvironmentTracker, TrackingTiming
+from vmkit_tui.tracking.polling import TrackingTiming
+from vmkit_tui.tracking.tracker import EnvironmentTracker
 
 REPO = "acme/my-fastapi-app"
 IMAGE = "ghcr.io/acme/my-fastapi-app"

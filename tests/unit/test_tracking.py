@@ -29,14 +29,8 @@ from vmkit_tui.tracking.job_logs import (
     job_log_records,
     logged_jobs,
 )
-from vmkit_tui.tracking.tracker import (
-    RateBudget,
-    link_event,
-    new_deploy,
-    request_id_of,
-    status_events,
-    wait_wall,
-)
+from vmkit_tui.tracking.polling import RateBudget, wait_wall
+from vmkit_tui.tracking.runs import link_event, new_deploy, request_id_of, status_events
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 SHA = "a" * 40
