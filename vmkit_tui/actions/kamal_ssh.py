@@ -3,7 +3,7 @@
 `run_kamal` runs one Kamal command and streams its console output into the deploy's spool as
 it arrives (`KamalLog`: batched writes, each announced with `LogGrew`), then reads the verdict
 from the output (`kamal_verdict`). `lock_status` asks `kamal lock status` whether the deploy
-lock is held (a cancelled Kamal usually leaves it). Commands come from `remote_commands`
+lock is held (a cancelled Kamal usually leaves it). Commands come from `sources.ssh.commands`
 (validated and quoted); host keys are verified by `ssh`.
 """
 

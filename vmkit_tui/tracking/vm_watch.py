@@ -77,7 +77,7 @@ class FirstHealthy:
     """A deploy's first-healthy moment from VM events, in arrival order (pure logic).
 
     kamal-proxy decides: a target it is deploying (or one going from `adding` to `healthy`)
-    marked healthy after the deploy started (`vmlog.HealthWatch`). Events naming another SHA
+    marked healthy after the deploy started (`vm_log.HealthWatch`). Events naming another SHA
     are ignored. The agent's `container healthy` for this SHA is kept as the fallback."""
 
     def __init__(self, sha: str, since: datetime) -> None:
