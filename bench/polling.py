@@ -36,7 +36,7 @@ from vmkit_tui.sandbox.world.clock import ScaledClock
 from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.service import DeployService
 from vmkit_tui.store.history import AsyncHistory, History
-from vmkit_tui.tracking.tracker import TrackingTiming
+from vmkit_tui.tracking.polling import TrackingTiming
 
 
 def build_config(world: World, api_url: str, count: int) -> Config:

@@ -38,7 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vmkit_tui.actions.deploy_actions import ActionTiming, DeployActions
+from vmkit_tui.actions.base import ActionTiming
+from vmkit_tui.actions.deploy_actions import DeployActions
 from vmkit_tui.config import Config, EnvironmentConfig, GitHubConfig, HostSpec, RepoConfig
 from vmkit_tui.domain.models import DeployRecord, Status, Trigger
 from vmkit_tui.domain.secret import Secret
@@ -51,7 +52,7 @@ from vmkit_tui.service import DeployService
 from vmkit_tui.sources.github import GitHubClient
 from vmkit_tui.sources.ssh import SshOptions
 from vmkit_tui.store.history import AsyncHistory, History
-from vmkit_tui.tracking.tracker import TrackingTiming
+from vmkit_tui.tracking.polling import TrackingTiming
 
 EnvKey = tuple[str, str]
 HERMETIC = SshOptions(use_ssh_config=False, use_agent=False)
@@ -302,7 +303,9 @@ async def measure_tui(rollbacks: int, speed: float) -> list[float]:
                 await until(
                     lambda: (r := app.overview.find(new_id)) is not None and r.run_id is not None
                 )
-                await service.cancel(new_id, trigger=Trigger.MANUAL, actor="bench")
+                await (await service.actions()).cancel(
+                    new_id, trigger=Trigger.MANUAL, actor="bench"
+                )
 
             async def settled(quiet: float = 2.0) -> None:
                 """Tracking first catches up on the recorded past (logs, diagnoses): measure once

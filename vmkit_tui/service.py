@@ -6,9 +6,10 @@ file lock), the log spools, deploy tracking, and publishes what changes as `upda
 
 Tracking runs between `start()` and `stop()` (or `async with service:`): one GitHub watcher per
 configured environment (`tracking.EnvironmentTracker`), sharing one client, and for environments
-with hosts a `VmWatcher` that the watchers' reports switch on and off. Without a token the
-service stays read-only on the history and says how to provide one. The GitHub and SSH stacks
-are imported only when tracking starts, so the dashboard paints first.
+with hosts a `VmWatcher` that the watchers' reports switch on and off (the kamal-ssh actions
+stream through the same one). Without a token the service stays read-only on the history and
+says how to provide one. The GitHub and SSH stacks are imported only when tracking starts, so
+the dashboard paints first.
 """
 
 from __future__ import annotations
@@ -27,14 +28,12 @@ from vmkit_tui.domain.updates import Broadcaster, Health, SourceHealth, Update
 from vmkit_tui.store.history import AsyncHistory
 
 if TYPE_CHECKING:
-    from vmkit_tui.actions.cancel import CancelPreflight, CancelResult
     from vmkit_tui.actions.deploy_actions import DeployActions
-    from vmkit_tui.actions.preflight import Preflight
-    from vmkit_tui.domain.models import Trigger
     from vmkit_tui.sources.github import GitHubClient, RateLimited
     from vmkit_tui.sources.ssh import SshOptions
-    from vmkit_tui.tracking.tracker import EnvironmentTracker, TrackingTiming
-    from vmkit_tui.tracking.vm_watch import VmWatcher
+    from vmkit_tui.tracking.polling import TrackingTiming
+    from vmkit_tui.tracking.tracker import EnvironmentTracker
+    from vmkit_tui.tracking.vm_watch import VmWatcher, VmWatchers
 
 EnvKey = tuple[str, str]  # (repo, environment)
 HealthKey = tuple[str, str, str]  # (source key, repo, environment)
@@ -130,7 +129,7 @@ class DeployService:
         self._timing = tracking_timing
         self._ssh_options = ssh_options
         self._trackers: dict[EnvKey, EnvironmentTracker] = {}
-        self._vm: dict[EnvKey, VmWatcher] = {}
+        self._vm: VmWatchers | None = None  # made when first needed (imports the SSH stack)
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self._actions: DeployActions | None = None
@@ -174,7 +173,8 @@ class DeployService:
         if self._started:
             return
         self._started = True
-        from vmkit_tui.tracking.tracker import EnvironmentTracker, RateBudget, TrackingTiming
+        from vmkit_tui.tracking.polling import RateBudget, TrackingTiming
+        from vmkit_tui.tracking.tracker import EnvironmentTracker
 
         environments = [(repo.name, env) for repo in self.config.repos for env in repo.environments]
         try:
@@ -192,17 +192,7 @@ class DeployService:
         for repo, env in environments:
             key = (repo, env.name)
             if env.hosts:
-                from vmkit_tui.tracking.vm_watch import VmWatcher
-
-                self._vm[key] = VmWatcher(
-                    repo,
-                    env,
-                    self.history,
-                    self.data_dir,
-                    self.updates,
-                    now=self.now,
-                    ssh_options=self._ssh_options,
-                )
+                self._vm_watchers().get(repo, env)
             tracker = EnvironmentTracker(
                 repo,
                 env,
@@ -229,7 +219,7 @@ class DeployService:
         so in a thread); None without a token."""
         from vmkit_tui.domain.secret import discover_token
         from vmkit_tui.sources.github import GitHubClient
-        from vmkit_tui.tracking.tracker import TrackingTiming
+        from vmkit_tui.tracking.polling import TrackingTiming
 
         api_url = self.config.github.api_url
         token = self.config.github.token or await asyncio.to_thread(discover_token, api_url)
@@ -262,10 +252,9 @@ class DeployService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        watchers = list(self._vm.values())
-        self._vm.clear()
         self._trackers.clear()
-        await asyncio.gather(*(watcher.stop() for watcher in watchers))
+        if self._vm is not None:
+            await self._vm.stop()
         if self._actions is not None:
             await self._actions.aclose()
             self._actions = None
@@ -283,7 +272,9 @@ class DeployService:
     # ---------------------------------------------------------------- actions
 
     async def actions(self) -> DeployActions:
-        """Rollback, cancel and deploy-a-SHA (imported on first use: they pull in httpx)."""
+        """The deploy actions, the one way frontends roll back, deploy a SHA or cancel
+        (`(await service.actions()).rollback(...)`); made on first use, sharing this service's
+        history, GitHub client, updates and VM watchers (imported then: they pull in httpx)."""
         if self._actions is None:
             from vmkit_tui.actions.deploy_actions import DeployActions
 
@@ -296,63 +287,24 @@ class DeployService:
                 now=self.now,
                 ssh_options=self._ssh_options,
                 after_dispatch=self.track_now,
+                vm_watchers=self._vm_watchers(),
             )
         return self._actions
 
-    async def preflight(self, repo: str, environment: str, target: str | None = None) -> Preflight:
-        """What a rollback to `target` (deploy id or full SHA; default: the last good deploy
-        before the live one) would do, and what to know first. Sends nothing."""
-        return await (await self.actions()).preflight(repo, environment, target)
+    def _vm_watchers(self) -> VmWatchers:
+        """The VM log watchers, one per environment with hosts, shared by tracking (deploys
+        GitHub runs) and the actions (deploys Kamal runs over SSH)."""
+        if self._vm is None:
+            from vmkit_tui.tracking.vm_watch import VmWatchers
 
-    async def rollback(
-        self,
-        repo: str,
-        environment: str,
-        target: str | None = None,
-        *,
-        trigger: Trigger,
-        actor: str,
-        preflight: Preflight | None = None,
-        force: bool = False,
-    ) -> DeployRecord:
-        """Record a new deploy of the target's image, then re-deploy it (no rebuild)."""
-        actions = await self.actions()
-        return await actions.rollback(
-            repo,
-            environment,
-            target,
-            trigger=trigger,
-            actor=actor,
-            preflight=preflight,
-            force=force,
-        )
-
-    async def deploy_sha(
-        self,
-        repo: str,
-        environment: str,
-        sha: str,
-        *,
-        trigger: Trigger,
-        actor: str,
-        force: bool = False,
-    ) -> DeployRecord:
-        """Deploy the image of a SHA beyond the kept history, after the same checks."""
-        actions = await self.actions()
-        return await actions.deploy_sha(
-            repo, environment, sha, trigger=trigger, actor=actor, force=force
-        )
-
-    async def cancel_preflight(self, deploy_id: str) -> CancelPreflight:
-        return await (await self.actions()).cancel_preflight(deploy_id)
-
-    async def cancel(
-        self, deploy_id: str, *, trigger: Trigger, actor: str, force: bool = False
-    ) -> CancelResult:
-        """Ask GitHub to cancel the deploy's run; the final state is what really happens."""
-        return await (await self.actions()).cancel(
-            deploy_id, trigger=trigger, actor=actor, force=force
-        )
+            self._vm = VmWatchers(
+                self.history,
+                self.data_dir,
+                self.updates,
+                now=self.now,
+                ssh_options=self._ssh_options,
+            )
+        return self._vm
 
     # ---------------------------------------------------------------- what trackers report
 
@@ -361,12 +313,17 @@ class DeployService:
 
     async def deploy_started(self, record: DeployRecord) -> None:
         """A deploy started (or was found running): stream its VMs' logs."""
-        watcher = self._vm.get((record.deploy.repo, record.deploy.environment))
+        watcher = self._watcher(record)
         if watcher is not None:
             await watcher.watch(record)
 
     async def deploy_finished(self, record: DeployRecord) -> None:
         """A deploy reached a final status: its VM streams close after their grace period."""
-        watcher = self._vm.get((record.deploy.repo, record.deploy.environment))
+        watcher = self._watcher(record)
         if watcher is not None:
             await watcher.deploy_finished(record.id)
+
+    def _watcher(self, record: DeployRecord) -> VmWatcher | None:
+        if self._vm is None:
+            return None
+        return self._vm.find(record.deploy.repo, record.deploy.environment)

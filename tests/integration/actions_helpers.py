@@ -16,7 +16,8 @@ from typing import TypeVar
 
 from tests.integration.tracking_fixtures import Recorder, SimTime
 from tests.integration.vm_helpers import FAST
-from vmkit_tui.actions.deploy_actions import ActionTiming, DeployActions
+from vmkit_tui.actions.base import ActionTiming
+from vmkit_tui.actions.deploy_actions import DeployActions
 from vmkit_tui.config import (
     Config,
     EnvironmentConfig,
@@ -35,7 +36,8 @@ from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.service import DeployService
 from vmkit_tui.sources.github import GitHubClient
 from vmkit_tui.store.history import AsyncHistory, History
-from vmkit_tui.tracking.tracker import EnvironmentTracker, TrackingTiming
+from vmkit_tui.tracking.polling import TrackingTiming
+from vmkit_tui.tracking.tracker import EnvironmentTracker
 
 REPO = "acme/my-fastapi-app"
 IMAGE = "ghcr.io/acme/my-fastapi-app"

@@ -23,7 +23,8 @@ from tests.integration.actions_helpers import (
 )
 from tests.integration.vm_helpers import FAST
 from vmkit_tui.actions.cancel import swap_seen
-from vmkit_tui.actions.deploy_actions import ActionRefused, DeployActions
+from vmkit_tui.actions.deploy_actions import DeployActions
+from vmkit_tui.actions.errors import ActionRefused
 from vmkit_tui.domain.models import DeployRecord, EventKind, Status, Trigger
 from vmkit_tui.domain.updates import Broadcaster, DeployChanged, Update
 from vmkit_tui.sandbox.servers.faults import RecordedRequest

@@ -22,7 +22,8 @@ from tests.integration.actions_helpers import (
     make_config,
 )
 from tests.integration.vm_helpers import FAST
-from vmkit_tui.actions.deploy_actions import ActionRefused, DeployActions
+from vmkit_tui.actions.deploy_actions import DeployActions
+from vmkit_tui.actions.errors import ActionRefused
 from vmkit_tui.actions.kamal_ssh import KAMAL_SOURCE, lock_status
 from vmkit_tui.config import RollbackStrategy
 from vmkit_tui.domain.models import DeployRecord, DurationBasis, EventKind, Status, Trigger

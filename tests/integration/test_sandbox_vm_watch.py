@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from vmkit_tui.config import EnvironmentConfig, HostSpec
+from vmkit_tui.domain.event_ids import first_healthy_id
 from vmkit_tui.domain.models import Deploy, DeployRecord, EventKind, NewEvent, Status, Trigger
 from vmkit_tui.domain.updates import (
     Broadcaster,
@@ -29,7 +30,7 @@ from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.sources.ssh import VMKIT_SOURCE
 from vmkit_tui.store.history import AsyncHistory, History
 from vmkit_tui.store.spool import SpoolReader, spool_path
-from vmkit_tui.tracking.vm_watch import GRACE_SECONDS, VmWatcher, first_healthy_id
+from vmkit_tui.tracking.vm_watch import GRACE_SECONDS, VmWatcher
 
 from .vm_helpers import FAST, REPO, run_world, wait_until
 

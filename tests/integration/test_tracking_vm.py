@@ -22,7 +22,7 @@ from vmkit_tui.service import DeployService
 from vmkit_tui.store.history import AsyncHistory, History
 from vmkit_tui.store.spool import SpoolReader, spool_path
 from vmkit_tui.tracking.job_logs import logged_jobs
-from vmkit_tui.tracking.tracker import TrackingTiming
+from vmkit_tui.tracking.polling import TrackingTiming
 
 pytest_plugins = ["tests.integration.sandbox_fixtures"]
 pytestmark = pytest.mark.timeout(60)

@@ -23,7 +23,7 @@ from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
 from vmkit_tui.sandbox.world.clock import ManualClock
 from vmkit_tui.service import DeployService
 from vmkit_tui.store.history import AsyncHistory, History
-from vmkit_tui.tracking.tracker import TrackingTiming
+from vmkit_tui.tracking.polling import TrackingTiming
 
 REPO = "acme/my-fastapi-app"
 IMAGE = "ghcr.io/acme/my-fastapi-app"

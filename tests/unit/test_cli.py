@@ -17,6 +17,7 @@ from vmkit_tui.__main__ import build_parser
 from vmkit_tui.actions.cancel import CancelPreflight
 from vmkit_tui.actions.preflight import MigrationCheck, Preflight, TargetInfo
 from vmkit_tui.config import Config, EnvironmentConfig, RepoConfig, RollbackStrategy
+from vmkit_tui.domain.event_ids import log_marker_id
 from vmkit_tui.domain.models import (
     Deploy,
     DeployEvent,
@@ -51,7 +52,6 @@ from vmkit_tui.frontends.shared import (
 )
 from vmkit_tui.sources.github.results import ImageCheck, ImageState
 from vmkit_tui.store.spool import LogRecord, SpoolWriter
-from vmkit_tui.tracking.job_logs import log_marker_id
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 HOSTILE = "\x1b]52;c;aGVsbG8=\x07[/]\x1b[2J[@click=app.quit]x\x9b"

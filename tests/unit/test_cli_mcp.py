@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from mcp import Client
 from pydantic import Field
 
-from vmkit_tui.actions.deploy_actions import ActionRefused
+from vmkit_tui.actions.errors import ActionRefused
 from vmkit_tui.frontends.mcp.server import VmkitMcpServer
 from vmkit_tui.frontends.shared import UsageError
 

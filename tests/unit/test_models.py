@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from vmkit_tui.domain.event_ids import status_event_id
 from vmkit_tui.domain.models import (
     Deploy,
     DeployEvent,
@@ -17,7 +18,6 @@ from vmkit_tui.domain.models import (
     ValidationError,
     derive_status,
     from_iso,
-    status_event_id,
     to_iso,
     validate_sha,
 )

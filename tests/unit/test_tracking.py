@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from vmkit_tui.domain.event_ids import log_marker_id, status_event_id
 from vmkit_tui.domain.models import (
     Deploy,
     DeployEvent,
@@ -17,7 +18,6 @@ from vmkit_tui.domain.models import (
     EventKind,
     Status,
     Trigger,
-    status_event_id,
 )
 from vmkit_tui.sources.github import Job, RateLimit, Step, WorkflowRun
 from vmkit_tui.sources.github.job_log import parse_job_log
@@ -27,17 +27,10 @@ from vmkit_tui.tracking.job_logs import (
     append_job_logs,
     diagnose_spool,
     job_log_records,
-    log_marker_id,
     logged_jobs,
 )
-from vmkit_tui.tracking.tracker import (
-    RateBudget,
-    link_event,
-    new_deploy,
-    request_id_of,
-    status_events,
-    wait_wall,
-)
+from vmkit_tui.tracking.polling import RateBudget, wait_wall
+from vmkit_tui.tracking.runs import link_event, new_deploy, request_id_of, status_events
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 SHA = "a" * 40

@@ -3,13 +3,12 @@
 `run_kamal` runs one Kamal command and streams its console output into the deploy's spool as
 it arrives (`KamalLog`: batched writes, each announced with `LogGrew`), then reads the verdict
 from the output (`kamal_verdict`). `lock_status` asks `kamal lock status` whether the deploy
-lock is held (a cancelled Kamal usually leaves it). Commands come from `remote_commands`
+lock is held (a cancelled Kamal usually leaves it). Commands come from `sources.ssh.commands`
 (validated and quoted); host keys are verified by `ssh`.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,11 +17,12 @@ from pathlib import Path
 from vmkit_tui.config import EnvironmentConfig, HostSpec
 from vmkit_tui.domain.secret import redact
 from vmkit_tui.domain.text import plain
-from vmkit_tui.domain.updates import Broadcaster, Health, LogGrew, SourceHealth
+from vmkit_tui.domain.updates import Broadcaster
 from vmkit_tui.sources import ssh
 from vmkit_tui.sources.kamal import KamalVerdict, kamal_verdict, parse_lock_status
 from vmkit_tui.sources.ssh.commands import kamal_lock_status
-from vmkit_tui.store.spool import LogRecord, SpoolWriter
+from vmkit_tui.store.spool import LogRecord
+from vmkit_tui.tracking.log_writer import SpoolLog
 
 __all__ = [
     "KAMAL_SOURCE",
@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 KAMAL_SOURCE = "kamal"  # spool source of Kamal's console output
-FLUSH_INTERVAL = 0.05  # seconds between spool writes (and LogGrew updates) of one deploy
 REASON_LIMIT = 300  # characters of an error kept in messages and events
 
 
@@ -54,7 +53,7 @@ def host_label(target: ssh.SshTarget) -> str:
     return target.host if target.port == 22 else target.address
 
 
-class KamalLog:
+class KamalLog(SpoolLog):
     """One deploy's Kamal output into its spool, batched (at most 20 writes and LogGrew updates
     a second), stamped with `now` (the lines carry no time of their own)."""
 
@@ -69,61 +68,14 @@ class KamalLog:
         repo: str,
         environment: str,
     ) -> None:
-        self.data_dir = data_dir
-        self.deploy_id = deploy_id
+        super().__init__(data_dir, deploy_id, updates, repo=repo, environment=environment)
         self.host = host
-        self.updates = updates
         self.now = now
-        self.repo = repo
-        self.environment = environment
-        self._buffer: list[LogRecord] = []
-        self._wake = asyncio.Event()
-        self._writer: SpoolWriter | None = None
-        self._done = False
-        self._task = asyncio.create_task(self._loop())
 
     def add(self, text: str, *, own: bool = False) -> None:
         """A line of Kamal's, or (`own`) one of vmkit-tui's saying what went wrong."""
         source = ssh.VMKIT_SOURCE if own else KAMAL_SOURCE
-        self._buffer.append(LogRecord(self.now(), self.host, source, text))
-        self._wake.set()
-
-    async def _loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await self._flush()
-            if self._done:
-                return
-            await asyncio.sleep(FLUSH_INTERVAL)
-
-    async def _flush(self) -> None:
-        batch, self._buffer = self._buffer, []
-        if not batch:
-            return
-        try:
-            if self._writer is None:
-                self._writer = await asyncio.to_thread(
-                    SpoolWriter.for_deploy, self.data_dir, self.deploy_id
-                )
-            await asyncio.to_thread(self._writer.append_many, batch)
-        except OSError as error:
-            message = plain(f"cannot write the log of deploy {self.deploy_id}: {error}")
-            self.updates.publish(
-                SourceHealth("spool", self.repo, self.environment, Health.ERROR, message)
-            )
-            return
-        self.updates.publish(LogGrew(self.deploy_id))
-
-    async def close(self) -> None:
-        """Write what is left and close the spool (safe to call more than once)."""
-        if not self._done:
-            self._done = True
-            self._wake.set()
-        await self._task
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            await asyncio.to_thread(writer.close)
+        self.append(LogRecord(self.now(), self.host, source, text))
 
 
 async def run_kamal(

@@ -195,7 +195,7 @@ class Deploy:
 @dataclass(frozen=True, slots=True)
 class NewEvent:
     """An event not yet in the history. `event_id` makes appends idempotent: pass a
-    deterministic one (see `status_event_id`) when several processes may record the same fact."""
+    deterministic one (from `event_ids`) when several processes may record the same fact."""
 
     deploy_id: str
     kind: EventKind
@@ -245,12 +245,6 @@ class DeployEvent(NamedTuple):
             new.detail,
             dict(new.data),
         )
-
-
-def status_event_id(deploy_id: str, status: Status) -> str:
-    """Deterministic id for 'deploy X reached status S': two watchers recording the same
-    transition produce the same id, so the second append is a no-op."""
-    return f"{deploy_id}:status:{status.value}"
 
 
 class DurationBasis(StrEnum):

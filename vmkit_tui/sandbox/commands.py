@@ -73,7 +73,7 @@ def sandbox_service(config: Config, runtime: SandboxRuntime) -> DeployService:
     from vmkit_tui.service import DeployService
     from vmkit_tui.sources.ssh import SshOptions
     from vmkit_tui.store.history import AsyncHistory, History
-    from vmkit_tui.tracking.tracker import TrackingTiming
+    from vmkit_tui.tracking.polling import TrackingTiming
 
     assert config.history_path is not None and config.data_dir is not None
     speed = runtime.speed

@@ -1,8 +1,8 @@
 """The log side of deploy tracking: GitHub job logs into a deploy's spool, and its diagnosis.
 
 Blocking helpers (file I/O, a scan of the whole spool): the tracker runs them in a worker
-thread. Event ids are deterministic so that two trackers (two TUIs, or a TUI and the CLI) never
-record the same job log or the same diagnosis twice.
+thread. Event ids are deterministic (`domain.event_ids`) so that two trackers (two TUIs, or a TUI
+and the CLI) never record the same job log or the same diagnosis twice.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from vmkit_tui.domain.event_ids import log_marker_id
 from vmkit_tui.domain.models import DeployRecord, Diagnosis, EventKind
 from vmkit_tui.sources.github import Job
 from vmkit_tui.sources.github.job_log import JobLog
@@ -22,23 +23,12 @@ __all__ = [
     "GITHUB_SOURCE",
     "append_job_logs",
     "diagnose_spool",
-    "diagnosis_event_id",
     "job_log_records",
-    "log_marker_id",
     "logged_jobs",
 ]
 
 GITHUB_SOURCE = "github"
 TRUNCATED_NOTE = "[vmkit-tui] the start of this job's log was over the size limit and is not shown"
-
-
-def log_marker_id(deploy_id: str, job_id: int) -> str:
-    """Id of the NOTE event saying 'job <id>'s log is in this deploy's spool' (one per job)."""
-    return f"{deploy_id}:joblog:{job_id}"
-
-
-def diagnosis_event_id(deploy_id: str) -> str:
-    return f"{deploy_id}:diagnosis"
 
 
 def logged_jobs(record: DeployRecord) -> set[int]:

@@ -30,9 +30,10 @@ from datetime import datetime
 from pathlib import Path
 
 from vmkit_tui.config import EnvironmentConfig
+from vmkit_tui.domain.event_ids import first_healthy_id
 from vmkit_tui.domain.models import Deploy, DeployRecord, EventKind, NewEvent, utcnow
 from vmkit_tui.domain.text import plain
-from vmkit_tui.domain.updates import Broadcaster, DeployChanged, Health, LogGrew, SourceHealth
+from vmkit_tui.domain.updates import Broadcaster, DeployChanged, Health, SourceHealth
 from vmkit_tui.sources import ssh
 from vmkit_tui.sources.ssh.commands import DEFAULT_STREAMS, CommandContext, StreamSpec
 from vmkit_tui.sources.ssh.vm_log import (
@@ -43,13 +44,13 @@ from vmkit_tui.sources.ssh.vm_log import (
     parse_record,
 )
 from vmkit_tui.store.history import AsyncHistory, HistoryError, UnknownDeploy
-from vmkit_tui.store.spool import LogRecord, SpoolWriter
+from vmkit_tui.store.spool import LogRecord
+from vmkit_tui.tracking.log_writer import SpoolLog
 
-__all__ = ["GRACE_SECONDS", "WATCHED_SOURCES", "FirstHealthy", "VmWatcher", "first_healthy_id"]
+__all__ = ["GRACE_SECONDS", "WATCHED_SOURCES", "FirstHealthy", "VmWatcher", "VmWatchers"]
 
 GRACE_SECONDS = 30.0  # wall time after a deploy ends during which its VM streams stay open
 WATCHED_SOURCES = ("kamal-proxy", "vmkit-agent")
-FLUSH_INTERVAL = 0.05  # seconds between spool writes (and LogGrew updates) of one deploy
 HISTORY_RETRY = 1.0  # seconds before retrying a FIRST_HEALTHY append the history refused
 # Which state of a host wins when its streams disagree: the one the user must act on first.
 _SEVERITY = {
@@ -72,15 +73,11 @@ _PROXY_KINDS = frozenset(
 )
 
 
-def first_healthy_id(deploy_id: str) -> str:
-    return f"{deploy_id}:first_healthy"
-
-
 class FirstHealthy:
     """A deploy's first-healthy moment from VM events, in arrival order (pure logic).
 
     kamal-proxy decides: a target it is deploying (or one going from `adding` to `healthy`)
-    marked healthy after the deploy started (`vmlog.HealthWatch`). Events naming another SHA
+    marked healthy after the deploy started (`vm_log.HealthWatch`). Events naming another SHA
     are ignored. The agent's `container healthy` for this SHA is kept as the fallback."""
 
     def __init__(self, sha: str, since: datetime) -> None:
@@ -212,6 +209,59 @@ class VmWatcher:
         )
 
 
+class VmWatchers:
+    """The VM log watchers of one process: one per environment with hosts, made on first use.
+    The service's tracking (deploys run by GitHub) and the kamal-ssh actions (deploys run by
+    Kamal over SSH) share them. `stop()` stops them all; a later `get` makes new ones."""
+
+    def __init__(
+        self,
+        history: AsyncHistory,
+        data_dir: Path,
+        updates: Broadcaster,
+        *,
+        now: Callable[[], datetime] = utcnow,
+        ssh_options: ssh.SshOptions | None = None,
+        grace: float = GRACE_SECONDS,
+    ) -> None:
+        self.history = history
+        self.data_dir = Path(data_dir)
+        self.updates = updates
+        self.now = now
+        self.ssh_options = ssh_options
+        self.grace = grace
+        self._watchers: dict[tuple[str, str], VmWatcher] = {}
+
+    def get(self, repo: str, env: EnvironmentConfig) -> VmWatcher | None:
+        """The environment's watcher (made now if there is none yet), or None without hosts."""
+        if not env.hosts:
+            return None
+        key = (repo, env.name)
+        watcher = self._watchers.get(key)
+        if watcher is None:
+            watcher = self._watchers[key] = VmWatcher(
+                repo,
+                env,
+                self.history,
+                self.data_dir,
+                self.updates,
+                now=self.now,
+                ssh_options=self.ssh_options,
+                grace=self.grace,
+            )
+        return watcher
+
+    def find(self, repo: str, environment: str) -> VmWatcher | None:
+        """The environment's watcher if one was made (None otherwise)."""
+        return self._watchers.get((repo, environment))
+
+    async def stop(self) -> None:
+        """Stop every watcher (their streams, spools and tasks)."""
+        watchers = list(self._watchers.values())
+        self._watchers.clear()
+        await asyncio.gather(*(watcher.stop() for watcher in watchers))
+
+
 class _DeployWatch:
     """The streams, spool and first-healthy tracking of one deploy."""
 
@@ -221,11 +271,15 @@ class _DeployWatch:
         self.healthy = FirstHealthy(self.deploy.sha, self.deploy.created_at)
         self.recorded = record.first_healthy_at is not None
         self.pending: NewEvent | None = None
-        self.buffer: list[LogRecord] = []
-        self.wake = asyncio.Event()
-        self.writer: SpoolWriter | None = None
+        self.log = SpoolLog(
+            owner.data_dir,
+            self.deploy.id,
+            owner.updates,
+            repo=owner.repo,
+            environment=owner.env.name,
+            after_flush=self._after_flush,
+        )
         self.tasks: list[asyncio.Task[None]] = []
-        self.flusher: asyncio.Task[None] | None = None
         self.expiry: asyncio.Task[None] | None = None
         self.closing: asyncio.Task[None] | None = None
         self.done = False
@@ -238,7 +292,6 @@ class _DeployWatch:
         self.tasks = [
             asyncio.create_task(self._follow(stream, context)) for stream in owner._streams
         ]
-        self.flusher = asyncio.create_task(self._flush_loop())
 
     # ------------------------------------------------------------------ streams
 
@@ -275,8 +328,7 @@ class _DeployWatch:
     def _take(self, stream: _Stream, record: LogRecord) -> None:
         if record.host != stream.label:
             record = record._replace(host=stream.label)
-        self.buffer.append(record)
-        self.wake.set()
+        self.log.append(record)
         if self.recorded or self.pending is not None:
             return
         event = parse_record(record)
@@ -293,41 +345,16 @@ class _DeployWatch:
             data={"host": event.host, "source": event.source},
             event_id=first_healthy_id(self.deploy.id),
         )
-        self.wake.set()
+        self.log.wake()
 
     def _note(self, stream: _Stream, text: str) -> None:
         """A line of our own in the deploy's log: why VM lines are missing."""
-        self.buffer.append(LogRecord(self.owner.now(), stream.label, ssh.VMKIT_SOURCE, text))
-        self.wake.set()
+        self.log.append(LogRecord(self.owner.now(), stream.label, ssh.VMKIT_SOURCE, text))
 
     # ------------------------------------------------------------------ spool and history
 
-    async def _flush_loop(self) -> None:
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            await self._flush()
-            if self.done:
-                return
-            await asyncio.sleep(FLUSH_INTERVAL)  # coalesce: at most 20 writes and LogGrew a second
-
-    async def _flush(self) -> None:
-        owner = self.owner
-        batch, self.buffer = self.buffer, []
-        if batch:
-            try:
-                if self.writer is None:
-                    self.writer = await asyncio.to_thread(
-                        SpoolWriter.for_deploy, owner.data_dir, self.deploy.id
-                    )
-                await asyncio.to_thread(self.writer.append_many, batch)
-            except OSError as exc:
-                message = plain(f"cannot write the log of deploy {self.deploy.id}: {exc}")
-                owner.updates.publish(
-                    SourceHealth("spool", owner.repo, owner.env.name, Health.ERROR, message)
-                )
-            else:
-                owner.updates.publish(LogGrew(self.deploy.id))
+    async def _after_flush(self) -> None:
+        """After each spool write: record the first-healthy moment once it is known."""
         if self.pending is not None:
             await self._record_healthy(self.pending)
 
@@ -341,7 +368,7 @@ class _DeployWatch:
             return
         except (HistoryError, OSError):
             if not self.done:  # busy or failed: try again shortly
-                asyncio.get_running_loop().call_later(HISTORY_RETRY, self.wake.set)
+                asyncio.get_running_loop().call_later(HISTORY_RETRY, self.log.wake)
             return
         self.pending, self.recorded = None, True
         self.owner.updates.publish(DeployChanged(record))
@@ -363,9 +390,5 @@ class _DeployWatch:
         if not self.recorded and self.pending is None and fallback is not None:
             self._healthy_at(fallback)
         self.done = True
-        self.wake.set()
-        if self.flusher is not None:
-            await self.flusher
-        if self.writer is not None:
-            await asyncio.to_thread(self.writer.close)
+        await self.log.close()
         self.owner._forget(self)

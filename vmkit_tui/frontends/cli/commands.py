@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from vmkit_tui.actions.actor import local_actor
 from vmkit_tui.config import Config, default_data_dir
 from vmkit_tui.domain.models import DEPLOY_ID_PATTERN, DeployRecord, Status, Trigger
 from vmkit_tui.domain.overview import newest_first
@@ -99,16 +100,6 @@ async def _stopping(service: DeployService, command: Coroutine[Any, Any, int]) -
 def _out(args: argparse.Namespace) -> TextIO:
     """Where the human lines go: stdout, or stderr when stdout carries `--json`."""
     return sys.stderr if getattr(args, "json", False) else sys.stdout
-
-
-def _actor() -> str:
-    """Who is at the keyboard, for the audit trail."""
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in this environment
-        return "unknown"
 
 
 async def _confirm(args: argparse.Namespace, question: str) -> None:
@@ -208,10 +199,10 @@ async def _rollback(service: DeployService, args: argparse.Namespace) -> int:
 async def _preflight(
     service: DeployService, repo: str, environment: str, target: str | None
 ) -> Preflight:
-    from vmkit_tui.actions.deploy_actions import ActionRefused
+    from vmkit_tui.actions.errors import ActionRefused
 
     try:
-        return await service.preflight(repo, environment, target)
+        return await (await service.actions()).preflight(repo, environment, target)
     except ActionRefused as error:
         raise Failed(clean(error)) from None
 
@@ -219,15 +210,15 @@ async def _preflight(
 async def _send_rollback(
     service: DeployService, args: argparse.Namespace, preflight: Preflight
 ) -> DeployRecord:
-    from vmkit_tui.actions.deploy_actions import ActionError
+    from vmkit_tui.actions.errors import ActionError
 
     try:
-        return await service.rollback(
+        return await (await service.actions()).rollback(
             args.repo,
             args.environment,
             args.to,
             trigger=Trigger.MANUAL,
-            actor=_actor(),
+            actor=local_actor(),
             preflight=preflight,
         )
     except ActionError as error:
@@ -270,7 +261,7 @@ def _json(args: argparse.Namespace, record: DeployRecord) -> None:
 
 
 async def _cancel(service: DeployService, args: argparse.Namespace) -> int:
-    from vmkit_tui.actions.deploy_actions import ActionError
+    from vmkit_tui.actions.errors import ActionError
     from vmkit_tui.sources.github import CancelOutcome
 
     repo, environment = args.repo, args.environment
@@ -279,7 +270,7 @@ async def _cancel(service: DeployService, args: argparse.Namespace) -> int:
     _refuse_readonly(args)
     out = _out(args)
     try:
-        check = await service.cancel_preflight(deploy_id)
+        check = await (await service.actions()).cancel_preflight(deploy_id)
     except ActionError as error:
         raise Failed(clean(error)) from None
     print(f"Cancel deploy {deploy_id} on {repo} {environment}:", file=out)
@@ -291,8 +282,8 @@ async def _cancel(service: DeployService, args: argparse.Namespace) -> int:
     async with contextlib.AsyncExitStack() as stack:
         queue = await stack.enter_async_context(tracking(service)) if args.wait else None
         try:
-            result = await service.cancel(
-                deploy_id, trigger=Trigger.MANUAL, actor=_actor(), force=args.force
+            result = await (await service.actions()).cancel(
+                deploy_id, trigger=Trigger.MANUAL, actor=local_actor(), force=args.force
             )
         except ActionError as error:
             raise Failed(f"not cancelled: {clean(error)}") from None

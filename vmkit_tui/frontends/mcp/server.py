@@ -29,7 +29,7 @@ from pydantic import Field
 from pydantic import ValidationError as ArgumentsError
 
 from vmkit_tui import __version__
-from vmkit_tui.actions.deploy_actions import ActionError
+from vmkit_tui.actions.errors import ActionError
 from vmkit_tui.actions.preflight import Preflight
 from vmkit_tui.config import Config, default_data_dir
 from vmkit_tui.domain.models import DeployRecord, Status, Trigger, ValidationError, is_sha
@@ -292,7 +292,7 @@ class DeployTools:
         the previously live SHA (roll back to it to undo), and the preflight facts."""
         preflight = await self._preflight(repo, environment, target)
         _refuse(preflight.refusal())
-        record = await self.service.rollback(
+        record = await (await self.service.actions()).rollback(
             repo,
             environment,
             target,
@@ -321,9 +321,9 @@ class DeployTools:
         A cancelled Kamal may leave its deploy lock held (`lock` says). The final status comes
         later: poll deploy_status. force=true also skips the run's cleanup steps."""
         record = await self._record(deploy_id)
-        check = await self.service.cancel_preflight(record.id)
+        check = await (await self.service.actions()).cancel_preflight(record.id)
         _refuse(check.refusal)
-        result = await self.service.cancel(
+        result = await (await self.service.actions()).cancel(
             record.id, trigger=Trigger.MCP, actor=_client_name(ctx), force=force
         )
         if result.outcome is None:
@@ -348,7 +348,7 @@ class DeployTools:
             raise UsageError(f"Not a full commit SHA (40 lowercase hex characters): {sha[:60]!r}")
         preflight = await self._preflight(repo, environment, sha)
         _refuse(replace(preflight, require_commit=True).refusal())
-        record = await self.service.deploy_sha(
+        record = await (await self.service.actions()).deploy_sha(
             repo, environment, sha, trigger=Trigger.MCP, actor=_client_name(ctx)
         )
         return _started(record, preflight)
@@ -360,7 +360,9 @@ class DeployTools:
 
     async def _preflight(self, repo: str, environment: str, target: str | None) -> Preflight:
         check_environment(self.service.config, repo, environment)
-        return await self.service.preflight(repo, environment, check_target(target))
+        return await (await self.service.actions()).preflight(
+            repo, environment, check_target(target)
+        )
 
 
 def _brief(record: DeployRecord) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
+from vmkit_tui.actions.actor import local_actor
 from vmkit_tui.domain.models import Trigger
 from vmkit_tui.frontends.present import clean
 from vmkit_tui.frontends.tui.dashboard import Dashboard
@@ -32,16 +33,6 @@ if TYPE_CHECKING:
 STYLES = Path(__file__).resolve().parent / "styles"
 
 PANES = ("#repos", "#environments", "#deploys", "#log-lines")
-
-
-def _actor() -> str:
-    """Who is at the keyboard, for the audit trail."""
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in this environment
-        return "unknown"
 
 
 def _deploy_commands() -> type[Provider]:
@@ -211,7 +202,7 @@ class VmkitApp(Dashboard):
         checked: list[Preflight] = []
 
         async def check() -> Preflight:
-            preflight = await service.preflight(repo, environment, sha or target)
+            preflight = await (await service.actions()).preflight(repo, environment, sha or target)
             checked.append(preflight)
             return preflight
 
@@ -221,16 +212,16 @@ class VmkitApp(Dashboard):
         self._select_new = (repo, environment)
         try:
             if sha:
-                await service.deploy_sha(
-                    repo, environment, sha, trigger=Trigger.MANUAL, actor=_actor()
+                await (await service.actions()).deploy_sha(
+                    repo, environment, sha, trigger=Trigger.MANUAL, actor=local_actor()
                 )
             else:
-                await service.rollback(
+                await (await service.actions()).rollback(
                     repo,
                     environment,
                     target,
                     trigger=Trigger.MANUAL,
-                    actor=_actor(),
+                    actor=local_actor(),
                     preflight=checked[-1],
                 )
         except (
@@ -258,7 +249,7 @@ class VmkitApp(Dashboard):
         checked: list[CancelPreflight] = []
 
         async def check() -> CancelPreflight:
-            preflight = await service.cancel_preflight(deploy_id)
+            preflight = await (await service.actions()).cancel_preflight(deploy_id)
             checked.append(preflight)
             return preflight
 
@@ -267,8 +258,8 @@ class VmkitApp(Dashboard):
         # asked again after a cancel that did not stop the run: force-cancel this time
         force = bool(checked) and checked[-1].force_sensible
         try:
-            result = await service.cancel(
-                deploy_id, trigger=Trigger.MANUAL, actor=_actor(), force=force
+            result = await (await service.actions()).cancel(
+                deploy_id, trigger=Trigger.MANUAL, actor=local_actor(), force=force
             )
         except Exception as error:  # refused or failed: say why
             self.notify(

@@ -1,0 +1,59 @@
+"""Deterministic event ids: the same fact always gets the same id (so a retried or concurrent
+write is recorded once), different facts never share one, and the strings stay those already
+stored in history files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from vmkit_tui.domain.event_ids import (
+    diagnosis_event_id,
+    first_healthy_id,
+    log_marker_id,
+    run_link_id,
+    status_event_id,
+    undo_note_id,
+)
+from vmkit_tui.domain.models import Status
+
+DEPLOY = "a1b2c3d4e5f6"
+OTHER = "0f9e8d7c6b5a"
+
+KINDS: dict[str, Callable[[str], str]] = {
+    "status running": lambda deploy_id: status_event_id(deploy_id, Status.RUNNING),
+    "status succeeded": lambda deploy_id: status_event_id(deploy_id, Status.SUCCEEDED),
+    "run link": run_link_id,
+    "undo note": undo_note_id,
+    "job 7 log": lambda deploy_id: log_marker_id(deploy_id, 7),
+    "job 8 log": lambda deploy_id: log_marker_id(deploy_id, 8),
+    "diagnosis": diagnosis_event_id,
+    "first healthy": first_healthy_id,
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_an_id_is_the_same_for_the_same_fact(kind: str) -> None:
+    build = KINDS[kind]
+    assert build(DEPLOY) == build(DEPLOY)
+    assert build(DEPLOY).startswith(f"{DEPLOY}:")
+
+
+def test_ids_differ_across_kinds_and_across_deploys() -> None:
+    ids = [build(deploy_id) for build in KINDS.values() for deploy_id in (DEPLOY, OTHER)]
+    assert len(set(ids)) == len(ids)
+
+
+def test_every_status_has_its_own_id() -> None:
+    ids = {status_event_id(DEPLOY, status) for status in Status}
+    assert len(ids) == len(Status)
+
+
+def test_the_ids_are_those_existing_histories_hold() -> None:
+    assert status_event_id(DEPLOY, Status.RUNNING) == f"{DEPLOY}:status:running"
+    assert run_link_id(DEPLOY) == f"{DEPLOY}:run_linked"
+    assert undo_note_id(DEPLOY) == f"{DEPLOY}:undo"
+    assert log_marker_id(DEPLOY, 42) == f"{DEPLOY}:joblog:42"
+    assert diagnosis_event_id(DEPLOY) == f"{DEPLOY}:diagnosis"
+    assert first_healthy_id(DEPLOY) == f"{DEPLOY}:first_healthy"

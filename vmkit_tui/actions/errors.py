@@ -1,0 +1,14 @@
+"""The errors the deploy actions raise (light: the frontends import them without the GitHub and
+SSH stacks)."""
+
+from __future__ import annotations
+
+__all__ = ["ActionError", "ActionRefused"]
+
+
+class ActionError(Exception):
+    """An action could not be carried out; `str()` is one sentence for the user."""
+
+
+class ActionRefused(ActionError):
+    """Refused before anything was recorded or sent (bad input, busy, or a failed check)."""

@@ -1,0 +1,420 @@
+"""Rollback and deploy-a-SHA: checked, recorded first, then sent.
+
+- Recorded before sent: the new deploy (rollback_of, trigger, actor, what the user was warned
+  about) and its RUNNING status are in the history and published before any request leaves,
+  so the row shows as Running at once and a crash never loses an action that was sent.
+- A rollback is refused while one we started on the environment is still in flight (the
+  history says so, which covers other processes too).
+- Strategy `github`: one `workflow_dispatch` carrying the SHA and a request id the run's title
+  shows; never blindly re-sent (the client looks a lost answer up by that id). Tracking then
+  follows the run. Strategy `kamal-ssh`: Kamal on the deploy host over SSH, `kamal rollback`
+  first, `kamal deploy --skip-push --version` when the version is not kept as a container; the
+  verdict comes from Kamal's output, not its exit status; the VM's own logs give the
+  first-healthy moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Literal
+
+from vmkit_tui.actions.actor import checked_actor, checked_trigger
+from vmkit_tui.actions.base import ActionsBase, checked, created_data
+from vmkit_tui.actions.errors import ActionRefused
+from vmkit_tui.actions.gather import gather_preflight, resolve_target
+from vmkit_tui.actions.kamal_ssh import KamalLog, host_label, reason, run_kamal, ssh_target
+from vmkit_tui.actions.preflight import Preflight, live_deploy
+from vmkit_tui.config import EnvironmentConfig, RepoConfig, RollbackStrategy
+from vmkit_tui.domain.event_ids import (
+    diagnosis_event_id,
+    run_link_id,
+    status_event_id,
+    undo_note_id,
+)
+from vmkit_tui.domain.models import (
+    Deploy,
+    DeployRecord,
+    EventKind,
+    NewEvent,
+    Status,
+    Trigger,
+    ValidationError,
+    new_deploy_id,
+    validate_sha,
+)
+from vmkit_tui.domain.updates import DeployChanged, DeploysPruned
+from vmkit_tui.sources.github import GitHubError
+from vmkit_tui.sources.ssh.commands import kamal_redeploy, kamal_rollback
+from vmkit_tui.store.spool import delete_spool
+from vmkit_tui.tracking.job_logs import diagnose_spool
+
+__all__ = ["Rollbacks"]
+
+Action = Literal["rollback", "deploy"]
+
+
+class Rollbacks(ActionsBase):
+    """The rollback half of `DeployActions`: preflight, rollback, deploy_sha."""
+
+    async def preflight(self, repo: str, environment: str, target: str | None = None) -> Preflight:
+        """What rolling `environment` back to `target` (a deploy id or a full SHA; None: the
+        last succeeded deploy before the live one) would do. Raises `ActionRefused` for a
+        target that cannot be resolved; every failed check is a "cannot check" in the result."""
+        repo_config, env = self._environment(repo, environment)
+        records = await self.history.records(repo, environment)
+        return await gather_preflight(self.github, self.now, repo_config, env, records, target)
+
+    async def rollback(
+        self,
+        repo: str,
+        environment: str,
+        target: str | None = None,
+        *,
+        trigger: Trigger,
+        actor: str,
+        preflight: Preflight | None = None,
+        force: bool = False,
+    ) -> DeployRecord:
+        """Roll `environment` back to `target` (deploy id, full SHA, or None for the default).
+
+        Returns the new deploy: with `github`, once the dispatch went out (tracking follows the
+        run); with `kamal-ssh`, once Kamal has finished. Raises `ActionRefused` (nothing was
+        recorded or sent). `preflight`: the one shown to the user (redone if stale or for
+        another target); `force`: send despite a forcible refusal (image gone from GHCR)."""
+        return await self._start(
+            "rollback", repo, environment, target, trigger, actor, preflight, force
+        )
+
+    async def deploy_sha(
+        self,
+        repo: str,
+        environment: str,
+        sha: str,
+        *,
+        trigger: Trigger,
+        actor: str,
+        force: bool = False,
+        preflight: Preflight | None = None,
+    ) -> DeployRecord:
+        """Deploy any commit whose image is in GHCR (beyond the kept history): the commit must
+        exist on GitHub and its image be present; then as `rollback`, with no rollback_of."""
+        try:
+            validate_sha(sha)
+        except ValidationError as error:
+            raise ActionRefused(f"Deploy what? {error}") from None
+        return await self._start("deploy", repo, environment, sha, trigger, actor, preflight, force)
+
+    async def _start(
+        self,
+        action: Action,
+        repo: str,
+        environment: str,
+        target: str | None,
+        trigger: Trigger,
+        actor: str,
+        preflight: Preflight | None,
+        force: bool,
+    ) -> DeployRecord:
+        repo_config, env = self._environment(repo, environment)
+        trigger, actor = checked_trigger(trigger), checked_actor(actor)
+        async with self._lock(repo, environment):
+            if env.rollback is RollbackStrategy.GITHUB and self.github is None:
+                raise ActionRefused(
+                    "No GitHub token: the rollback dispatches the deploy workflow, which needs "
+                    "one (set GH_TOKEN or run `gh auth login`)."
+                )
+            records = await self.history.records(repo, environment)
+            await self._refuse_if_busy(records)
+            if preflight is None or not self._fresh(preflight, repo_config, env, records, target):
+                preflight = await gather_preflight(
+                    self.github, self.now, repo_config, env, records, target
+                )
+            check = replace(preflight, require_commit=action == "deploy")
+            refusal = check.refusal(force)
+            if refusal is not None:
+                hint = " (force=True sends it anyway)" if check.refusal(True) is None else ""
+                raise ActionRefused(refusal + hint)
+            record = await self._record(action, check, trigger, actor, force)
+            if env.rollback is RollbackStrategy.GITHUB:
+                return await self._dispatch(record, check, env)
+            self._running.add(record.id)
+        try:
+            return await self._kamal(record, check, env)
+        finally:
+            self._running.discard(record.id)
+
+    def _fresh(
+        self,
+        preflight: Preflight,
+        repo_config: RepoConfig,
+        env: EnvironmentConfig,
+        records: Sequence[DeployRecord],
+        target: str | None,
+    ) -> bool:
+        """Whether a preflight handed in still describes this action (else it is redone):
+        same environment, target and live deploy, and recent."""
+        if (preflight.repo, preflight.environment) != (repo_config.name, env.name):
+            return False
+        age = (self.now() - preflight.checked_at).total_seconds()
+        live = live_deploy(records)
+        if age > self.timing.preflight_max_age or _id(live) != _id(preflight.live):
+            return False
+        chosen, sha = resolve_target(repo_config.name, env.name, records, live, target)
+        return sha == preflight.target.sha and _id(chosen) == _id(preflight.target.deploy)
+
+    async def _refuse_if_busy(self, records: Sequence[DeployRecord]) -> None:
+        """Refuse while an action we started on this environment is still in flight."""
+        for record in records:
+            if not record.status.is_active or not _ours(record):
+                continue
+            if await self._in_flight(record):
+                data = created_data(record)
+                raise ActionRefused(
+                    f"{data.get('title') or 'A deploy'} (deploy {record.id}, "
+                    f"{record.status.value}, by {record.deploy.actor}) is still in flight: wait "
+                    "for it to finish, or cancel it first."
+                )
+
+    async def _in_flight(self, record: DeployRecord) -> bool:
+        if record.id in self._running:
+            return True
+        run_id = record.run_id
+        if run_id is None:  # not linked yet: young, or a dispatch that never produced a run
+            age = (self.now() - record.deploy.created_at).total_seconds()
+            return age < self.timing.stale_after
+        if self.github is None:
+            return True
+        run = await checked(self.github.get_run(record.deploy.repo, run_id))
+        return isinstance(run, str) or not run.is_completed  # done: tracking records the end
+
+    async def _record(
+        self, action: Action, check: Preflight, trigger: Trigger, actor: str, force: bool
+    ) -> DeployRecord:
+        """The new deploy and its RUNNING status, in the history and published."""
+        now = self.now()
+        target, env = check.target, check.environment
+        deploy = Deploy(
+            id=new_deploy_id(),
+            repo=check.repo,
+            environment=env,
+            sha=target.sha,
+            triggered_by=trigger,
+            actor=actor,
+            created_at=now,
+            rollback_of=target.deploy.id if action == "rollback" and target.deploy else None,
+        )
+        title = (
+            f"Roll back {env} to {target.short_sha}"
+            if action == "rollback"
+            else f"Deploy {target.short_sha} to {env}"
+        )
+        data: dict[str, object] = {
+            "title": title,
+            "action": action,
+            "strategy": check.strategy.value,
+            "target_sha": target.sha,
+            "live_sha": check.live_sha,
+            "warnings": list(check.warnings),
+        }
+        if check.strategy is RollbackStrategy.GITHUB:
+            data["request_id"] = _request_id(deploy.id)
+        if force and check.blockers:
+            data["forced"] = [blocker.message for blocker in check.blockers]
+        how = "dispatching the deploy workflow" if "request_id" in data else "running Kamal"
+        events = [
+            NewEvent(deploy.id, EventKind.CREATED, now, detail=title, data=data),
+            NewEvent(
+                deploy.id,
+                EventKind.STATUS,
+                now,
+                status=Status.RUNNING,
+                detail=f"{title}: {how}",
+                event_id=status_event_id(deploy.id, Status.RUNNING),
+            ),
+        ]
+        created = await self.history.create_deploy(deploy, events)
+        self.updates.publish(DeployChanged(created.record))
+        if created.pruned:
+            for deploy_id in created.pruned:
+                await asyncio.to_thread(delete_spool, self.data_dir, deploy_id)
+            self.updates.publish(DeploysPruned(created.pruned))
+        return created.record
+
+    def _finished(
+        self, record: DeployRecord, status: Status, detail: str, note: str = ""
+    ) -> list[NewEvent]:
+        """The final STATUS (and a NOTE saying why) of an action that ended here."""
+        now = self.now()
+        events = [
+            NewEvent(
+                record.id,
+                EventKind.STATUS,
+                now,
+                status=status,
+                detail=detail,
+                event_id=status_event_id(record.id, status),
+            )
+        ]
+        if note:
+            events.append(NewEvent(record.id, EventKind.NOTE, now, detail=note))
+        return events
+
+    def _undo_note(self, record: DeployRecord, check: Preflight) -> list[NewEvent]:
+        live = check.live
+        if live is None:
+            return []
+        sha = live.deploy.sha
+        return [
+            NewEvent(
+                record.id,
+                EventKind.NOTE,
+                self.now(),
+                detail=f"To undo, roll back to {sha[:7]} (deploy {live.id}).",
+                data={"undo_sha": sha, "undo_deploy": live.id},
+                event_id=undo_note_id(record.id),
+            )
+        ]
+
+    async def _dispatch(
+        self, record: DeployRecord, check: Preflight, env: EnvironmentConfig
+    ) -> DeployRecord:
+        """Strategy github: one workflow_dispatch; the run is linked at once when GitHub says
+        which it is (tracking links it by request id otherwise)."""
+        assert self.github is not None
+        request_id = _request_id(record.id)
+        inputs = {"sha": record.deploy.sha, "environment": env.name, "request_id": request_id}
+        try:
+            sent = await self.github.dispatch(
+                record.deploy.repo, env.workflow, env.branch, inputs, request_id
+            )
+        except (GitHubError, ValidationError, OSError) as error:
+            why = reason(error)
+            failed = self._finished(
+                record,
+                Status.FAILED,
+                f"dispatch failed: {why}",
+                f"The deploy workflow {env.workflow} was not started: {why}",
+            )
+            return await self._append(record.id, failed)
+        now = self.now()
+        events: list[NewEvent] = []
+        if sent.run_id is not None:
+            events.append(
+                NewEvent(
+                    record.id,
+                    EventKind.RUN_LINKED,
+                    now,
+                    detail=f"GitHub run {sent.run_id}",
+                    data={"run_id": sent.run_id, "run_url": sent.html_url or sent.run_url},
+                    event_id=run_link_id(record.id),
+                )
+            )
+        else:
+            events.append(
+                NewEvent(
+                    record.id,
+                    EventKind.NOTE,
+                    now,
+                    detail=f"GitHub accepted the dispatch; its run is linked once it shows up "
+                    f"(request id {request_id}).",
+                )
+            )
+        record = await self._append(record.id, [*events, *self._undo_note(record, check)])
+        if self.after_dispatch is not None:
+            self.after_dispatch(record.deploy.repo, env.name)
+        return record
+
+    # ---------------------------------------------------------------- kamal-ssh
+
+    async def _kamal(
+        self, record: DeployRecord, check: Preflight, env: EnvironmentConfig
+    ) -> DeployRecord:
+        """Strategy kamal-ssh: `kamal rollback`, then `kamal deploy --skip-push --version` when
+        the version is not kept as a container; the VM logs stream into the same spool."""
+        assert env.deploy_host is not None  # the config requires it for kamal-ssh
+        target = ssh_target(env.deploy_host, env)
+        label = host_label(target)
+        sha, destination = record.deploy.sha, env.destination
+        watcher = self.vm_watchers.get(record.deploy.repo, env)
+        if watcher is not None:
+            await watcher.watch(record)
+        log = KamalLog(
+            self.data_dir,
+            record.id,
+            label,
+            self.updates,
+            self.now,
+            repo=record.deploy.repo,
+            environment=env.name,
+        )
+        try:
+            command = kamal_rollback(sha, destination=destination)
+            verdict = await run_kamal(target, command, log, self.ssh_options)
+            if verdict.not_retained:
+                note = NewEvent(
+                    record.id,
+                    EventKind.NOTE,
+                    self.now(),
+                    detail=f"{sha[:7]} is not kept as a container on the hosts: deploying its "
+                    "image from GHCR instead (kamal deploy --skip-push).",
+                )
+                await self._append(record.id, [note])
+                command = kamal_redeploy(sha, destination=destination)
+                verdict = await run_kamal(target, command, log, self.ssh_options)
+        except asyncio.CancelledError:
+            await log.close()
+            await asyncio.shield(self._interrupted(record, label))
+            raise
+        finally:
+            await log.close()
+            if watcher is not None:
+                await watcher.deploy_finished(record.id)
+        if verdict.succeeded:
+            took = f" in {verdict.finished_in:g} s" if verdict.finished_in is not None else ""
+            events = self._finished(record, Status.SUCCEEDED, f"Kamal on {label} finished{took}")
+            events += self._undo_note(record, check)
+        else:
+            failed = f"Kamal on {label} failed: {verdict.error}"
+            events = self._finished(record, Status.FAILED, failed, failed)
+            events += await self._diagnosis(record)
+        return await self._append(record.id, events)
+
+    async def _diagnosis(self, record: DeployRecord) -> list[NewEvent]:
+        """Why a kamal-ssh deploy failed, from its spool (Kamal's output and the VM's)."""
+        found = await asyncio.to_thread(diagnose_spool, self.data_dir, record.id)
+        if found is None:
+            return []
+        return [
+            NewEvent(
+                record.id,
+                EventKind.DIAGNOSIS,
+                self.now(),
+                detail=found.cause,
+                data=found.to_data(),
+                event_id=diagnosis_event_id(record.id),
+            )
+        ]
+
+    async def _interrupted(self, record: DeployRecord, host: str) -> None:
+        """vmkit-tui stopped mid-Kamal: closing the channel stopped Kamal on the host."""
+        note = (
+            f"vmkit-tui stopped while Kamal was running on {host}, which stopped Kamal: check "
+            "`kamal lock status` there, and roll back or deploy again."
+        )
+        await self._append(record.id, self._finished(record, Status.FAILED, "interrupted", note))
+
+
+def _ours(record: DeployRecord) -> bool:
+    """Started by DeployActions (here or in another process), not found by tracking."""
+    return "action" in created_data(record)
+
+
+def _id(record: DeployRecord | None) -> str | None:
+    return record.id if record is not None else None
+
+
+def _request_id(deploy_id: str) -> str:
+    """What the dispatched run's title carries ("… [vmkit-<deploy id>]") so tracking finds it."""
+    return f"vmkit-{deploy_id}"

@@ -1,0 +1,51 @@
+"""Deterministic event ids: the one place they are spelled.
+
+The history refuses a second event with an id it already holds, so an event built with one of
+these ids is recorded once, however many processes (two TUIs, a TUI and the CLI) or retries
+write the same fact. The strings are stored in existing history files: never change them.
+"""
+
+from __future__ import annotations
+
+from vmkit_tui.domain.models import Status
+
+__all__ = [
+    "diagnosis_event_id",
+    "first_healthy_id",
+    "log_marker_id",
+    "run_link_id",
+    "status_event_id",
+    "undo_note_id",
+]
+
+
+def status_event_id(deploy_id: str, status: Status) -> str:
+    """Deterministic id for 'deploy X reached status S': two watchers recording the same
+    transition produce the same id, so the second append is a no-op."""
+    return f"{deploy_id}:status:{status.value}"
+
+
+def run_link_id(deploy_id: str) -> str:
+    """The RUN_LINKED event tying a deploy to its GitHub run: one link per deploy, whether the
+    action that dispatched it or tracking records it."""
+    return f"{deploy_id}:run_linked"
+
+
+def undo_note_id(deploy_id: str) -> str:
+    """The NOTE saying how to undo an action (roll back to what was live before it)."""
+    return f"{deploy_id}:undo"
+
+
+def log_marker_id(deploy_id: str, job_id: int) -> str:
+    """Id of the NOTE event saying 'job <id>'s log is in this deploy's spool' (one per job)."""
+    return f"{deploy_id}:joblog:{job_id}"
+
+
+def diagnosis_event_id(deploy_id: str) -> str:
+    """The one DIAGNOSIS event of a failed deploy."""
+    return f"{deploy_id}:diagnosis"
+
+
+def first_healthy_id(deploy_id: str) -> str:
+    """The one FIRST_HEALTHY event of a deploy (two VM watchers never record it twice)."""
+    return f"{deploy_id}:first_healthy"
