@@ -47,6 +47,9 @@ class Overview:
     environments: dict[str, list[str]] = field(default_factory=dict)
     deploys: dict[EnvKey, list[DeployRecord]] = field(default_factory=dict)
     _by_id: dict[str, DeployRecord] = field(default_factory=dict)  # deploy id → its record
+    # Each environment's summary, until its deploys change: the dashboard asks for every
+    # environment's summary whenever one of them changes.
+    _summaries: dict[EnvKey, EnvironmentSummary] = field(default_factory=dict)
 
     @classmethod
     def configured(cls, config: Config) -> Overview:
@@ -60,7 +63,11 @@ class Overview:
         return overview
 
     def summary(self, repo: str, environment: str) -> EnvironmentSummary:
-        return summarize(repo, environment, self.deploys.get((repo, environment), []))
+        key = (repo, environment)
+        found = self._summaries.get(key)
+        if found is None:
+            found = self._summaries[key] = summarize(repo, environment, self.deploys.get(key, []))
+        return found
 
     def summaries(self, repo: str) -> list[EnvironmentSummary]:
         return [self.summary(repo, env) for env in self.environments.get(repo, [])]
@@ -76,11 +83,15 @@ class Overview:
             rows = newest_first([*rows, record])
         self.deploys[key] = rows
         self._by_id[record.id] = record
+        self._summaries.pop(key, None)
 
     def remove(self, deploy_ids: Sequence[str]) -> None:
         gone = set(deploy_ids)
         for key, rows in self.deploys.items():
-            self.deploys[key] = [r for r in rows if r.id not in gone]
+            kept = [r for r in rows if r.id not in gone]
+            if len(kept) != len(rows):
+                self.deploys[key] = kept
+                self._summaries.pop(key, None)
         for deploy_id in gone:
             self._by_id.pop(deploy_id, None)
 

@@ -67,6 +67,18 @@ class OverviewLoaded(Message):
 class Dashboard(App[None]):
     """The panes and their data; what keys do is `VmkitApp`'s."""
 
+    # Actions whose availability depends on the selected deploy (see `VmkitApp.check_action`).
+    RECORD_ACTIONS = (
+        "rollback",
+        "cancel_deploy",
+        "deploy_sha",
+        "audit",
+        "open_run",
+        "copy_sha",
+        "jump_diagnosis",
+        "toggle_follow",
+    )
+
     def __init__(
         self,
         service: DeployService,
@@ -82,7 +94,7 @@ class Dashboard(App[None]):
         self.service = service
         self.readonly = readonly
         self.now = now
-        self.spinners = spinners  # turn the spinner of running deploys
+        self.spinners = spinners  # tick the clock: ages and running deploys' elapsed times
         self.bell_on_finish = bell
         self.track = track  # start deploy tracking (the caller stops the service at exit)
         self._keymap = keymap or {}
@@ -92,7 +104,7 @@ class Dashboard(App[None]):
         self.deploy_id: str | None = None
         self.steps: dict[str, tuple[StepProgress, ...]] = {}
         self.health: dict[tuple[str, str, str], SourceHealth] = {}
-        self._stale = False  # the overview changed since the tables were last filled
+        self._actions: tuple[bool | None, ...] = ()  # what the footer offers, as last shown
         self._select_new: tuple[str, str] | None = None  # select the next new deploy there
 
     # --- layout --------------------------------------------------------------------------------
@@ -123,7 +135,8 @@ class Dashboard(App[None]):
         self.main.query_one("#problems").display = False
         if self._keymap:
             self.set_keymap(self._keymap)
-        self.set_interval(0.1, self._tick)
+        if self.spinners:
+            self.set_interval(1.0, self._clock)
         self.main.query_one("#repos").focus()
         self._show_configured()
         # Read the history and start tracking once the first frame is out: both are CPU-bound,
@@ -232,6 +245,7 @@ class Dashboard(App[None]):
         )
         self.main.query_one(DeployDetails).show(record, steps, target)
         self.main.query_one(LogPane).show_diagnosis(record.diagnosis if record else None)
+        self._refresh_actions()
 
     @on(NavTable.Chosen, "#repos")
     def _repo_chosen(self, message: NavTable.Chosen) -> None:
@@ -251,7 +265,6 @@ class Dashboard(App[None]):
         self.deploy_id = message.key
         self._refresh_details()
         self._open_log()
-        self.refresh_bindings()
 
     def _open_log(self) -> None:
         pane = self.main.query_one(LogPane)
@@ -262,6 +275,14 @@ class Dashboard(App[None]):
 
         pane.show(self.deploy_id, SpoolReader(self.service.log_path(self.deploy_id)))
 
+    def _refresh_actions(self) -> None:
+        """Refresh the footer only when the set of possible actions changed: each call makes
+        Textual's Footer rebuild its keys, and Textual 8.2.8 keeps the old ones alive."""
+        actions = tuple(self.check_action(action, ()) for action in self.RECORD_ACTIONS)
+        if actions != self._actions:
+            self._actions = actions
+            self.refresh_bindings()
+
     @property
     def selected_record(self) -> DeployRecord | None:
         return self.overview.find(self.deploy_id) if self.deploy_id else None
@@ -270,15 +291,19 @@ class Dashboard(App[None]):
     def _service_update(self, message: ServiceUpdate) -> None:
         if not self.screen_stack:  # shutting down: updates still in flight are moot
             return
+        changed: set[tuple[str, str]] = set()  # the environments whose deploys changed
         for update in message.updates:
-            self._apply(update)
+            self._apply(update, changed)
+        if changed:
+            self._show_changes(changed)
 
-    def _apply(self, update: Update) -> None:
+    def _apply(self, update: Update, changed: set[tuple[str, str]]) -> None:
         if isinstance(update, DeployChanged):
             self._deploy_changed(update.record)
+            changed.add((update.record.deploy.repo, update.record.deploy.environment))
         elif isinstance(update, DeploysPruned):
             self.overview.remove(update.deploy_ids)
-            self._stale = True
+            changed.update(self.overview.deploys)
         elif isinstance(update, StepsChanged):
             self.steps[update.deploy_id] = update.steps
             if update.deploy_id == self.deploy_id:
@@ -301,7 +326,6 @@ class Dashboard(App[None]):
         ):
             # the deploy our confirm just recorded: select it, so its logs stream in the pane
             self._select_new = None
-            self._stale = False
             self._refresh_all()
             self.select(record.deploy.repo, record.deploy.environment, record.id)
         # Only a deploy seen running: records filled in from the past go pending → final quietly.
@@ -311,7 +335,16 @@ class Dashboard(App[None]):
             and record.status.is_final
         ):
             self._announce_finished(record)
-        self._refresh_all()
+
+    def _show_changes(self, changed: set[tuple[str, str]]) -> None:
+        """Repaint what the changed environments touch: their rows (summaries are cached per
+        environment), the open environment's deploys and the selected deploy."""
+        self._refresh_repos()
+        if any(repo == self.repo for repo, _ in changed):
+            self._refresh_environments()
+        if (self.repo, self.environment) in changed:
+            self._refresh_deploys()
+            self._refresh_details()
 
     def _announce_finished(self, record: DeployRecord) -> None:
         if (record.deploy.repo, record.deploy.environment) != (self.repo, self.environment):
@@ -353,23 +386,11 @@ class Dashboard(App[None]):
         box.update(message)
         box.display = True
 
-    def _tick(self) -> None:
-        """Ten times a second: apply what changed since (updates can come hundreds at a time
-        while tracking catches up) and turn the spinner of running deploys."""
-        if not self.screen_stack:
-            return
-        repo, environment = self.repo, self.environment
-        if (
-            self.spinners
-            and repo
-            and environment
-            and any(r.status.is_active for r in self.overview.deploys.get((repo, environment), []))
-        ):
-            self.main.query_one(DeploysTable).spinner_frame += 1
-            self._stale = True
-        if self._stale:
-            self._stale = False
-            self._refresh_all()
+    def _clock(self) -> None:
+        """Once a second: the deploys' ages and running times, where their text changed (most
+        seconds none does, and nothing is repainted)."""
+        if self.screen_stack:
+            self.main.query_one(DeploysTable).tick()
 
     # --- cursors -------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ classes styled in `styles/app.tcss`, never from Python.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import ClassVar
 
 from rich.style import Style
@@ -31,7 +31,6 @@ STATUS_GLYPHS = {
     Status.FAILED: "✗",
     Status.CANCELLED: "⊘",
 }
-SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 def clip(text: str, width: int) -> str:
@@ -244,7 +243,6 @@ class DeploysTable(NavTable):
         super().__init__(id=id)
         self._now = now
         self._records: Sequence[DeployRecord] = ()
-        self.spinner_frame = -1  # -1: no animation (static glyph)
 
     COLUMNS = (
         ("Status", False),
@@ -262,12 +260,24 @@ class DeploysTable(NavTable):
         self._records = records
         self.set_rows([(r.id, self._cells(r)) for r in records])
 
+    def tick(self) -> None:
+        """The clock moved: cells that show ages or running times get their new text (only
+        those whose text changed are updated; nothing in the table animates)."""
+        if self._records:
+            self.set_rows([(r.id, self._cells(r)) for r in self._records])
+
+    def _took(self, record: DeployRecord) -> str:
+        duration = record.duration
+        if duration:
+            return format_duration(duration[0])
+        started = record.started_at
+        if record.status.is_active and started is not None:
+            return format_duration(max(self._now() - started, timedelta(0)))  # so far
+        return "—"
+
     def _cells(self, record: DeployRecord) -> list[Text]:
         status = record.status
         glyph = STATUS_GLYPHS[status]
-        if status.is_active and self.spinner_frame >= 0:
-            glyph = SPINNER[self.spinner_frame % len(SPINNER)]
-        duration = record.duration
         deploy = record.deploy
         note = Text()
         if deploy.rollback_of:
@@ -283,7 +293,7 @@ class DeploysTable(NavTable):
             Text(deploy.triggered_by.value),
             Text(clip(deploy.actor, 16), no_wrap=True),
             Text(format_age(self._now() - deploy.created_at), no_wrap=True),
-            Text(format_duration(duration[0]) if duration else "—"),
+            Text(self._took(record)),
             note,
         ]
 
