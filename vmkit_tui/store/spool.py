@@ -491,6 +491,17 @@ class SpoolReader:
                 return lo + offset
         return None
 
+    def copy(self) -> SpoolReader:
+        """A reader of the same lines on a descriptor of its own, for a worker thread: closing
+        or refreshing this one (the deploy switched, the log replaced) never pulls the file
+        from under the worker's reads. The caller closes it."""
+        twin = SpoolReader.__new__(SpoolReader)
+        twin.path = self.path
+        twin._fd = os.dup(self._fd) if self._fd >= 0 else -1
+        twin._starts = array("Q", self._starts)
+        twin._end = self._end
+        return twin
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)

@@ -1,17 +1,20 @@
 """A Line-API log view over a deploy's spool on disk.
 
 Only the line index lives in memory (in the spool reader); a line is read from disk when it
-scrolls into view and its rendered strip is kept in a small LRU cache. New lines are picked up on
-a timer at most ~20 times a second however fast they arrive, so a flood of a million lines costs
-a handful of refreshes, not a million.
+scrolls into view and its rendered strip is kept in a small LRU cache. New lines are picked up
+at most ~20 times a second however fast they arrive (a timer set by the first new line, none
+while nothing arrives), so a flood of a million lines costs a handful of refreshes, not a million.
+Filtering (a source, folded groups) and search walk the spool in a worker thread, on a reader of
+their own, so keys keep answering whatever the log's size.
 """
 
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import ClassVar, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from rich.segment import Segment
 from rich.text import Text
@@ -24,13 +27,19 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from vmkit_tui.domain.text import keep_sgr, plain
+from vmkit_tui.domain.text import keep_sgr
+
+if TYPE_CHECKING:
+    from textual.timer import Timer
 from vmkit_tui.sources.ssh.vm_log import proxy_summary
 
 MAX_RENDER_CHARS = 2_000  # a 1 MB line is shown cut, with a marker, never laid out whole
 STRIP_CACHE_SIZE = 2_000
 WIDE_LABELS = 100  # columns from which each line is labelled source@host, not just source
 REFRESH_INTERVAL = 0.05  # s: at most 20 refreshes a second while lines pour in
+FILTER_INLINE = 2_000  # new lines filtered on the UI thread; more go to the filter worker
+FILTER_FIRST = 1_000  # lines in the filter worker's first chunk (the first screenful, soon)
+FILTER_CHUNK = 65_536  # lines per chunk after that
 
 
 class LogLine(Protocol):
@@ -52,6 +61,14 @@ class LineSource(Protocol):
     def line(self, index: int) -> LogLine: ...
 
     def refresh(self) -> int: ...
+
+    def lines(self, start: int, stop: int) -> Sequence[LogLine]: ...
+
+    def search(self, pattern: str, start: int = 0, direction: int = 1) -> int | None: ...
+
+    def copy(self) -> LineSource: ...
+
+    def close(self) -> None: ...
 
 
 class LogLines(ScrollView, can_focus=True):
@@ -95,6 +112,15 @@ class LogLines(ScrollView, can_focus=True):
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, LogLines.Grew)
 
+    class Filtered(Message):
+        """The filter worker's next rows: spool lines up to `upto` looked at, `rows` kept."""
+
+        def __init__(self, generation: int, upto: int, rows: array[int]) -> None:
+            super().__init__()
+            self.generation = generation
+            self.upto = upto
+            self.rows = rows
+
     class SearchResult(Message):
         def __init__(self, pattern: str, index: int | None) -> None:
             super().__init__()
@@ -107,8 +133,11 @@ class LogLines(ScrollView, can_focus=True):
         self._rows: array[int] | None = None  # view row → spool line, when filtered
         self._row_filter: Callable[[LogLine], bool] | None = None
         self._filtered_upto = 0
+        self._filter_generation = 0  # bumped by every new filter or source: stale chunks drop
+        self._filter_total = 0  # the worker filters up to here (0: no worker running)
         self._strips: OrderedDict[tuple[int, int], Strip] = OrderedDict()
         self._dirty = False
+        self._tick_timer: Timer | None = None
         self._shown_rows = 0  # rows laid out at the last tick
         self._width = 0
         self._highlight: str = ""
@@ -116,11 +145,18 @@ class LogLines(ScrollView, can_focus=True):
 
     # --- data ----------------------------------------------------------------------------------
 
-    def on_mount(self) -> None:
-        self.set_interval(REFRESH_INTERVAL, self._tick)
+    def on_unmount(self) -> None:
+        self._stop_filter()
+        if self._source is not None:
+            self._source.close()
+            self._source = None
 
     def show(self, source: LineSource | None) -> None:
-        """Display another spool (or nothing); following its end."""
+        """Display another spool (or nothing); following its end. The view owns `source` and
+        closes it when another is shown, or when the view goes."""
+        self._stop_filter()
+        if self._source is not None and self._source is not source:
+            self._source.close()
         self._source = source
         self._shown_rows = 0
         self._rows = None
@@ -140,7 +176,9 @@ class LogLines(ScrollView, can_focus=True):
             self.scroll_end(animate=False)
 
     def set_filter(self, keep: Callable[[LogLine], bool] | None) -> None:
-        """Show only lines `keep` accepts (by source or host); None shows all."""
+        """Show only lines `keep` accepts (by source or host); None shows all. The lines there
+        are filtered by a worker, a chunk at a time (a new filter cancels it)."""
+        self._stop_filter()
         self._row_filter = keep
         self._rows = array("L") if keep else None
         self._filtered_upto = 0
@@ -156,6 +194,19 @@ class LogLines(ScrollView, can_focus=True):
     def lines_grew(self) -> None:
         """New lines exist on disk; picked up by the next tick (coalesced)."""
         self._dirty = True
+        if self._tick_timer is None:
+            self._tick_timer = self.set_timer(REFRESH_INTERVAL, self._timer_tick)
+
+    def _timer_tick(self) -> None:
+        self._tick_timer = None
+        self._tick()
+
+    @property
+    def filter_progress(self) -> float | None:
+        """How far the filter worker got (0..1), or None when it is not running."""
+        if not self._filter_total:
+            return None
+        return self._filtered_upto / self._filter_total
 
     @property
     def row_count(self) -> int:
@@ -172,11 +223,11 @@ class LogLines(ScrollView, can_focus=True):
         """The view row showing spool line `line_index` (or the nearest one after it)."""
         if self._rows is None:
             return line_index
-        from bisect import bisect_left
-
         return min(bisect_left(self._rows, line_index), max(0, len(self._rows) - 1))
 
-    def _tick(self) -> None:
+    def _tick(self, new: bool = True) -> None:
+        """Take in what changed: new lines (`new`: counted while not following) or rows the
+        filter worker found."""
         if not self._dirty:
             return
         self._dirty = False
@@ -190,21 +241,65 @@ class LogLines(ScrollView, can_focus=True):
             if self.follow:
                 # After the refresh: the new virtual size must be laid out before it can scroll.
                 self.scroll_end(animate=False)
-            else:
+            elif new:
                 self.pending += max(0, after - before)
             self.post_message(self.Grew())
         self.refresh()
 
     def _extend_filter(self) -> None:
-        if self._rows is None or self._source is None or self._row_filter is None:
+        """Filter the lines not looked at yet: a few here, many in the worker."""
+        source, keep, rows = self._source, self._row_filter, self._rows
+        if rows is None or source is None or keep is None or self._filter_total:
             return
-        total = len(self._source)
-        keep = self._row_filter
-        rows = self._rows
-        for index in range(self._filtered_upto, total):
-            if keep(self._source.line(index)):
-                rows.append(index)
+        start, total = self._filtered_upto, len(source)
+        if total - start > FILTER_INLINE:
+            self._filter_total = total
+            self._filter_worker(source.copy(), keep, start, total, self._filter_generation)
+            return
+        rows.extend(start + n for n, line in enumerate(source.lines(start, total)) if keep(line))
         self._filtered_upto = total
+
+    def _stop_filter(self) -> None:
+        self._filter_generation += 1
+        self._filter_total = 0
+        self.workers.cancel_group(self, "log-filter")
+
+    @work(thread=True, group="log-filter", exit_on_error=False)
+    def _filter_worker(
+        self,
+        source: LineSource,
+        keep: Callable[[LogLine], bool],
+        start: int,
+        stop: int,
+        generation: int,
+    ) -> None:
+        """Lines [start, stop) through `keep`, in order (it keeps state), a chunk at a time:
+        the first one small, so the first screenful shows at once."""
+        worker = get_current_worker()
+        try:
+            size = FILTER_FIRST
+            while start < stop and not worker.is_cancelled:
+                end = min(start + size, stop)
+                kept = array("L")
+                kept.extend(
+                    start + n for n, line in enumerate(source.lines(start, end)) if keep(line)
+                )
+                self.post_message(self.Filtered(generation, end, kept))
+                start, size = end, FILTER_CHUNK
+        finally:
+            source.close()
+
+    def on_log_lines_filtered(self, message: Filtered) -> None:
+        message.stop()
+        if message.generation != self._filter_generation or self._rows is None:
+            return  # a chunk of a filter (or a spool) since replaced
+        self._rows.extend(message.rows)
+        self._filtered_upto = message.upto
+        if message.upto >= self._filter_total:
+            self._filter_total = 0  # done: lines that came meanwhile are picked up next
+        self._dirty = True
+        self._tick(new=False)
+        self.post_message(self.Grew())  # the progress shown moved on
 
     # --- follow --------------------------------------------------------------------------------
 
@@ -248,31 +343,48 @@ class LogLines(ScrollView, can_focus=True):
     # --- search --------------------------------------------------------------------------------
 
     def search(self, pattern: str, forward: bool = True) -> None:
-        """Find the next row containing `pattern` from the current match, off the UI thread."""
+        """Find the next row containing `pattern` from the current match, off the UI thread,
+        with the spool's own search (smart case) on a reader of the worker's own."""
         self._highlight = pattern
         self._strips.clear()
         self.refresh()
-        start = self._match_row if self._match_row is not None else int(self.scroll_y)
-        self._search_worker(pattern, start, forward, self.row_count)
-
-    @work(thread=True, exclusive=True, group="log-search", exit_on_error=False)
-    def _search_worker(self, pattern: str, start: int, forward: bool, count: int) -> None:
-        worker = get_current_worker()
-        needle = pattern.casefold()
-        if count == 0:
+        if self._source is None or self.row_count == 0:
             self.post_message(self.SearchResult(pattern, None))
             return
-        step = 1 if forward else -1
-        row = start
-        for _ in range(count):
-            row = (row + step) % count
-            if worker.is_cancelled:
-                return
-            line = self.line_at_row(row)
-            if line is not None and needle in plain(line.text).casefold():
-                self.post_message(self.SearchResult(pattern, row))
-                return
-        self.post_message(self.SearchResult(pattern, None))
+        row = self._match_row if self._match_row is not None else int(self.scroll_y)
+        line = self._rows[row] if self._rows is not None and row < len(self._rows) else row
+        rows = array("L", self._rows) if self._rows is not None else None
+        self._search_worker(self._source.copy(), rows, pattern, line, forward)
+
+    @work(thread=True, exclusive=True, group="log-search", exit_on_error=False)
+    def _search_worker(
+        self, source: LineSource, rows: array[int] | None, pattern: str, line: int, forward: bool
+    ) -> None:
+        """The next matching spool line after `line` (wrapping once) that `rows` shows."""
+        worker = get_current_worker()
+        step, count = (1 if forward else -1), len(source)
+        try:
+            start, wrapped = line + step, False
+            while not worker.is_cancelled:
+                if not 0 <= start < count:
+                    if wrapped:
+                        break
+                    start, wrapped = (0 if forward else count - 1), True
+                found = source.search(pattern, start, step)
+                if found is None:
+                    start = count if forward else -1  # to the other end, or done if wrapped
+                    continue
+                if wrapped and (found - line) * step > 0:
+                    break  # past where the search began: no other match
+                row = _row_showing(rows, found)
+                if row is not None:
+                    self.post_message(self.SearchResult(pattern, row))
+                    return
+                start = found + step  # filtered out: look further
+            if not worker.is_cancelled:
+                self.post_message(self.SearchResult(pattern, None))
+        finally:
+            source.close()
 
     # --- rendering -----------------------------------------------------------------------------
 
@@ -334,6 +446,14 @@ class LogLines(ScrollView, can_focus=True):
         if is_match:
             strip = strip.apply_style(self.get_component_rich_style("loglines--cursor"))
         return strip
+
+
+def _row_showing(rows: array[int] | None, line: int) -> int | None:
+    """The view row of spool line `line`: itself unfiltered, None when the filter hides it."""
+    if rows is None:
+        return line
+    row = bisect_left(rows, line)
+    return row if row < len(rows) and rows[row] == line else None
 
 
 def _clock(at: object) -> str:

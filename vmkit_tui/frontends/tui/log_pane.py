@@ -164,6 +164,8 @@ class LogPane(Vertical):
         if self.folded:
             text.append(" · groups folded")
         text.append(f" · {lines.row_count:,} lines")
+        if (progress := lines.filter_progress) is not None:
+            text.append(f" · filtering {progress:.0%}")
         text.append(" · following" if lines.follow else " · paused")
         if not lines.follow and lines.pending:
             text.append(f" · +{lines.pending:,} new (G to jump)")
