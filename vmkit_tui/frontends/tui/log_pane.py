@@ -172,4 +172,5 @@ class LogPane(Vertical):
         if self.search_term:
             text.append(" · /")
             text.append(self.search_term)
-        self.query_one("#log-status", Static).update(text)
+        # One line high (styles): no layout pass, which would repaint every pane at each new line
+        self.query_one("#log-status", Static).update(text, layout=False)
