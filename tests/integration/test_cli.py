@@ -164,6 +164,12 @@ def test_rollback_wait_ends_succeeded_with_exit_0(fresh: Sandbox, run_cli: Cli) 
     stored = fresh.history.record(record["id"])
     assert stored.status is Status.SUCCEEDED
     assert settled(stored)  # --wait ended once the run's log was in, not before
+    # ... and in means written to the spool, not only claimed: the job's lines are there.
+    logs = run_cli(fresh, "logs", record["id"], "--source", "github")
+    assert logs.code == 0, logs.err
+    lines = logs.out.splitlines()
+    assert lines and all(" github[" in line for line in lines), logs.err
+    assert any("kamal" in line.lower() for line in lines)
 
 
 def test_rollback_wait_of_a_failing_deploy_exits_1_with_its_cause(
