@@ -22,6 +22,7 @@ from vmkit_tui.actions.preflight import default_rollback_target
 from vmkit_tui.domain.models import EventKind, Status, Trigger
 from vmkit_tui.frontends.cli import commands as cli
 from vmkit_tui.frontends.cli.waiting import settled
+from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN
 from vmkit_tui.store.spool import LogRecord, SpoolWriter
 
 pytest_plugins = ["tests.integration.cli_fixtures"]
@@ -58,7 +59,29 @@ def test_deploys_json_lists_the_environment_newest_first(shared: Sandbox, run_cl
     assert {"sha", "triggered_by", "actor", "run_url", "duration_seconds", "diagnosis"} <= set(
         rows[0]
     )
+    assert all(row["synced"] is True and row["sync_error"] is None for row in rows)
     assert all(row["repo"] == REPO and row["environment"] == "production" for row in rows)
+
+
+def test_deploys_exits_1_and_says_unsynced_when_github_refuses(
+    shared: Sandbox, run_cli: Cli, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.toml"  # the sandbox's config with a token GitHub refuses
+    config.write_text(shared.config_path.read_text().replace(SANDBOX_TOKEN, "ghp_" + "0" * 36))
+    config.chmod(0o600)
+    done = run_cli(shared, "--config", str(config), "deploys", REPO, "staging", "--json")
+    assert done.code == 1
+    rows = json.loads(done.out)  # still the list, as recorded
+    assert [row["id"] for row in rows] == [r.id for r in shared.records("staging")[:20]]
+    assert all(row["synced"] is False and row["sync_error"] for row in rows)
+    assert "showing the history as last recorded" in done.err
+    assert "0" * 36 not in done.out + done.err
+    table = run_cli(shared, "--config", str(config), "deploys", REPO, "staging")
+    assert table.code == 1 and "last recorded" in table.err
+    unsynced = run_cli(shared, "deploys", REPO, "staging", "--json", "--no-sync")
+    assert unsynced.code == 0
+    rows = json.loads(unsynced.out)
+    assert all(row["synced"] is False and row["sync_error"] is None for row in rows)
 
 
 def test_deploys_table_has_one_row_per_deploy(shared: Sandbox, run_cli: Cli) -> None:
