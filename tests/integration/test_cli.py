@@ -19,7 +19,7 @@ import pytest
 from tests.integration.cli_sandbox import REPO, Run, Sandbox, Terminal, sandbox
 from vmkit_tui.__main__ import main
 from vmkit_tui.actions.preflight import default_rollback_target
-from vmkit_tui.domain.models import EventKind, Status, Trigger
+from vmkit_tui.domain.models import DurationBasis, EventKind, Status, Trigger
 from vmkit_tui.frontends.cli import commands as cli
 from vmkit_tui.frontends.cli.waiting import settled
 from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN
@@ -193,6 +193,22 @@ def test_rollback_wait_ends_succeeded_with_exit_0(fresh: Sandbox, run_cli: Cli) 
     lines = logs.out.splitlines()
     assert lines and all(" github[" in line for line in lines), logs.err
     assert any("kamal" in line.lower() for line in lines)
+
+
+def test_a_rollback_overlapping_a_push_deploy_gets_its_own_first_healthy(
+    fresh: Sandbox, run_cli: Cli
+) -> None:
+    push = fresh.world(lambda world: world.push(REPO, "staging", "success"))
+    done = run_cli(fresh, "rollback", REPO, "staging", "--yes", "--wait", "--json")
+    assert done.code == 0, done.err
+    rollback = fresh.history.record(json.loads(done.out)["id"])
+    pushed = next(r for r in fresh.records("staging") if r.run_id == push.id)  # type: ignore[attr-defined]
+    truth = fresh.world(lambda world: {r.id: world.first_healthy_at(r) for r in world.runs(REPO)})
+    assert isinstance(truth, dict) and rollback.run_id is not None
+    assert pushed.first_healthy_at is not None and rollback.first_healthy_at is not None
+    assert pushed.first_healthy_at == truth[pushed.run_id]  # each from its own container
+    assert rollback.first_healthy_at == truth[rollback.run_id] > pushed.first_healthy_at
+    assert rollback.duration is not None and rollback.duration[1] is DurationBasis.FIRST_HEALTHY
 
 
 def test_rollback_wait_of_a_failing_deploy_exits_1_with_its_cause(
