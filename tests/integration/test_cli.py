@@ -23,6 +23,8 @@ from vmkit_tui.domain.models import DurationBasis, EventKind, Status, Trigger
 from vmkit_tui.frontends.cli import commands as cli
 from vmkit_tui.frontends.cli.waiting import settled
 from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN
+from vmkit_tui.sandbox.world.github import Run as WorldRun
+from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.store.spool import LogRecord, SpoolWriter
 
 pytest_plugins = ["tests.integration.cli_fixtures"]
@@ -199,10 +201,17 @@ def test_a_rollback_overlapping_a_push_deploy_gets_its_own_first_healthy(
     fresh: Sandbox, run_cli: Cli
 ) -> None:
     push = fresh.world(lambda world: world.push(REPO, "staging", "success"))
+    assert isinstance(push, WorldRun)
+
+    async def running(world: World) -> None:  # a rollback sent earlier would replace it
+        while world.run_status(push).status != "in_progress":
+            await world.changed()
+
+    fresh.world(running)
     done = run_cli(fresh, "rollback", REPO, "staging", "--yes", "--wait", "--json")
     assert done.code == 0, done.err
     rollback = fresh.history.record(json.loads(done.out)["id"])
-    pushed = next(r for r in fresh.records("staging") if r.run_id == push.id)  # type: ignore[attr-defined]
+    pushed = next(r for r in fresh.records("staging") if r.run_id == push.id)
     truth = fresh.world(lambda world: {r.id: world.first_healthy_at(r) for r in world.runs(REPO)})
     assert isinstance(truth, dict) and rollback.run_id is not None
     assert pushed.first_healthy_at is not None and rollback.first_healthy_at is not None
