@@ -19,9 +19,12 @@ import pytest
 from tests.integration.cli_sandbox import REPO, Run, Sandbox, Terminal, sandbox
 from vmkit_tui.__main__ import main
 from vmkit_tui.actions.preflight import default_rollback_target
-from vmkit_tui.domain.models import EventKind, Status, Trigger
+from vmkit_tui.domain.models import DurationBasis, EventKind, Status, Trigger
 from vmkit_tui.frontends.cli import commands as cli
 from vmkit_tui.frontends.cli.waiting import settled
+from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN
+from vmkit_tui.sandbox.world.github import Run as WorldRun
+from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.store.spool import LogRecord, SpoolWriter
 
 pytest_plugins = ["tests.integration.cli_fixtures"]
@@ -58,7 +61,29 @@ def test_deploys_json_lists_the_environment_newest_first(shared: Sandbox, run_cl
     assert {"sha", "triggered_by", "actor", "run_url", "duration_seconds", "diagnosis"} <= set(
         rows[0]
     )
+    assert all(row["synced"] is True and row["sync_error"] is None for row in rows)
     assert all(row["repo"] == REPO and row["environment"] == "production" for row in rows)
+
+
+def test_deploys_exits_1_and_says_unsynced_when_github_refuses(
+    shared: Sandbox, run_cli: Cli, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.toml"  # the sandbox's config with a token GitHub refuses
+    config.write_text(shared.config_path.read_text().replace(SANDBOX_TOKEN, "ghp_" + "0" * 36))
+    config.chmod(0o600)
+    done = run_cli(shared, "--config", str(config), "deploys", REPO, "staging", "--json")
+    assert done.code == 1
+    rows = json.loads(done.out)  # still the list, as recorded
+    assert [row["id"] for row in rows] == [r.id for r in shared.records("staging")[:20]]
+    assert all(row["synced"] is False and row["sync_error"] for row in rows)
+    assert "showing the history as last recorded" in done.err
+    assert "0" * 36 not in done.out + done.err
+    table = run_cli(shared, "--config", str(config), "deploys", REPO, "staging")
+    assert table.code == 1 and "last recorded" in table.err
+    unsynced = run_cli(shared, "deploys", REPO, "staging", "--json", "--no-sync")
+    assert unsynced.code == 0
+    rows = json.loads(unsynced.out)
+    assert all(row["synced"] is False and row["sync_error"] is None for row in rows)
 
 
 def test_deploys_table_has_one_row_per_deploy(shared: Sandbox, run_cli: Cli) -> None:
@@ -164,6 +189,35 @@ def test_rollback_wait_ends_succeeded_with_exit_0(fresh: Sandbox, run_cli: Cli) 
     stored = fresh.history.record(record["id"])
     assert stored.status is Status.SUCCEEDED
     assert settled(stored)  # --wait ended once the run's log was in, not before
+    # ... and in means written to the spool, not only claimed: the job's lines are there.
+    logs = run_cli(fresh, "logs", record["id"], "--source", "github")
+    assert logs.code == 0, logs.err
+    lines = logs.out.splitlines()
+    assert lines and all(" github[" in line for line in lines), logs.err
+    assert any("kamal" in line.lower() for line in lines)
+
+
+def test_a_rollback_overlapping_a_push_deploy_gets_its_own_first_healthy(
+    fresh: Sandbox, run_cli: Cli
+) -> None:
+    push = fresh.world(lambda world: world.push(REPO, "staging", "success"))
+    assert isinstance(push, WorldRun)
+
+    async def running(world: World) -> None:  # a rollback sent earlier would replace it
+        while world.run_status(push).status != "in_progress":
+            await world.changed()
+
+    fresh.world(running)
+    done = run_cli(fresh, "rollback", REPO, "staging", "--yes", "--wait", "--json")
+    assert done.code == 0, done.err
+    rollback = fresh.history.record(json.loads(done.out)["id"])
+    pushed = next(r for r in fresh.records("staging") if r.run_id == push.id)
+    truth = fresh.world(lambda world: {r.id: world.first_healthy_at(r) for r in world.runs(REPO)})
+    assert isinstance(truth, dict) and rollback.run_id is not None
+    assert pushed.first_healthy_at is not None and rollback.first_healthy_at is not None
+    assert pushed.first_healthy_at == truth[pushed.run_id]  # each from its own container
+    assert rollback.first_healthy_at == truth[rollback.run_id] > pushed.first_healthy_at
+    assert rollback.duration is not None and rollback.duration[1] is DurationBasis.FIRST_HEALTHY
 
 
 def test_rollback_wait_of_a_failing_deploy_exits_1_with_its_cause(

@@ -357,3 +357,41 @@ async def test_a_deploy_that_failed_while_vmkit_was_closed_is_caught_up_on(
     assert statuses(done.record) == [Status.RUNNING, Status.FAILED]
     logged = [p.name for p in (tmp_path / "logs").glob("*.log")]
     assert logged == [f"{done.record.id}.log"]  # the past before the first start: no logs
+
+
+class StopOnClaim(History):
+    """A history that has tracking stopped the moment a job-log claim is stored, as `rollback
+    --wait` or a leaving MCP client does when it sees the claim (scheduled from the writer's
+    thread, so the stop lands while the tracker still awaits this write)."""
+
+    def __init__(self, path: Path, stop: asyncio.Event) -> None:
+        super().__init__(path)
+        self.stop = stop
+        self.loop = asyncio.get_running_loop()
+
+    def apply(
+        self,
+        creates: Sequence[tuple[Deploy, Sequence[NewEvent]]] = (),
+        events: Sequence[NewEvent] = (),
+    ) -> ApplyResult:
+        result = super().apply(creates, events)
+        if any(":joblog:" in event.event_id for event in events if event.event_id):
+            self.loop.call_soon_threadsafe(self.stop.set)
+        return result
+
+
+async def test_a_claimed_job_log_is_written_even_when_tracking_stops_right_after_the_claim(
+    world: World, sandbox: GitHubSandbox, clock: ManualClock, tmp_path: Path
+) -> None:
+    claimed = asyncio.Event()
+    history = StopOnClaim(tmp_path / "history.json", claimed)
+    async with tracking(sandbox, clock, tmp_path, history=history) as (service, updates):
+        await updates.wait(health_is(Health.OK))
+        world.push(REPO, "production", "success")
+        async with asyncio.timeout(20):
+            await claimed.wait()
+        await service.stop()  # the tracker is still inside the write that stored the claim
+    (record,) = [r for r in history.records(REPO, "production") if logged_jobs(r)]
+    lines = spool(tmp_path, record.id)
+    claims = [e for e in record.events if ":joblog:" in (e.event_id or "")]
+    assert sum(e.data["lines"] for e in claims) == len(lines) > 0  # no claim without its log

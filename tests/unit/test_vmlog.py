@@ -145,7 +145,6 @@ def test_agent_lines(line: str, kind: VmEventKind) -> None:
     "line",
     [
         f"heartbeat: {CONTAINER} healthy, serving traffic: 300 req/min, p95 40ms",
-        f"watching new container {CONTAINER} (ad9e1df96129)",
         f"container {CONTAINER} stopped (kept for rollback)",
         "",
         "[@click=app.quit]x \x1b]52;c;aGk=\x07",
@@ -153,6 +152,12 @@ def test_agent_lines(line: str, kind: VmEventKind) -> None:
 )
 def test_agent_lines_about_nothing_deploy_related_yield_nothing(line: str) -> None:
     assert parse_agent_line(line, T0) is None
+
+
+def test_the_agent_naming_a_new_container_ties_its_docker_id_to_its_version() -> None:
+    event = parse_agent_line(f"watching new container {CONTAINER} (ad9e1df96129ff00)", T0, "vm1")
+    assert event is not None and event.kind is VmEventKind.CONTAINER_STARTED
+    assert (event.target, event.container_id, event.sha) == (CONTAINER, "ad9e1df96129", SHA)
 
 
 def test_agent_error_detail_comes_from_the_error_field() -> None:
@@ -180,25 +185,27 @@ def test_parse_record_dispatches_on_source() -> None:
 def deploy_story(healthy_at: float) -> list[LogRecord]:
     """A realistic proxy + agent sequence, with an old target flapping for good measure."""
     return [
+        rec("vmkit-agent", f"watching new container {CONTAINER} (5e1f0c2b9a77)", 0.9),
         rec("kamal-proxy", proxy("Target health updated", 0.5, target="old:3000", state="healthy", was="unhealthy")),
-        rec("kamal-proxy", proxy("Deploying", 1, service="web", targets=["new:3000"])),
-        rec("kamal-proxy", proxy("Healthcheck failed", 2, url="http://new:3000/up", error="refused")),
-        rec("kamal-proxy", proxy("Target health updated", healthy_at, target="new:3000", state="healthy", was="adding")),
+        rec("kamal-proxy", proxy("Deploying", 1, service="web", targets=["5e1f0c2b9a77:3000"])),
+        rec("kamal-proxy", proxy("Healthcheck failed", 2, url="http://5e1f0c2b9a77:3000/up", error="refused")),
+        rec("kamal-proxy", proxy("Target health updated", healthy_at, target="5e1f0c2b9a77:3000", state="healthy", was="adding")),
         rec("vmkit-agent", f"new container {CONTAINER} is healthy: GET /up 200", healthy_at + 0.4),
-        rec("kamal-proxy", proxy("Deployed", healthy_at + 2, service="web", targets=["new:3000"])),
+        rec("kamal-proxy", proxy("Deployed", healthy_at + 2, service="web", targets=["5e1f0c2b9a77:3000"])),
     ]  # fmt: skip
 
 
 def test_first_healthy_is_the_proxy_marking_the_deployed_target_healthy() -> None:
     events = parse_records(deploy_story(healthy_at=4.25))
-    assert first_healthy(events, since=T0) == T0 + timedelta(seconds=4.25)
-    assert first_healthy(reversed(events), since=T0) == T0 + timedelta(seconds=4.25)
+    assert first_healthy(events, sha=SHA, since=T0) == T0 + timedelta(seconds=4.25)
+    assert first_healthy(reversed(events), sha=SHA, since=T0) == T0 + timedelta(seconds=4.25)
+    assert first_healthy(events, sha=OLD, since=T0) is None  # not OLD's container
 
 
 def test_health_watch_reports_the_moment_once_and_ignores_older_events() -> None:
-    watch = HealthWatch(since=T0 + timedelta(seconds=0.8), sha=SHA)
+    watch = HealthWatch(SHA, since=T0 + timedelta(seconds=0.8))
     reported = [watch.feed(event) for event in parse_records(deploy_story(healthy_at=3))]
-    assert [r for r in reported if r is not None] == [T0 + timedelta(seconds=3)]
+    assert [r.at for r in reported if r is not None] == [T0 + timedelta(seconds=3)]
     assert watch.first_healthy == T0 + timedelta(seconds=3)
     assert watch.failure is None
 
@@ -208,17 +215,20 @@ def test_without_proxy_logs_the_agent_line_for_this_sha_counts() -> None:
     ours = f"new container {CONTAINER} is healthy"
     events = parse_records([rec("vmkit-agent", other, 1), rec("vmkit-agent", ours, 2)])
     assert first_healthy(events, sha=SHA) == T0 + timedelta(seconds=2)
-    assert first_healthy(events) == T0 + timedelta(seconds=1)
+    assert first_healthy(events, sha=OLD) == T0 + timedelta(seconds=1)
 
 
 def test_a_failed_deploy_has_no_healthy_moment_and_records_the_failure() -> None:
     lines = [
-        rec("kamal-proxy", proxy("Deploying", 1, targets=["new:3000"])),
+        rec("vmkit-agent", f"watching new container {CONTAINER} (5e1f0c2b9a77)", 0.5),
+        rec("kamal-proxy", proxy("Deploying", 1, targets=["5e1f0c2b9a77:3000"])),
         rec("kamal-proxy", proxy("Healthcheck failed", 2, error="connection refused")),
-        rec("kamal-proxy", proxy("Target failed to become healthy", 31, target="new:3000")),
+        rec(
+            "kamal-proxy", proxy("Target failed to become healthy", 31, target="5e1f0c2b9a77:3000")
+        ),
         rec("vmkit-agent", f"new container {CONTAINER} never became healthy within 30s", 31.5),
     ]
-    watch = HealthWatch(since=T0, sha=SHA)
+    watch = HealthWatch(SHA, since=T0)
     for event in parse_records(lines):
         watch.feed(event)
     assert watch.first_healthy is None

@@ -10,6 +10,7 @@ HTTP, real SSH, host keys checked. Nothing here imports Textual.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import random
 import threading
@@ -208,12 +209,14 @@ class SandboxRuntime:
             thread.join(timeout)
 
     def run_in_sandbox(self, action: Callable[[World], object], timeout: float = 10.0) -> object:
-        """Run `action(world)` on the sandbox's loop (the world is not thread-safe)."""
+        """Run `action(world)` on the sandbox's loop (the world is not thread-safe); an
+        awaitable it returns is awaited there."""
         assert self._loop is not None and self.world is not None
         world = self.world
 
         async def call() -> object:
-            return action(world)
+            result = action(world)
+            return await result if inspect.isawaitable(result) else result
 
         return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout)
 

@@ -258,10 +258,23 @@ class EnvironmentTracker(RunRecords):
         return found
 
     async def _write_logs(self, fetched: Sequence[tuple[TrackedRun, Job, list[LogRecord]]]) -> None:
-        """Claim every fetched log in one history write, then spool the ones this watcher won
-        (another watcher may have claimed a job first: it writes that log, once)."""
+        """Claim and spool the fetched logs as one unit that stopping cannot split: a claim
+        stored without its log would keep every tracker from ever writing that log (a CLI
+        `--wait` stops tracking as soon as it sees the claim)."""
         if not fetched:
             return
+        unit = asyncio.ensure_future(self._claim_and_spool(fetched))
+        try:
+            await asyncio.shield(unit)
+        except asyncio.CancelledError:
+            await asyncio.shield(unit)
+            raise
+
+    async def _claim_and_spool(
+        self, fetched: Sequence[tuple[TrackedRun, Job, list[LogRecord]]]
+    ) -> None:
+        """Claim every fetched log in one history write, then spool the ones this watcher won
+        (another watcher may have claimed a job first: it writes that log, once)."""
         claims = [
             NewEvent(
                 tracked.record.id,

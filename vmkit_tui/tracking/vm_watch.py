@@ -9,7 +9,9 @@ each of the environment's hosts over SSH and:
 - records ONE `FIRST_HEALTHY` event (deterministic id, so two watchers never record it twice) at
   the moment kamal-proxy first marks the deploy's new target healthy: that ends the deploy's
   duration. The agent's `container … is healthy` line for the deploy's SHA is the fallback, used
-  when the proxy never said so by the end of the grace period;
+  when the proxy never said so by the end of the grace period. Lines are attributed to the
+  deploy only by the version they name (`vm_log.HealthWatch`), so two deploys overlapping on
+  one environment each get their own moment; with none, the duration ends at run completion;
 - publishes `LogGrew` (at most 20 a second per deploy) and per-host `SourceHealth` with a clear
   message: host unreachable, authentication failed, host key refused (file and fingerprint),
   command not found; OK once lines flow.
@@ -40,14 +42,13 @@ from vmkit_tui.sources.ssh.vm_log import (
     PROXY_SOURCE,
     HealthWatch,
     VmEvent,
-    VmEventKind,
     parse_record,
 )
 from vmkit_tui.store.history import AsyncHistory, HistoryError, UnknownDeploy
 from vmkit_tui.store.spool import LogRecord
 from vmkit_tui.tracking.log_writer import SpoolLog
 
-__all__ = ["GRACE_SECONDS", "WATCHED_SOURCES", "FirstHealthy", "VmWatcher", "VmWatchers"]
+__all__ = ["GRACE_SECONDS", "WATCHED_SOURCES", "VmWatcher", "VmWatchers"]
 
 GRACE_SECONDS = 30.0  # wall time after a deploy ends during which its VM streams stay open
 WATCHED_SOURCES = ("kamal-proxy", "vmkit-agent")
@@ -61,41 +62,6 @@ _SEVERITY = {
     Health.AUTH: 4,
     Health.HOST_KEY: 5,
 }
-_PROXY_KINDS = frozenset(
-    {
-        VmEventKind.DEPLOYING,
-        VmEventKind.TARGET_HEALTHY,
-        VmEventKind.TARGET_UNHEALTHY,
-        VmEventKind.HEALTHCHECK_FAILED,
-        VmEventKind.DEPLOY_FAILED,
-        VmEventKind.DEPLOYED,
-    }
-)
-
-
-class FirstHealthy:
-    """A deploy's first-healthy moment from VM events, in arrival order (pure logic).
-
-    kamal-proxy decides: a target it is deploying (or one going from `adding` to `healthy`)
-    marked healthy after the deploy started (`vm_log.HealthWatch`). Events naming another SHA
-    are ignored. The agent's `container healthy` for this SHA is kept as the fallback."""
-
-    def __init__(self, sha: str, since: datetime) -> None:
-        self.sha = sha
-        self.since = since
-        self._proxy = HealthWatch(since=since, sha=sha)
-        self.fallback: VmEvent | None = None
-
-    def feed(self, event: VmEvent) -> bool:
-        """True when this event establishes the moment (the proxy's, once)."""
-        if event.at < self.since or (event.sha is not None and event.sha != self.sha):
-            return False
-        if event.kind in _PROXY_KINDS:
-            return self._proxy.feed(event) is not None
-        earliest = self.fallback is None or event.at < self.fallback.at
-        if event.kind is VmEventKind.CONTAINER_HEALTHY and event.sha == self.sha and earliest:
-            self.fallback = event
-        return False
 
 
 def _health_of(error: ssh.SshError) -> Health:
@@ -268,7 +234,7 @@ class _DeployWatch:
     def __init__(self, owner: VmWatcher, record: DeployRecord) -> None:
         self.owner = owner
         self.deploy: Deploy = record.deploy
-        self.healthy = FirstHealthy(self.deploy.sha, self.deploy.created_at)
+        self.healthy = HealthWatch(self.deploy.sha, since=self.deploy.created_at)
         self.recorded = record.first_healthy_at is not None
         self.pending: NewEvent | None = None
         self.log = SpoolLog(
@@ -332,8 +298,9 @@ class _DeployWatch:
         if self.recorded or self.pending is not None:
             return
         event = parse_record(record)
-        if event is not None and self.healthy.feed(event):
-            self._healthy_at(event)
+        found = self.healthy.feed(event) if event is not None else None
+        if found is not None:
+            self._healthy_at(found)
 
     def _healthy_at(self, event: VmEvent) -> None:
         what = "target healthy" if event.source == PROXY_SOURCE else "container healthy"

@@ -1,7 +1,7 @@
 """`vmkit-tui deploys|rollback|cancel|logs`: the deploy service for scripts and terminals.
 
 Exit status: 0 done; 1 the action failed (refused by its preflight, aborted at the prompt, the
-deploy ended other than wanted under `--wait`); 2 bad usage or config (unknown repo or
+deploy ended other than wanted under `--wait`, `deploys` could not sync with GitHub); 2 bad usage or config (unknown repo or
 environment, a malformed SHA or deploy id, a destructive command with no terminal to confirm on
 and no `--yes`). A destructive command prints the same preflight as the TUI's dialog first.
 
@@ -128,23 +128,30 @@ def _refuse_readonly(args: argparse.Namespace) -> None:
 
 
 async def _deploys(service: DeployService, args: argparse.Namespace) -> int:
+    """Exit 1 when the sync with GitHub failed: the history printed may be stale, and a script
+    must be able to tell (each `--json` row says so too: `synced`, `sync_error`)."""
     repo, environment = args.repo, args.environment
     check_environment(service.config, repo, environment)
+    error: str | None = None
     if not args.no_sync:
         health = await _sync(service, repo, environment)
         if health is None:
-            say("GitHub did not answer in time: showing the history as last recorded")
+            error = "GitHub did not answer in time"
         elif health.health is not Health.OK:
-            say(f"{clean(health.message)} (showing the history as last recorded)")
+            error = clean(health.message)
+        if error is not None:
+            say(f"{error} (showing the history as last recorded)")
     records = newest_first(await service.history.records(repo, environment))[: args.limit]
+    status = EXIT_OK if error is None else EXIT_FAILED
     if args.json:
-        json.dump([record_json(record) for record in records], sys.stdout, indent=2)
+        synced = {"synced": not args.no_sync and error is None, "sync_error": error}
+        json.dump([record_json(record) | synced for record in records], sys.stdout, indent=2)
         print()
-        return EXIT_OK
+        return status
     print(f"{repo} / {environment} ({len(records)} deploys, newest first)")
     for record in records:
         print("  " + deploy_row(record))
-    return EXIT_OK
+    return status
 
 
 async def _sync(service: DeployService, repo: str, environment: str) -> SourceHealth | None:

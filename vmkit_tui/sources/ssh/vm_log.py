@@ -25,7 +25,17 @@ logfmt fields such as `sha=`, `container=`, `level=`, or the same as JSON with `
     new container <container> never became healthy within 30s; traffic stays on <old>
     heartbeat: <container> healthy, serving traffic: … (ignored)
 
+    watching new container <service>-web-<dest>-<sha> (<container id>)
+
 The SHA is taken from a `sha=` field or from the container name.
+
+**Attribution.** Two deploys may overlap on one environment (a rollback dispatched while a push
+deploy runs), so an event counts for a deploy only by the version it names, never by its time:
+Kamal names each container `<service>-<role>[-<destination>]-<version>`; kamal-proxy names the
+target it routes to, which Kamal gives as the container's id (Kamal 2 since 2.1: `docker container
+ls --quiet`, 12 hex) or, in older releases, its name. A target named by id is tied to its version
+by the agent's `watching new container <name> (<id>)` line on the same host, whichever arrives
+first. An event whose version cannot be told is attributed to nobody.
 
 Remote text is data: nothing here evaluates it, and the original line is kept for diagnosis.
 """
@@ -60,6 +70,9 @@ _FAILED_TO_BECOME_HEALTHY = "failed to become healthy"
 _SHA = re.compile(r"(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])")
 _AGENT_TROUBLE = ("unhealthy", "never became healthy", "not healthy", "failed", "error:")
 _FIELD = re.compile(r'([A-Za-z_][A-Za-z0-9_.-]*)=("(?:[^"\\]|\\.)*"|\S*)')
+# "container <name> (<id>)": the agent naming a container and its docker id
+_NAMED_CONTAINER = re.compile(r"container (\S+) \(([0-9a-f]{12,64})\)")
+_ID_LENGTH = 12  # docker's short id, what Kamal hands kamal-proxy as the target
 
 
 class VmEventKind(StrEnum):
@@ -69,6 +82,7 @@ class VmEventKind(StrEnum):
     HEALTHCHECK_FAILED = "healthcheck_failed"  # proxy: one probe failed (detail: why)
     DEPLOY_FAILED = "deploy_failed"  # the new target never became healthy in time
     DEPLOYED = "deployed"  # proxy: traffic switched and the old target drained
+    CONTAINER_STARTED = "container_started"  # agent: a new container (name and id) is up
     CONTAINER_HEALTHY = "container_healthy"  # agent: the new container answers its checks
     TRAFFIC_FLOWING = "traffic_flowing"  # agent: requests reach the new container
     AGENT_ERROR = "agent_error"  # agent: something went wrong (detail: what)
@@ -85,6 +99,7 @@ class VmEvent:
     sha: str | None = None
     detail: str = ""
     line: str = ""
+    container_id: str = ""  # agent: the docker id of the container `target` names
 
 
 def _text(value: object) -> str:
@@ -207,15 +222,18 @@ def parse_agent_line(
     if "heartbeat" in lowered:  # periodic "still fine" lines say nothing about a deploy
         return None
     level = fields.get("level", "").lower()
+    named = _NAMED_CONTAINER.search(message)
     if level in ("error", "fatal") or any(word in lowered for word in _AGENT_TROUBLE):
         kind = VmEventKind.AGENT_ERROR
     elif "healthy" in lowered:
         kind = VmEventKind.CONTAINER_HEALTHY
     elif "traffic flowing" in lowered:
         kind = VmEventKind.TRAFFIC_FLOWING
+    elif named is not None:
+        kind = VmEventKind.CONTAINER_STARTED
     else:
         return None
-    container = fields.get("container", "")
+    container = fields.get("container", "") or (named.group(1) if named else "")
     sha = fields.get("sha", "")
     return VmEvent(
         kind,
@@ -227,6 +245,7 @@ def parse_agent_line(
         sha if _SHA.fullmatch(sha) else _find_sha(container, message),
         fields.get("error", "") or (message if kind is VmEventKind.AGENT_ERROR else ""),
         text,
+        named.group(2)[:_ID_LENGTH] if named else "",
     )
 
 
@@ -244,51 +263,88 @@ def parse_records(records: Iterable[LogRecord]) -> list[VmEvent]:
     return [event for event in events if event is not None]
 
 
+def _container(target: str) -> str:
+    """The container a proxy target names: `host:port` without the port; an id shortened to
+    docker's short form, so the agent's full or short id matches it."""
+    name, _, port = target.rpartition(":")
+    name = name if name and port.isdigit() else target
+    if re.fullmatch(r"[0-9a-f]{12,64}", name):
+        return name[:_ID_LENGTH]
+    return name
+
+
 class HealthWatch:
-    """Finds a deploy's first-healthy moment as VM events arrive (from any host, in any
-    order).
+    """One deploy's first-healthy moment as VM events arrive (from any host, in any order).
 
-    Counts: the proxy marking a target healthy that it is deploying (or, when the
-    `Deploying` line was missed, a target going from `adding` to `healthy`), and the agent's
-    `container healthy` for the deploy's SHA. Events before `since` (the deploy's start) are
-    ignored, as are the agent's lines about other SHAs."""
+    kamal-proxy decides: a target it is deploying (or, when the `Deploying` line was missed,
+    one going from `adding` to `healthy`) marked healthy, when the target is this deploy's
+    version (see Attribution above). A healthy target whose version is not known yet waits
+    for the agent line that names it. The agent's earliest `container healthy` for this SHA is
+    kept as `fallback`. Events before `since` (the deploy's start) are ignored."""
 
-    def __init__(self, *, since: datetime | None = None, sha: str | None = None) -> None:
-        self.since = since
+    def __init__(self, sha: str, *, since: datetime | None = None) -> None:
         self.sha = sha
+        self.since = since
         self.first_healthy: datetime | None = None
+        self.fallback: VmEvent | None = None
         self.failure: VmEvent | None = None
-        self._deploying: set[str] = set()
+        self._versions: dict[tuple[str, str], str] = {}  # (host, container) → SHA
+        self._deploying: set[tuple[str, str]] = set()
+        self._waiting: dict[tuple[str, str], VmEvent] = {}  # healthy, version not known yet
 
-    def _counts(self, event: VmEvent) -> bool:
-        if event.kind is VmEventKind.TARGET_HEALTHY:
-            if self._deploying:
-                return event.target in self._deploying
-            return event.detail == "was adding"
-        if event.kind is VmEventKind.CONTAINER_HEALTHY:
-            return self.sha is None or event.sha in (None, self.sha)
-        return False
-
-    def feed(self, event: VmEvent) -> datetime | None:
-        """Returns the first-healthy moment when this event is the first to establish it."""
+    def feed(self, event: VmEvent) -> VmEvent | None:
+        """The event that establishes the moment, when this one is the first to (an earlier
+        proxy event whose version this event told); else None."""
         if self.since is not None and event.at < self.since:
             return None
-        if event.kind is VmEventKind.DEPLOYING and event.target:
-            self._deploying.add(event.target)
-        elif event.kind is VmEventKind.DEPLOY_FAILED and self.failure is None:
-            self.failure = event
-        if self.first_healthy is None and self._counts(event):
-            self.first_healthy = event.at
-            return event.at
-        return None
+        if event.kind is VmEventKind.CONTAINER_HEALTHY:
+            if event.sha == self.sha and (self.fallback is None or event.at < self.fallback.at):
+                self.fallback = event
+            return None
+        if event.container_id and event.sha:  # the agent tying a container id to its version
+            return self._learn((event.host, event.container_id), event.sha)
+        if not event.target or event.source != PROXY_SOURCE:
+            return None
+        key = (event.host, _container(event.target))
+        found = self._learn(key, event.sha) if event.sha else None
+        version = self._versions.get(key)
+        if event.kind is VmEventKind.DEPLOYING:
+            self._deploying.add(key)
+        elif event.kind is VmEventKind.DEPLOY_FAILED and version == self.sha:
+            self.failure = self.failure or event
+        elif event.kind is VmEventKind.TARGET_HEALTHY and self._counts(key, event):
+            if version is None:
+                earlier = self._waiting.get(key)
+                if earlier is None or event.at < earlier.at:
+                    self._waiting[key] = event
+            elif version == self.sha:
+                return self._found(event)
+        return found
+
+    def _counts(self, key: tuple[str, str], event: VmEvent) -> bool:
+        if any(host == event.host for host, _ in self._deploying):
+            return key in self._deploying
+        return event.detail == "was adding"
+
+    def _learn(self, key: tuple[str, str], sha: str) -> VmEvent | None:
+        self._versions[key] = sha
+        waiting = self._waiting.pop(key, None)
+        return self._found(waiting) if waiting is not None and sha == self.sha else None
+
+    def _found(self, event: VmEvent) -> VmEvent | None:
+        if self.first_healthy is not None:
+            return None
+        self.first_healthy = event.at
+        return event
 
 
 def first_healthy(
-    events: Iterable[VmEvent], *, since: datetime | None = None, sha: str | None = None
+    events: Iterable[VmEvent], *, sha: str, since: datetime | None = None
 ) -> datetime | None:
-    """The deploy's first-healthy moment in a batch of events (earliest qualifying one)."""
-    watch = HealthWatch(since=since, sha=sha)
-    ordered = sorted(events, key=lambda event: event.at)
-    for event in ordered:
+    """The deploy's first-healthy moment in a batch of events: the proxy's, else the agent's."""
+    watch = HealthWatch(sha, since=since)
+    for event in sorted(events, key=lambda event: event.at):
         watch.feed(event)
+    if watch.first_healthy is None and watch.fallback is not None:
+        return watch.fallback.at
     return watch.first_healthy
