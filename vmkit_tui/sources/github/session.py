@@ -263,6 +263,10 @@ class ApiSession:
                         content = await read_json_body(response, endpoint, self._max_json_bytes)
                     finally:
                         await response.aclose()
+            except ExceptionGroup as group:  # from inside the connection pool (anyio's connect)
+                raise Unavailable(
+                    f"cannot connect: {_first_cause(group)}", endpoint=endpoint
+                ) from None
             except _TRANSIENT as error:
                 if not safe and not isinstance(error, _CONNECT_FAILURES):
                     raise ResponseLost(
@@ -403,7 +407,21 @@ def _validate_api_url(api_url: str) -> str:
         raise ValidationError(f"the GitHub API URL must use https: {api_url!r:.100}")
     if not parts.hostname or parts.query or parts.fragment or parts.username:
         raise ValidationError(f"not a GitHub API base URL: {api_url!r:.100}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or len(parts.hostname) > 253:
+        raise ValidationError(f"not a GitHub API base URL (port or host): {api_url!r:.100}")
     return api_url.rstrip("/")
+
+
+def _first_cause(group: BaseExceptionGroup[BaseException]) -> str:
+    """The first real error inside an exception group, as 'Type: message'."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return f"{type(error).__name__}: {error}"
 
 
 def _parse(reply: _Reply, parser: Callable[[Any], T], items: list[Any]) -> list[T]:
