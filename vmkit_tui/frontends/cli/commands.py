@@ -130,6 +130,7 @@ async def _deploys(service: DeployService, args: argparse.Namespace) -> int:
     repo, environment = args.repo, args.environment
     check_environment(service.config, repo, environment)
     if not args.no_sync:
+        await _require_github(service)
         health = await _sync(service, repo, environment)
         if health is None:
             say("GitHub did not answer in time: showing the history as last recorded")
@@ -144,6 +145,20 @@ async def _deploys(service: DeployService, args: argparse.Namespace) -> int:
     for record in records:
         print("  " + deploy_row(record))
     return EXIT_OK
+
+
+async def _require_github(service: DeployService) -> None:
+    """No token, or an API URL the client refuses, is a configuration error (exit 2), not a
+    sync that failed."""
+    from vmkit_tui.domain.models import ValidationError
+    from vmkit_tui.domain.secret import NoToken, host_of
+
+    try:
+        github = await service.github_client()
+    except ValidationError as error:
+        raise UsageError(f"github.api_url: {error}") from None
+    if github is None:
+        raise UsageError(f"{NoToken(host_of(service.config.github.api_url))} (or use --no-sync)")
 
 
 async def _sync(service: DeployService, repo: str, environment: str) -> SourceHealth | None:
