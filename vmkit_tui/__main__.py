@@ -186,13 +186,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = _load(args)
             return run(args, config, _history_path(args, config))
         return _tui(args)
-    except ConfigError as exc:
-        print(f"vmkit-tui: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except BrokenPipeError:  # `vmkit-tui history | head`: the reader left; that is fine
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
         return EXIT_OK
+    except Exception as exc:  # a bad config or history, a file that cannot be read or written
+        from vmkit_tui.failure import HANDLED, one_line  # lazily: it loads the history package
+
+        if not isinstance(exc, HANDLED):
+            raise
+        status, line = one_line(exc)
+        print(f"vmkit-tui: {line}", file=sys.stderr)
+        return status
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -228,34 +233,30 @@ def _tui(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
+    from vmkit_tui.domain.text import escaped
     from vmkit_tui.frontends.present import history_table, record_json
-    from vmkit_tui.store.history import History, HistoryCorrupt, HistoryError, move_aside
+    from vmkit_tui.store.history import History, HistoryCorrupt, move_aside
 
     config = _load_optional(args)
     path = _history_path(args, config)
     if args.move_aside:
         if not path.exists():
-            print(f"vmkit-tui: {path}: no history file to move aside", file=sys.stderr)
+            print(
+                f"vmkit-tui: {escaped(str(path))}: no history file to move aside", file=sys.stderr
+            )
             return EXIT_USAGE
         try:
             History(path).records()
         except HistoryCorrupt:
-            moved = move_aside(path)
-            print(f"moved {path} to {moved}; a fresh history starts on the next write")
+            moved = move_aside(path)  # refuses a directory
+            print(f"moved {escaped(str(path))} to {escaped(str(moved))}; a fresh history starts")
             return EXIT_OK
         print(
-            f"vmkit-tui: {path} is readable; refusing to move a healthy history aside",
+            f"vmkit-tui: {escaped(str(path))} is readable; refusing to move a healthy history aside",
             file=sys.stderr,
         )
         return EXIT_USAGE
-    try:
-        records = History(path).records()
-    except HistoryCorrupt as exc:
-        print(f"vmkit-tui: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except HistoryError as exc:
-        print(f"vmkit-tui: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    records = History(path).records()  # a damaged or unreadable file: one line from main()
     if args.json:
         json.dump([record_json(r) for r in records], sys.stdout, indent=2)
         print()
@@ -268,7 +269,11 @@ def _history(args: argparse.Namespace) -> int:
 def _load_optional(args: argparse.Namespace) -> Config | None:
     """`history` works without a config (it only needs the file); a *broken* config still fails."""
     path = resolve_config_path(args.config)
-    if not args.config and not path.exists():
+    try:
+        missing = not path.exists()
+    except OSError as exc:  # e.g. $VMKIT_CONFIG in a folder the user cannot search
+        raise ConfigError(str(path), f"cannot look at it: {exc.strerror or exc}") from None
+    if not args.config and missing:
         return None
     return load_config(path)
 

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import platformdirs
 
 from vmkit_tui.domain.models import NAME_PATTERN, REPO_PATTERN
 from vmkit_tui.domain.secret import Secret
+from vmkit_tui.domain.text import escaped
 
 APP_NAME = "vmkit"
 CONFIG_ENV = "VMKIT_CONFIG"
@@ -32,7 +34,7 @@ _HOSTNAME = re.compile(
     r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
 _HOST_SPEC = re.compile(
-    r"(?P<user>[^@]+)@(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d{1,5}))?"
+    r"(?P<user>[^@]+)@(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>[0-9]{1,5}))?"
 )
 _WORKFLOW = re.compile(r"[A-Za-z0-9_.-]+\.ya?ml|[0-9]+")
 _BRANCH = re.compile(r"(?!.*\.\.)(?!/)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![/.])")
@@ -40,15 +42,26 @@ _IMAGE = re.compile(r"[a-z0-9.-]+(?::[0-9]+)?/[a-z0-9._-]+(?:/[a-z0-9._-]+)*")
 _HEALTH_PATH = re.compile(r"/[A-Za-z0-9._~/?=&%-]*")
 _URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]*)?")
 _STREAM_SOURCES = ("kamal-proxy", "vmkit-agent", "app")
+# Textual's built-in themes (tests/tui checks this list against the installed Textual): config
+# cannot import Textual, and an unknown theme must be refused here, not crash the dashboard.
+# fmt: off
+THEMES = (
+    "ansi-dark", "ansi-light", "atom-one-dark", "atom-one-light", "catppuccin-frappe",
+    "catppuccin-latte", "catppuccin-macchiato", "catppuccin-mocha", "dracula", "flexoki",
+    "gruvbox", "monokai", "nord", "rose-pine", "rose-pine-dawn", "rose-pine-moon",
+    "solarized-dark", "solarized-light", "textual-dark", "textual-light", "tokyo-night",
+)
+# fmt: on
 
 T = TypeVar("T")
 
 
 class ConfigError(Exception):
-    """One clear line: where (file and key path) and what is wrong. Exit status 2."""
+    """One clear line: where (file and key path) and what is wrong. Exit status 2. Whatever
+    came from the file (keys, values, the path) is escaped: no control character gets out."""
 
     def __init__(self, where: str, message: str) -> None:
-        super().__init__(f"{where}: {message}")
+        super().__init__(escaped(f"{where}: {message}"))
         self.where = where
 
 
@@ -185,6 +198,8 @@ def load_config(path: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(where, _toml_error(exc, text)) from None
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise ConfigError(where, "TOML nested too deeply (arrays or inline tables)") from None
     config = parse_config(data, source=path)
     if config.github.token is not None:
         _require_private(path)
@@ -356,20 +371,46 @@ def _parse_github(table: _Table) -> GitHubConfig:
     api_url = table.text(
         "api_url", _URL, "an http(s) URL such as https://HOST/api/v3", DEFAULT_API_URL
     )
+    if api_url is not None and (problem := _url_problem(api_url)):
+        raise ConfigError(table.key_path("api_url"), f'{problem}, got "{api_url:.80}"')
     token = table.get("token", str)
     if token is not None and not token.strip():
         raise ConfigError(
             table.key_path("token"), "is empty (remove it to use GH_TOKEN or `gh auth token`)"
         )
+    try:
+        secret = Secret(token) if token else None
+    except ValueError:  # never quote it: it may be a real token with a stray character
+        raise ConfigError(
+            table.key_path("token"),
+            "a token is 1-255 printable ASCII characters, without spaces or line breaks",
+        ) from None
     table.finish()
-    return GitHubConfig(
-        api_url=(api_url or DEFAULT_API_URL).rstrip("/"), token=Secret(token) if token else None
-    )
+    return GitHubConfig(api_url=(api_url or DEFAULT_API_URL).rstrip("/"), token=secret)
+
+
+def _url_problem(url: str) -> str:
+    """What is wrong with an api_url the pattern let through (its port or host), or ""."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (it raises for a port out of range)
+    except ValueError:
+        return "the port must be 1-65535"
+    if parts.port == 0:
+        return "the port must be 1-65535"
+    host = parts.hostname or ""
+    if not _HOSTNAME.fullmatch(host):
+        return "expected a host name (at most 253 characters, labels of at most 63)"
+    return ""
 
 
 def _parse_ui(table: _Table) -> UiConfig:
     bell = table.get("bell", bool, False)
     theme = table.text("theme", re.compile(r"[a-z0-9-]{1,40}"), "a theme name such as textual-dark")
+    if theme is not None and theme not in THEMES:
+        raise ConfigError(
+            table.key_path("theme"), f'unknown theme "{theme}" (known: {", ".join(THEMES)})'
+        )
     keys_table = table.table("keys")
     keys: dict[str, str] = {}
     for binding_id in list(keys_table.data):

@@ -453,3 +453,64 @@ async def test_image_check_stops_at_the_page_limit_without_claiming_missing(
     check = await client.image_tags_present("ghcr.io/acme/web", SHA, max_pages=1)
     assert check.state is ImageState.CANNOT_CHECK and "newest 100 versions" in check.reason
     assert len(github.requests) == 1
+
+
+async def test_an_oversized_json_answer_is_refused_once_and_never_retried(
+    client: GitHubClient, github: FakeGitHub
+) -> None:
+    from vmkit_tui.sources.github import TooLarge
+
+    big = b"[" + b'{"a":1},' * (1_100_000) + b'{"a":1}]'  # about 8.8 MB of valid JSON
+    github.on("GET", RUNS, lambda request: httpx.Response(200, content=big))
+    with pytest.raises(TooLarge, match="over 8 MB"):
+        await client.list_runs("acme/web", "deploy.yml")
+    assert len(github.sent("GET", RUNS)) == 1
+
+
+async def test_a_log_read_stops_at_its_cap_and_says_so(
+    github: FakeGitHub, time_: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vmkit_tui.sources.github import session
+
+    monkeypatch.setattr(session, "MAX_LOG_READ", 4096)
+    line = b"2026-05-01T10:00:00.0000000Z more\n"
+    github.on(
+        "GET", "/repos/acme/web/actions/jobs/7/logs", reply(302, location="https://b.example/l")
+    )
+    github.on("GET", "/l", lambda request: httpx.Response(200, content=line * 1000))
+    async with faked_client(github, time_, max_log_bytes=1024) as client:
+        log = await client.job_log("acme/web", 7)
+    assert log is not None and log.truncated
+    assert log.lines[-1].text.endswith("log truncated at 0 MB: the rest was not read")
+    assert len(github.sent("GET", "/l")) == 1
+
+
+async def test_an_exception_group_from_the_connection_is_named_by_its_cause(
+    time_: FakeTime,
+) -> None:
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise ExceptionGroup("unhandled errors in a TaskGroup", [OverflowError("port 0-65535")])
+
+    client = GitHubClient(
+        API,
+        Secret(TOKEN),
+        clock=time_.clock,
+        sleep=time_.sleep,
+        transport=httpx.MockTransport(broken),
+    )
+    async with client:
+        with pytest.raises(Unavailable) as caught:
+            await client.get_run("acme/web", 1)
+    assert "cannot connect: OverflowError: port 0-65535" in str(caught.value)
+    assert "TaskGroup" not in str(caught.value)
+
+
+@pytest.mark.parametrize("repo", ["acme/..", "acme/.", "acme/a/b", "acme/web\n"])
+async def test_repo_names_that_would_leave_their_url_are_refused(
+    client: GitHubClient, github: FakeGitHub, repo: str
+) -> None:
+    with pytest.raises(ValueError):
+        await client.list_runs(repo, "deploy.yml")
+    with pytest.raises(ValueError):
+        await client.compare("acme/web", "main/./x", "main")
+    assert github.requests == []

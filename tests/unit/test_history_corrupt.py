@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from tests.unit.history_samples import REPO, created, make_deploy, note
-from vmkit_tui.store.history import History, HistoryCorrupt, move_aside
+from vmkit_tui.store.history import History, HistoryCorrupt, HistoryUnusable, move_aside
 
 Damage = Callable[[dict], bytes]
 
@@ -203,14 +203,19 @@ def test_every_truncation_is_caught(healthy: tuple[Path, dict], cut: int) -> Non
     assert_refused(path, original, ("history file", "byte offset"))
 
 
-def test_unreadable_path_is_reported(tmp_path: Path) -> None:
+def test_a_directory_is_named_as_such_and_never_moved_aside(tmp_path: Path) -> None:
     path = tmp_path / "history.json"
-    path.mkdir()  # reading a directory fails like a permission problem does, even for root
-    with pytest.raises(HistoryCorrupt, match="cannot be read"):
+    path.mkdir()
+    (path / "keep").write_text("mine")
+    said = "is a directory, not a history file"
+    with pytest.raises(HistoryUnusable, match=said):
         History(path).records()
-    with pytest.raises(HistoryCorrupt, match="cannot be read"):
+    with pytest.raises(HistoryUnusable, match=said):
         History(path).append_events([note("0123456789ab")])
-    assert path.is_dir()
+    with pytest.raises(HistoryUnusable, match=said):
+        move_aside(path)
+    assert path.is_dir() and (path / "keep").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.json", "history.json.lock"]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")

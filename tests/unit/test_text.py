@@ -59,3 +59,13 @@ def test_escape_sequences_next_to_a_token_never_hide_it(prefix: str) -> None:
     token = "ghp_" + "Z9y8X7w6V5" * 4
     cleaned = clean(f"oops {prefix}{token} end")
     assert "Z9y8X7w6V5" not in cleaned
+
+
+def test_escaped_writes_every_unprintable_character_repr_style() -> None:
+    from vmkit_tui.domain.text import escaped
+
+    assert escaped("plain é text") == "plain é text"
+    assert escaped("a\x00b\x07c\x1b]0;t\x07\nd\u202ee\u200b") == (
+        "a\\x00b\\x07c\\x1b]0;t\\x07\\nd\\u202ee\\u200b"
+    )
+    assert escaped("x" * 10, limit=4) == "xxxx…"

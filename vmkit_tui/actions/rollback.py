@@ -22,7 +22,7 @@ from typing import Literal
 
 from vmkit_tui.actions.actor import checked_actor, checked_trigger
 from vmkit_tui.actions.base import ActionsBase, checked, created_data
-from vmkit_tui.actions.errors import ActionRefused
+from vmkit_tui.actions.errors import ActionError, ActionRefused
 from vmkit_tui.actions.gather import gather_preflight, resolve_target
 from vmkit_tui.actions.kamal_ssh import KamalLog, host_label, reason, run_kamal, ssh_target
 from vmkit_tui.actions.preflight import Preflight, live_deploy
@@ -234,7 +234,13 @@ class Rollbacks(ActionsBase):
                 event_id=status_event_id(deploy.id, Status.RUNNING),
             ),
         ]
-        created = await self.history.create_deploy(deploy, events)
+        try:
+            created = await self.history.create_deploy(deploy, events)
+        except OSError as error:  # disk full, read-only: the record comes first, so stop here
+            raise ActionError(
+                f"nothing was sent: the deploy could not be recorded in "
+                f"{self.history.history.path} ({error.strerror or error})"
+            ) from None
         self.updates.publish(DeployChanged(created.record))
         if created.pruned:
             for deploy_id in created.pruned:

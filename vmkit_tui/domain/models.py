@@ -18,7 +18,9 @@ from typing import Any, NamedTuple, cast
 SHA_PATTERN = re.compile(r"[0-9a-f]{40}")
 # Names from config or remote APIs that end up in paths, file names or remote commands.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-REPO_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9_.-]{1,100}")
+# GitHub's rules: owner 1-39 letters, digits or '-' (not first); name 1-100 letters, digits,
+# '-', '_' or '.', but not "." or ".." (those would walk out of /repos/{owner}/{name}/ in a URL).
+REPO_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/(?!\.\.?\Z)[A-Za-z0-9_.-]{1,100}")
 DEPLOY_ID_PATTERN = re.compile(r"[0-9a-f]{12}")
 
 

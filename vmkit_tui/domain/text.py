@@ -61,3 +61,14 @@ def keep_sgr(text: str) -> str:
 def bytes_to_text(data: bytes) -> str:
     """Remote bytes → text; invalid UTF-8 becomes U+FFFD instead of an error."""
     return data.decode("utf-8", errors="replace")
+
+
+def escaped(text: str, limit: int | None = None) -> str:
+    """`text` for quoting in an error message: every unprintable character (controls, escape
+    sequences, bidi and zero-width marks) written repr-style (`\\x07`, `\\n`, `\\u202e`), so
+    the message stays one inert line; longer than `limit` characters, cut with "…"."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "…"
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)

@@ -26,6 +26,7 @@ from vmkit_tui.config import Config, default_data_dir
 from vmkit_tui.domain.models import DEPLOY_ID_PATTERN, DeployRecord, Status, Trigger
 from vmkit_tui.domain.overview import newest_first
 from vmkit_tui.domain.updates import Health, SourceHealth
+from vmkit_tui.failure import HANDLED, one_line
 from vmkit_tui.frontends.cli.output import Failed, say
 from vmkit_tui.frontends.cli.waiting import next_update, tracking, wait_final
 from vmkit_tui.frontends.present import (
@@ -45,7 +46,7 @@ from vmkit_tui.frontends.shared import (
     find_deploy,
 )
 from vmkit_tui.service import DeployService
-from vmkit_tui.store.history import AsyncHistory, History, HistoryCorrupt, HistoryError
+from vmkit_tui.store.history import AsyncHistory, History
 from vmkit_tui.store.spool import SpoolReader, spool_path
 
 if TYPE_CHECKING:
@@ -76,15 +77,13 @@ def run(args: argparse.Namespace, config: Config, history_path: Path) -> int:
     except Failed as error:
         say(error)
         return EXIT_FAILED
-    except HistoryCorrupt as error:
-        say(error)
-        return EXIT_USAGE
-    except HistoryError as error:
-        say(error)
-        return EXIT_FAILED
     except BrokenPipeError:  # `… | head`: the reader has gone; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
+    except HANDLED as error:  # the history or a file: one line, the launcher's statuses
+        status, line = one_line(error)
+        say(line)
+        return status
     except KeyboardInterrupt:
         say("interrupted: stopped waiting (a deploy already sent goes on; see `vmkit-tui deploys`)")
         return EXIT_FAILED
@@ -134,6 +133,7 @@ async def _deploys(service: DeployService, args: argparse.Namespace) -> int:
     check_environment(service.config, repo, environment)
     error: str | None = None
     if not args.no_sync:
+        await _require_github(service)
         health = await _sync(service, repo, environment)
         if health is None:
             error = "GitHub did not answer in time"
@@ -152,6 +152,20 @@ async def _deploys(service: DeployService, args: argparse.Namespace) -> int:
     for record in records:
         print("  " + deploy_row(record))
     return status
+
+
+async def _require_github(service: DeployService) -> None:
+    """No token, or an API URL the client refuses, is a configuration error (exit 2), not a
+    sync that failed."""
+    from vmkit_tui.domain.models import ValidationError
+    from vmkit_tui.domain.secret import NoToken, host_of
+
+    try:
+        github = await service.github_client()
+    except ValidationError as error:
+        raise UsageError(f"github.api_url: {error}") from None
+    if github is None:
+        raise UsageError(f"{NoToken(host_of(service.config.github.api_url))} (or use --no-sync)")
 
 
 async def _sync(service: DeployService, repo: str, environment: str) -> SourceHealth | None:

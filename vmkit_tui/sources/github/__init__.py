@@ -9,6 +9,7 @@ from vmkit_tui.sources.github.errors import (
     RateLimited,
     Rejected,
     ResponseLost,
+    TooLarge,
     Unavailable,
 )
 from vmkit_tui.sources.github.policy import RequestStats
@@ -44,6 +45,7 @@ __all__ = [
     "RequestStats",
     "ResponseLost",
     "Step",
+    "TooLarge",
     "Unavailable",
     "WorkflowRun",
 ]

@@ -231,7 +231,7 @@ class GitHubClient(ApiSession):
     async def compare(self, repo: str, base: str, head: str) -> CompareResult:
         """What `head` adds over `base`: for a rollback, compare(target, current) lists what
         the rollback steps back over (migrations included)."""
-        basehead = f"{_path(_validate_ref(base))}...{_path(_validate_ref(head))}"
+        basehead = f"{_refs(_validate_ref(base))}...{_refs(_validate_ref(head))}"
         reply = await self._get(self._repo_url(repo, f"compare/{basehead}"))
         return _parse(reply, CompareResult.from_api, [reply.body])[0]
 
@@ -246,7 +246,7 @@ class GitHubClient(ApiSession):
         package = quote(name, safe="")  # app/api → app%2Fapi
         kinds = [self._owner_kinds[owner]] if owner in self._owner_kinds else ["orgs", "users"]
         for kind in kinds:
-            url = f"{self.api_url}/{kind}/{owner}/packages/container/{package}/versions"
+            url = f"{self.api_url}/{kind}/{_path(owner)}/packages/container/{package}/versions"
             try:
                 pages, more = 0, False
                 listing = self._pages(url, {"per_page": 100}, None, max_pages)
@@ -285,7 +285,8 @@ class GitHubClient(ApiSession):
     # ---------------------------------------------------------------- plumbing
 
     def _repo_url(self, repo: str, rest: str) -> str:
-        return f"{self.api_url}/repos/{validate_repo(repo)}/{rest}"
+        owner, name = validate_repo(repo).split("/")
+        return f"{self.api_url}/repos/{_path(owner)}/{_path(name)}/{rest}"
 
     async def _cancel(self, repo: str, run_id: int, action: str) -> CancelOutcome:
         url = self._repo_url(repo, f"actions/runs/{_id(run_id)}/{action}")
@@ -308,7 +309,12 @@ class GitHubClient(ApiSession):
 
 
 def _validate_ref(ref: str) -> str:
-    if not isinstance(ref, str) or not _REF.fullmatch(ref) or ".." in ref:
+    if (
+        not isinstance(ref, str)
+        or not _REF.fullmatch(ref)
+        or ".." in ref
+        or any(part in ("", ".") for part in ref.split("/"))
+    ):
         raise ValidationError(f"invalid git ref: {ref!r:.60}")
     return ref
 
@@ -320,7 +326,13 @@ def _id(value: int) -> int:
 
 
 def _path(segment: str) -> str:
-    return quote(segment, safe="/")
+    """One URL path segment, percent-encoded ('/' included): it cannot add or climb levels."""
+    return quote(segment, safe="")
+
+
+def _refs(ref: str) -> str:
+    """A validated ref (no empty, "." or ".." segment) with each segment percent-encoded."""
+    return "/".join(_path(part) for part in ref.split("/"))
 
 
 def _created_query(created: str | datetime) -> str:

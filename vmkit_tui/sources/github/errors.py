@@ -70,3 +70,8 @@ class BadResponse(GitHubError):
 class ResponseLost(Unavailable):
     """A request that may have reached GitHub got no usable answer (timeout, dropped
     connection, 5xx): its effect is unknown, so it must not be blindly re-sent."""
+
+
+class TooLarge(BadResponse):
+    """The answer was larger than any real GitHub answer (a misbehaving server or proxy): it
+    was cut off unread, and is never retried (it would be as large again)."""

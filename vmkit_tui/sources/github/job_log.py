@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 BOM = "\ufeff"
-_STAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z ?")
+_STAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z ?", re.ASCII)
 _MARKER = re.compile(r"##\[(group|endgroup|error|warning|notice|debug|command)\]")
 
 

@@ -7,6 +7,8 @@ The rules it follows:
   jittered backoff; a request that must not be re-sent raises `ResponseLost` instead.
 - Rate limits: wait as GitHub says when the wait is short, otherwise raise `RateLimited`; while
   limited, `rate_limited_until` says until when and no request is sent before then.
+- Bodies are read with a cap (`body.py`): a JSON answer over MAX_JSON_BYTES is refused
+  (`TooLarge`, never retried), a job log is kept to its tail and not read past MAX_LOG_READ.
 - The token only ever appears inside `_BearerAuth`, and only on requests to the API origin;
   the signed job-log URL is fetched without it and never logged or put in an exception.
 
@@ -37,6 +39,13 @@ import orjson
 
 from vmkit_tui.domain.models import ValidationError
 from vmkit_tui.domain.secret import Secret, install_log_redaction
+from vmkit_tui.sources.github.body import (
+    MAX_JSON_BYTES,
+    MAX_LOG_READ,
+    MIB,
+    read_json_body,
+    read_tail,
+)
 from vmkit_tui.sources.github.errors import (
     AuthError,
     BadResponse,
@@ -150,6 +159,7 @@ class ApiSession:
         self._max_retries = max_retries
         self._max_rate_limit_wait = max_rate_limit_wait
         self._max_log_bytes = max_log_bytes
+        self._max_json_bytes = MAX_JSON_BYTES
         self._deadline = timeout * 2  # a total per attempt: httpx's read timeout is per read
         self._on_rate_limit = on_rate_limit
         self._cache = EtagCache(cache_entries)
@@ -247,9 +257,16 @@ class ApiSession:
             try:
                 async with asyncio.timeout(self._deadline):
                     self.stats.sent += 1
-                    response = await self._http.request(
-                        method, target, headers=headers, json=json, auth=self._auth
-                    )
+                    request = self._http.build_request(method, target, headers=headers, json=json)
+                    response = await self._http.send(request, auth=self._auth, stream=True)
+                    try:  # capped: an endless or huge body is refused, never buffered
+                        content = await read_json_body(response, endpoint, self._max_json_bytes)
+                    finally:
+                        await response.aclose()
+            except ExceptionGroup as group:  # from inside the connection pool (anyio's connect)
+                raise Unavailable(
+                    f"cannot connect: {_first_cause(group)}", endpoint=endpoint
+                ) from None
             except _TRANSIENT as error:
                 if not safe and not isinstance(error, _CONNECT_FAILURES):
                     raise ResponseLost(
@@ -271,7 +288,7 @@ class ApiSession:
                 return _Reply(
                     200, response.headers, cached.body, "", cached.next_url, target, endpoint
                 )
-            message = _github_message(response)
+            message = _github_message(status, content)
             wait = rate_limit_wait(
                 status, response.headers, message, now=self._clock(), attempt=self._guessed_limits
             )
@@ -298,19 +315,24 @@ class ApiSession:
                 continue
             if status not in accept:
                 raise _status_error(status, message, response.headers, endpoint)
-            return self._reply(response, target, endpoint, want_json=want_json)
+            return self._reply(response, content, target, endpoint, want_json=want_json)
 
     def _reply(
-        self, response: httpx.Response, target: httpx.URL, endpoint: str, *, want_json: bool
+        self,
+        response: httpx.Response,
+        content: bytes,
+        target: httpx.URL,
+        endpoint: str,
+        *,
+        want_json: bool,
     ) -> _Reply:
         body: Any = None
-        if want_json and response.content:
+        if want_json and content:
             try:
-                body = orjson.loads(response.content)
+                body = orjson.loads(content)
             except orjson.JSONDecodeError:
                 raise BadResponse(
-                    f"malformed JSON in a {response.status_code} response "
-                    f"({len(response.content)} bytes)",
+                    f"malformed JSON in a {response.status_code} response ({len(content)} bytes)",
                     endpoint=endpoint,
                     status=response.status_code,
                 ) from None
@@ -319,7 +341,7 @@ class ApiSession:
             response.status_code,
             response.headers,
             body,
-            "" if want_json else response.text,
+            "" if want_json else content.decode("utf-8", "replace"),
             next_url,
             target,
             endpoint,
@@ -358,23 +380,23 @@ class ApiSession:
         url = reply.url.join(location)
         if url.scheme != "https" and not (url.scheme == "http" and url.host in _LOOPBACK):
             return "redirect to a non-https URL"
-        kept = bytearray()
-        dropped = False
         try:
             async with asyncio.timeout(self._deadline * 3):
                 async with self._http.stream("GET", url, auth=None) as response:
                     if response.status_code != 200:
                         return f"log storage answered {response.status_code}"
-                    async for chunk in response.aiter_bytes():
-                        kept += chunk
-                        if len(kept) > self._max_log_bytes:  # keep the tail: errors are there
-                            del kept[: len(kept) - self._max_log_bytes]
-                            dropped = True
+                    # keep the tail (errors are there); an endless log stops at MAX_LOG_READ
+                    body = await read_tail(response, keep=self._max_log_bytes, stop=MAX_LOG_READ)
         except _TRANSIENT as error:
             return f"log storage unreachable ({type(error).__name__})"
-        text = kept.decode("utf-8", errors="replace")
+        text = body.data.decode("utf-8", errors="replace")
+        dropped = body.total > len(body.data)
         if dropped:
             text = text.partition("\n")[2]  # drop the partial first line
+        if body.stopped:
+            text = text.rpartition("\n")[0] + (
+                f"\n[vmkit-tui] log truncated at {MAX_LOG_READ // MIB} MB: the rest was not read"
+            )
         return text, dropped
 
 
@@ -385,7 +407,21 @@ def _validate_api_url(api_url: str) -> str:
         raise ValidationError(f"the GitHub API URL must use https: {api_url!r:.100}")
     if not parts.hostname or parts.query or parts.fragment or parts.username:
         raise ValidationError(f"not a GitHub API base URL: {api_url!r:.100}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or len(parts.hostname) > 253:
+        raise ValidationError(f"not a GitHub API base URL (port or host): {api_url!r:.100}")
     return api_url.rstrip("/")
+
+
+def _first_cause(group: BaseExceptionGroup[BaseException]) -> str:
+    """The first real error inside an exception group, as 'Type: message'."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return f"{type(error).__name__}: {error}"
 
 
 def _parse(reply: _Reply, parser: Callable[[Any], T], items: list[Any]) -> list[T]:
@@ -397,12 +433,12 @@ def _parse(reply: _Reply, parser: Callable[[Any], T], items: list[Any]) -> list[
         ) from None
 
 
-def _github_message(response: httpx.Response) -> str:
+def _github_message(status: int, content: bytes) -> str:
     """GitHub's `message` field of an error body (never the raw body: it can be huge)."""
-    if response.status_code < 300 or not response.content:
+    if status < 300 or not content:
         return ""
     try:
-        body = orjson.loads(response.content)
+        body = orjson.loads(content)
     except orjson.JSONDecodeError:
         return ""
     message = body.get("message") if isinstance(body, dict) else None

@@ -11,7 +11,13 @@ the operations; the names below are what the rest of vmkit-tui uses.
 
 from vmkit_tui.store.history.documents import FORMAT, VERSION
 from vmkit_tui.store.history.durable import DEFAULT_LOCK_TIMEOUT, move_aside
-from vmkit_tui.store.history.errors import HistoryBusy, HistoryCorrupt, HistoryError, UnknownDeploy
+from vmkit_tui.store.history.errors import (
+    HistoryBusy,
+    HistoryCorrupt,
+    HistoryError,
+    HistoryUnusable,
+    UnknownDeploy,
+)
 from vmkit_tui.store.history.history import (
     DEFAULT_KEEP,
     ApplyResult,
@@ -35,6 +41,7 @@ __all__ = [
     "HistoryCorrupt",
     "HistoryError",
     "HistoryStorage",
+    "HistoryUnusable",
     "UnknownDeploy",
     "default_history_path",
     "move_aside",

@@ -40,7 +40,7 @@ from typing import Any
 import orjson
 
 from vmkit_tui.domain.models import Deploy, DeployEvent, DeployRecord, EventKind, Status
-from vmkit_tui.store.history.errors import HistoryCorrupt
+from vmkit_tui.store.history.errors import HistoryCorrupt, HistoryUnusable
 
 FORMAT = "vmkit-tui-history"
 VERSION = 1
@@ -337,6 +337,8 @@ def _read_raw(path: Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError:
         return b""
+    except IsADirectoryError:
+        raise HistoryUnusable(path, "a directory") from None
     except OSError as exc:
         raise HistoryCorrupt(
             path,

@@ -11,6 +11,7 @@ file is 0600.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -19,7 +20,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from vmkit_tui.domain.models import utcnow
-from vmkit_tui.store.history.errors import HistoryBusy
+from vmkit_tui.store.history.errors import HistoryBusy, HistoryUnusable
 
 DEFAULT_LOCK_TIMEOUT = 10.0
 
@@ -91,9 +92,13 @@ def _exclusive(path: Path, timeout: float) -> Iterator[None]:
 def move_aside(path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Path:
     """Rename the history file to `<name>.corrupt-<UTC YYYYmmddTHHMMSSZ>` (never overwriting an
     earlier one) so a fresh history starts; called explicitly, never automatically. The bytes
-    are kept for recovery by hand. Raises FileNotFoundError if there is no file."""
+    are kept for recovery by hand. Raises FileNotFoundError if there is no file, and
+    HistoryUnusable (moving nothing) if the path is not a regular file: a directory is the
+    user's, never a damaged history."""
     path = Path(path)
     with _exclusive(path, lock_timeout):
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise HistoryUnusable(path, "a directory" if path.is_dir() else "not a regular file")
         stem = f"{path.name}.corrupt-{utcnow():%Y%m%dT%H%M%SZ}"
         target, n = path.with_name(stem), 1
         while target.exists():

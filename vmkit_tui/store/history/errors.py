@@ -36,3 +36,16 @@ class UnknownDeploy(HistoryError, KeyError):
 
     def __str__(self) -> str:
         return f"no deploy {self.deploy_id!r} in the history"
+
+
+class HistoryUnusable(HistoryCorrupt):
+    """The history path is not a regular file (a directory, say): a setting to fix, not damage.
+    Refused wherever a damaged history is, but never moved aside."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(
+            path,
+            f"is {what}, not a history file",
+            "whole path",
+            "Nothing was changed or moved; point --history or [paths] history at a file.",
+        )
