@@ -52,15 +52,13 @@ def assert_inert(text: str) -> None:
         assert raw not in text, repr(raw)
 
 
-def test_the_history_and_spool_keep_the_original_bytes(hostile: tuple[Sandbox, str]) -> None:
+def test_cli_output_is_sanitised_and_storage_keeps_the_bytes(
+    hostile: tuple[Sandbox, str],
+) -> None:
     sb, deploy_id = hostile
     assert sb.history.record(deploy_id).title == HOSTILE
     with SpoolReader(spool_path(sb.data_dir, deploy_id)) as reader:
         assert any(reader.line(i).text == LOG_LINE for i in range(len(reader)))
-
-
-def test_cli_output_is_sanitised(hostile: tuple[Sandbox, str]) -> None:
-    sb, deploy_id = hostile
     listed = sb.subprocess("deploys", REPO, "staging", "--json", "--no-sync")
     assert listed.code == 0, listed.err
     assert_inert(listed.out)
