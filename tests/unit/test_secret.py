@@ -92,6 +92,27 @@ def test_redact_signed_url_parameters() -> None:
     assert redact("plain text about tokens and sigs") == "plain text about tokens and sigs"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"x {TOKEN} y",
+        "AUTHORIZATION: Bearer abcdefgh12",
+        "AuThOrIzAtIoN=secretvalue",
+        "BEARER abcdefgh12345",
+        "GET /x?SIG=abc&Se=2026&SP=r&SV=1&SKOID=k&SKTID=t",
+        "GET /x?X-Amz-Signature=abc&X-AMZ-CREDENTIAL=def&access_token=ghi&JWT=jkl&Token=mno",
+        "https://h/p?a=1&signature=zzz",
+        "no secret here = fine ? & _ gh",
+    ],
+)
+def test_redact_fast_path_equals_every_pattern(text: str) -> None:
+    """The cheap literal checks that skip patterns never skip one that would have matched."""
+    from vmkit_tui.domain.secret import _redact_all
+
+    assert redact(text) == _redact_all(text)
+    assert redact(text + " é") == _redact_all(text + " é")  # non-ASCII: every pattern runs
+
+
 def test_redacting_filter_cleans_log_records(caplog: pytest.LogCaptureFixture) -> None:
     logger = logging.getLogger("test.secret.filter")
     logger.addFilter(RedactingFilter())

@@ -1,10 +1,15 @@
-"""Remote text is made inert: no escape or control sequence survives except colours."""
+"""Remote text is made inert: no escape or control sequence survives except colours, no token
+is shown, no invisible character hides, and every surface goes through the one sanitiser."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
-from vmkit_tui.domain.text import bytes_to_text, keep_sgr, plain
+import vmkit_tui
+from vmkit_tui.domain.text import bytes_to_text, keep_sgr, plain, sanitise, sanitise_sgr
 
 HOSTILE = [
     "\x1b]52;c;cm0gLXJmIH4=\x07",  # OSC 52: write the clipboard
@@ -69,3 +74,71 @@ def test_escaped_writes_every_unprintable_character_repr_style() -> None:
         "a\\x00b\\x07c\\x1b]0;t\\x07\\nd\\u202ee\\u200b"
     )
     assert escaped("x" * 10, limit=4) == "xxxx…"
+
+
+TOKEN = "ghp_" + "A1b2C3d4E5" * 3 + "f6G7h8"  # 36 characters after the prefix, like GitHub's
+INVISIBLE = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068"]
+INVISIBLE += ["\u2069", "\u200e", "\u200f", "\u061c", "\u200b", "\u200c", "\u200d", "\u2060"]
+INVISIBLE += ["\ufeff", "\u2028", "\U000e0041"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE)
+def test_invisible_characters_become_visible_placeholders(char: str) -> None:
+    placeholder = f"⟨U+{ord(char):04X}⟩"
+    assert sanitise(f"ok {char}txt.exe") == f"ok {placeholder}txt.exe"
+    assert sanitise_sgr(f"\x1b[31mok{char}\x1b[0m") == f"\x1b[31mok{placeholder}\x1b[0m"
+    assert sanitise_sgr(f"ok{char}") == f"ok{placeholder}"
+
+
+def test_sanitise_strips_redacts_and_keeps_one_line() -> None:
+    hostile = f"fix {TOKEN} [@click=app.quit]x\x1b]52;c;cm0gLXJmIH4=\x07 \u202eevil\nnext"
+    assert sanitise(hostile) == "fix [REDACTED] [@click=app.quit]x ⟨U+202E⟩evil next"
+    assert sanitise(TOKEN) == "[REDACTED]"  # printable text takes the fast path: still redacted
+    assert sanitise(ValueError(f"bad {TOKEN}")) == "bad [REDACTED]"
+
+
+def test_sanitise_sgr_keeps_colours_and_still_redacts() -> None:
+    assert sanitise_sgr(f"\x1b[32mpushed {TOKEN}\x1b[0m") == "\x1b[32mpushed [REDACTED]\x1b[0m"
+    assert sanitise_sgr(f"plain {TOKEN}") == "plain [REDACTED]"
+    # colour codes inside a token do not hide it: the colours go, the token too
+    split = f"{TOKEN[:10]}\x1b[1m{TOKEN[10:]}"
+    assert TOKEN[10:] not in sanitise_sgr(split) and "[REDACTED]" in sanitise_sgr(split)
+
+
+def test_sanitising_is_idempotent() -> None:
+    once = sanitise(f"\u202e{TOKEN}\x1b[2J done")
+    assert sanitise(once) == once
+
+
+SOURCES = Path(vmkit_tui.__file__).resolve().parent
+STRIPPING_ONLY = {"plain", "keep_sgr", "redact"}  # each alone lets something through
+
+
+def _imported_names(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module in (
+            "vmkit_tui.domain.text",
+            "vmkit_tui.domain.secret",
+        ):
+            names |= {alias.name for alias in node.names}
+    return names
+
+
+def test_every_surface_goes_through_the_one_sanitiser() -> None:
+    from vmkit_tui.frontends import present
+
+    frontends = sorted((SOURCES / "frontends").rglob("*.py"))
+    bypass = [
+        f"{path.relative_to(SOURCES)} imports {sorted(names & STRIPPING_ONLY)}"
+        for path in frontends
+        if (names := _imported_names(path)) & STRIPPING_ONLY
+    ]
+    assert not bypass, "frontends must show remote text through sanitise only:\n" + "\n".join(
+        bypass
+    )
+    assert present.clean is sanitise  # the CLI's and MCP's name for the same function
+    surfaces = ["tables", "details", "commands", "log_lines", "log_pane", "audit", "confirm"]
+    surfaces += ["dashboard", "corrupt"]
+    for name in surfaces:
+        assert "sanitise" in (SOURCES / "frontends" / "tui" / f"{name}.py").read_text(), name

@@ -15,8 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from vmkit_tui.config import EnvironmentConfig, HostSpec
-from vmkit_tui.domain.secret import redact
-from vmkit_tui.domain.text import plain
+from vmkit_tui.domain.text import sanitise
 from vmkit_tui.domain.updates import Broadcaster
 from vmkit_tui.sources import ssh
 from vmkit_tui.sources.kamal import KamalVerdict, kamal_verdict, parse_lock_status
@@ -41,7 +40,7 @@ REASON_LIMIT = 300  # characters of an error kept in messages and events
 
 def reason(error: BaseException) -> str:
     """An error as one safe line: no token, no control sequences, bounded."""
-    return redact(plain(redact(str(error) or type(error).__name__)))[:REASON_LIMIT]
+    return sanitise(str(error) or type(error).__name__)[:REASON_LIMIT]
 
 
 def ssh_target(host: HostSpec, env: EnvironmentConfig) -> ssh.SshTarget:
@@ -131,7 +130,7 @@ async def lock_status(env: EnvironmentConfig, options: ssh.SshOptions) -> LockRe
     except ssh.SshError as error:
         return LockReport(None, f"Cannot check Kamal's deploy lock on {host}: {reason(error)}")
     found = parse_lock_status(result.lines)
-    details = tuple(plain(line) for line in found.details)
+    details = tuple(sanitise(line) for line in found.details)
     if found.held:
         return LockReport(
             True,
@@ -141,5 +140,5 @@ async def lock_status(env: EnvironmentConfig, options: ssh.SshOptions) -> LockRe
         )
     if found.held is False:
         return LockReport(False, f"No Kamal deploy lock is held on {host}.")
-    last = plain(result.lines[-1])[:200] if result.lines else "(no output)"
+    last = sanitise(result.lines[-1])[:200] if result.lines else "(no output)"
     return LockReport(None, f"`kamal lock status` on {host} said something unexpected: {last}")

@@ -30,6 +30,7 @@ _SIGNED_PARAM = re.compile(
     r"(?i)([?&](?:sig|signature|se|sv|sp|skoid|sktid|token|access_token|jwt|"
     r"X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token)=)[^&\s'\"]+"
 )
+_SIGNED_HINT = re.compile(r"[?&](?:s[eipvk]|token|access_token|jwt|x-amz-)")  # on lower case
 _PLAIN_TOKEN = re.compile(r"[!-~]{1,255}")  # printable ASCII, no spaces
 
 ENV_VARS_GITHUB_COM = ("GH_TOKEN", "GITHUB_TOKEN")
@@ -80,7 +81,26 @@ class NoToken(Exception):
 
 
 def redact(text: str) -> str:
-    """Blank GitHub tokens, Authorization/Bearer values and signed-URL parameters in `text`."""
+    """Blank GitHub tokens, Authorization/Bearer values and signed-URL parameters in `text`.
+
+    Every line shown or returned comes through here (millions, for a log): in ASCII text each
+    pattern runs only when a literal it cannot match without is there (`str.lower` folds ASCII
+    exactly as the patterns' IGNORECASE does); other text gets every pattern."""
+    if not text.isascii():
+        return _redact_all(text)
+    lower = text.lower()
+    if "_" in text:
+        text = _TOKEN.sub("[REDACTED]", text)
+    if "authorization" in lower:
+        text = _AUTH.sub(r"\1[REDACTED]", text)
+    if "bearer" in lower:
+        text = _BEARER.sub(r"\1[REDACTED]", text)
+    if "=" in text and _SIGNED_HINT.search(lower):
+        text = _SIGNED_PARAM.sub(r"\1[REDACTED]", text)
+    return text
+
+
+def _redact_all(text: str) -> str:
     text = _TOKEN.sub("[REDACTED]", text)
     text = _AUTH.sub(r"\1[REDACTED]", text)
     text = _BEARER.sub(r"\1[REDACTED]", text)

@@ -2,14 +2,19 @@
 
 Logs, commit messages, actors, hostnames and error bodies come from outside. Rich and Textual
 strip only a few control characters, so an OSC 52 clipboard write or a screen clear in a log line
-would reach the user's terminal. Everything remote goes through here first: `plain` removes every
-escape and control sequence; `keep_sgr` keeps colour (SGR) sequences and removes the rest, for the
-log viewer which renders colours itself.
+would reach the user's terminal; a token in a commit message would be shown to whoever looks; a
+bidi override or zero-width character would make a reviewer read something else than what is
+there ("Trojan Source"). Every surface (TUI, CLI, MCP, notifications) shows remote text through
+`sanitise` (or `sanitise_sgr`, for the log viewer which renders colours itself): escapes stripped,
+secrets redacted, invisible characters made visible. `plain` and `keep_sgr` are its stripping step
+only; the history and spool keep the original bytes.
 """
 
 from __future__ import annotations
 
 import re
+
+from vmkit_tui.domain.secret import redact
 
 _SEQUENCE = re.compile(
     r"""
@@ -25,6 +30,14 @@ _SEQUENCE = re.compile(
 )
 _SGR = re.compile(r"\x1b\[[0-9;:]*m")
 _C0 = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # keep TAB only: one record is one line
+# Characters that change how text reads without showing themselves: bidi embeddings, overrides,
+# isolates and marks, zero-width characters, line/paragraph separators, invisible operators, the
+# soft hyphen and tag characters (which can smuggle hidden instructions to an assistant).
+INVISIBLE = (
+    "\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
+    "\ufff9-\ufffb\U000e0000-\U000e007f"
+)
+_INVISIBLE = re.compile(f"[{INVISIBLE}]")
 
 
 def _last_frame(text: str) -> str:
@@ -56,6 +69,33 @@ def keep_sgr(text: str) -> str:
         pos = match.end()
     out.append(_C0.sub("", text[pos:]))
     return "".join(out)
+
+
+def _placeholder(match: re.Match[str]) -> str:
+    return f"⟨U+{ord(match.group()):04X}⟩"
+
+
+def sanitise(text: object) -> str:
+    """Remote text as any surface may show or return it: one line (newlines become spaces), no
+    escape or control sequence, no token or signed-URL parameter, invisible characters shown as
+    `⟨U+202E⟩`. Redacted before stripping (an escape glued to a token must not hide part of it)
+    and after (nor may stripping join one up)."""
+    text = text if isinstance(text, str) else str(text)
+    if "\n" in text:
+        text = text.replace("\r\n", " ").replace("\n", " ")
+    if text.isprintable():  # the common case: nothing to strip, nothing invisible
+        return redact(text)
+    return _INVISIBLE.sub(_placeholder, redact(plain(redact(text))))
+
+
+def sanitise_sgr(text: str) -> str:
+    """`sanitise` for one log line whose colour (SGR) sequences the log viewer renders."""
+    if text.isprintable():
+        return redact(text)
+    kept = keep_sgr(redact(text))
+    if "\x1b" in kept and redact(bare := _SGR.sub("", kept)) != bare:
+        return sanitise(text)  # a secret split by colour codes: lose the colours, not the redaction
+    return _INVISIBLE.sub(_placeholder, redact(kept))
 
 
 def bytes_to_text(data: bytes) -> str:

@@ -1,8 +1,9 @@
 """Plain-text and JSON views of deploys, preflights and logs, shared by the CLI and the MCP server.
 
 Everything here is pure (no I/O, no Textual). Remote text (actors, commit messages, log lines,
-error reasons, file names) goes through `clean` on its way out, so no escape sequence reaches a
-terminal and no token reaches an answer. The JSON shapes are a documented, stable contract
+error reasons, file names) goes through `clean` (the one sanitiser, `text.sanitise`) on its way
+out, so no escape sequence reaches a terminal, no token reaches an answer and no bidi override or
+zero-width character hides in one. The JSON shapes are a documented, stable contract
 (README "Command line"): add keys, never rename or remove them.
 """
 
@@ -14,8 +15,7 @@ from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
 from vmkit_tui.domain.models import DeployEvent, DeployRecord, EventKind, to_iso
-from vmkit_tui.domain.secret import redact
-from vmkit_tui.domain.text import plain
+from vmkit_tui.domain.text import sanitise
 
 if TYPE_CHECKING:  # the checks' modules pull in the GitHub client: only their shapes are needed
     from vmkit_tui.actions.cancel import CancelPreflight, CancelResult
@@ -36,11 +36,7 @@ _EVENT_DATA_KEYS = (
 )
 
 
-def clean(text: object) -> str:
-    """Remote text made safe to print or hand on: one line (newlines become spaces), no control
-    or escape sequences, no tokens or signed-URL parameters. Redacted before stripping (an
-    escape sequence next to a token must not hide it) and after (nor may stripping form one)."""
-    return redact(plain(redact(str(text).replace("\n", " "))))
+clean = sanitise  # the CLI's and MCP's name for it: the same function the TUI uses
 
 
 def _clean_value(value: object) -> object:

@@ -33,7 +33,7 @@ from vmkit_tui.config import EnvironmentConfig
 from vmkit_tui.domain.event_ids import diagnosis_event_id, log_marker_id
 from vmkit_tui.domain.models import EventKind, NewEvent, Status, ValidationError
 from vmkit_tui.domain.secret import redact
-from vmkit_tui.domain.text import plain
+from vmkit_tui.domain.text import sanitise
 from vmkit_tui.domain.updates import Health, LogGrew, SourceHealth, StepsChanged
 from vmkit_tui.sources.github import GitHubClient, GitHubError, Job, RateLimited
 from vmkit_tui.store.history import AsyncHistory, HistoryError
@@ -141,7 +141,7 @@ class EnvironmentTracker(RunRecords):
     # ---------------------------------------------------------------- health and timing
 
     def _set_health(self, health: Health, message: str = "", until: datetime | None = None) -> None:
-        message = redact(plain(redact(message)))
+        message = sanitise(message)
         if self._health == (health, message):
             return
         self._health = (health, message)

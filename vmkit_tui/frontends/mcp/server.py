@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations
+from mcp.types import Tool as MCPTool
 from pydantic import Field
 from pydantic import ValidationError as ArgumentsError
 
@@ -84,11 +85,20 @@ Target = Annotated[
 class VmkitMcpServer(MCPServer[None]):
     """MCPServer whose tool errors are one line: argument errors name the fields, expected
     failures say their message, anything else stays the SDK's generic error (the traceback
-    goes to the server's stderr only)."""
+    goes to the server's stderr only). An argument a tool does not take is refused (the SDK
+    would drop it silently: a misspelt `limit` or filter would quietly answer something else),
+    and each tool's schema says so (`additionalProperties: false`)."""
+
+    async def list_tools(self) -> list[MCPTool]:
+        tools = await super().list_tools()
+        for tool in tools:
+            tool.input_schema = {**tool.input_schema, "additionalProperties": False}
+        return tools
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[None, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
+        await self._refuse_unknown_arguments(name, arguments)
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as error:
@@ -99,7 +109,7 @@ class VmkitMcpServer(MCPServer[None]):
                     for e in cause.errors()
                 )
                 raise ToolError(
-                    f"Error executing tool {name}: invalid arguments: {fields}"
+                    clean(f"Error executing tool {name}: invalid arguments: {fields}")
                 ) from None
             if isinstance(error, UnexpectedToolError) and not isinstance(cause, EXPECTED):
                 raise
@@ -107,6 +117,21 @@ class VmkitMcpServer(MCPServer[None]):
             if not message.startswith("Error executing tool"):
                 message = f"Error executing tool {name}: {message}"
             raise ToolError(" ".join(message.split())) from None
+
+    async def _refuse_unknown_arguments(self, name: str, arguments: dict[str, Any]) -> None:
+        tool = next((tool for tool in await super().list_tools() if tool.name == name), None)
+        if tool is None:  # an unknown tool: the SDK says so
+            return
+        known = list(tool.input_schema.get("properties", {}))
+        unknown = [repr(argument[:60]) for argument in arguments if argument not in known]
+        if unknown:
+            raise ToolError(
+                clean(
+                    f"Error executing tool {name}: invalid arguments: unknown "
+                    f"{'argument' if len(unknown) == 1 else 'arguments'} {', '.join(unknown)} "
+                    f"(it takes: {', '.join(known) or 'no arguments'})"
+                )
+            )
 
 
 class DeployTools:
@@ -204,8 +229,8 @@ class DeployTools:
         ] = None,
         count: Annotated[int, Field(ge=1, le=MAX_LINES)] = 100,
         source: Annotated[
-            str | None,
-            Field(description="Only this source: github, kamal, kamal-proxy, vmkit-agent, app"),
+            Literal["github", "kamal", "kamal-proxy", "vmkit-agent", "app"] | None,
+            Field(description="Only this source's lines"),
         ] = None,
     ) -> dict[str, Any]:
         """A deploy's logs as recorded: GitHub Actions (build, image push, Kamal), the VMs'

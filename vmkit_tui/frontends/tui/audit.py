@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from vmkit_tui.domain.models import DeployRecord
-from vmkit_tui.domain.text import plain
+from vmkit_tui.domain.text import sanitise
 from vmkit_tui.frontends.present import event_line
 
 
@@ -30,7 +30,7 @@ class AuditScreen(ModalScreen[None]):
         with Vertical(id="audit-box"):
             yield Static(
                 Text(
-                    f"Audit trail · {plain(deploy.repo)} / {plain(deploy.environment)} · {deploy.sha}",
+                    sanitise(f"Audit trail · {deploy.repo} / {deploy.environment} · {deploy.sha}"),
                     style="bold",
                 ),
                 id="audit-title",

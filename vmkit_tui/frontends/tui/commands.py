@@ -8,7 +8,7 @@ from functools import partial
 from textual.command import DiscoveryHit, Hit, Hits, Matcher, Provider
 from textual.content import Content
 
-from vmkit_tui.domain.text import plain
+from vmkit_tui.domain.text import sanitise
 
 
 class DeployCommands(Provider):
@@ -18,13 +18,13 @@ class DeployCommands(Provider):
         overview = app.overview  # type: ignore[attr-defined]
         targets: list[tuple[str, str, str | None, str | None, str]] = []
         for repo in overview.repos:
-            targets.append((f"repo {repo}", repo, None, None, "show this repository"))
+            targets.append((sanitise(f"repo {repo}"), repo, None, None, "show this repository"))
             for env in overview.environments.get(repo, []):
-                targets.append((f"env {repo} {env}", repo, env, None, "show this environment"))
+                label = sanitise(f"env {repo} {env}")
+                targets.append((label, repo, env, None, "show this environment"))
                 for record in overview.deploys.get((repo, env), []):
-                    label = (
-                        f"deploy {record.deploy.sha[:12]} {repo} {env} {plain(record.title)[:40]}"
-                    )
+                    sha = record.deploy.sha[:12]
+                    label = sanitise(f"deploy {sha} {repo} {env} {sanitise(record.title)[:40]}")
                     targets.append(
                         (label, repo, env, record.id, f"{record.status.value}, {record.deploy.sha}")
                     )

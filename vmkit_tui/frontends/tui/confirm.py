@@ -22,7 +22,7 @@ from textual.widgets import Input, Static
 from vmkit_tui.actions.cancel import CancelPreflight
 from vmkit_tui.actions.preflight import Preflight
 from vmkit_tui.domain.models import is_sha
-from vmkit_tui.domain.text import plain
+from vmkit_tui.domain.text import sanitise
 from vmkit_tui.frontends.present import format_age
 from vmkit_tui.sources.github.results import ImageState
 
@@ -52,7 +52,7 @@ class ConfirmScreen(ModalScreen[bool], Generic[Checked]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
-            yield Static(Text(self.title_text, style="bold"), id="confirm-title")
+            yield Static(Text(sanitise(self.title_text), style="bold"), id="confirm-title")
             with VerticalScroll(id="confirm-body"):
                 yield Static(Text("Checking…"), id="confirm-facts")
             yield Static(Text("y/enter: confirm   n/escape: abort"), id="confirm-keys")
@@ -65,7 +65,7 @@ class ConfirmScreen(ModalScreen[bool], Generic[Checked]):
         try:
             checked = await self.check()
         except Exception as error:  # any failure is shown, and nothing was sent
-            self.refusal = plain(str(error)) or type(error).__name__
+            self.refusal = sanitise(str(error)) or type(error).__name__
             self.query_one("#confirm-facts", Static).update(
                 Text(f"✗ {self.refusal}", self.style("bad"))
             )
@@ -116,12 +116,12 @@ class RollbackScreen(ConfirmScreen[Preflight]):
 
         def line(name: str, value: str, style: Style | str = "") -> None:
             text.append(f"{name:<11}", label)
-            text.append(plain(value), style)
+            text.append(sanitise(value), style)
             text.append("\n")
 
         line("Target", f"{target.short_sha}  {target.sha}", strong)
         if target.message:
-            line("Commit", target.message[:200])
+            line("Commit", sanitise(target.message)[:200])
         if target.deploy is not None:
             status = target.status.value if target.status else "unknown"
             line("Deployed", f"{format_age(checked.target_age)} by {target.deployed_by} ({status})")
@@ -139,11 +139,11 @@ class RollbackScreen(ConfirmScreen[Preflight]):
         line("Strategy", checked.strategy.value)
         for blocker in checked.blockers:
             text.append("✗ ", bad)
-            text.append(plain(blocker.message), strong)
+            text.append(sanitise(blocker.message), strong)
             text.append("\n")
         for warning in checked.warnings:
             text.append("! ", warn)
-            text.append(plain(warning))
+            text.append(sanitise(warning))
             text.append("\n")
         return text
 
@@ -159,21 +159,22 @@ class CancelScreen(ConfirmScreen[CancelPreflight]):
         label, bad, warn, strong = (self.style(name) for name in ("label", "bad", "warn", "strong"))
         text = Text()
         text.append("Deploy  ", label)
+        deploy = record.deploy
         text.append(
-            f"{record.deploy.short_sha} on {record.deploy.environment} ({record.status.value})\n"
+            sanitise(f"{deploy.short_sha} on {deploy.environment} ({record.status.value})") + "\n"
         )
         if record.title:
             text.append("Message ", label)
-            text.append(plain(record.title)[:200] + "\n")
+            text.append(sanitise(record.title)[:200] + "\n")
         if checked.kamal_step:
             text.append("Step    ", label)
-            text.append(plain(checked.kamal_step) + "\n")
+            text.append(sanitise(checked.kamal_step) + "\n")
         if checked.refusal:
             text.append("✗ ", bad)
-            text.append(plain(checked.refusal) + "\n")
+            text.append(sanitise(checked.refusal) + "\n")
         for warning in checked.warnings:
             text.append("! ", warn)
-            text.append(plain(warning) + "\n")
+            text.append(sanitise(warning) + "\n")
         if checked.force_sensible:
             text.append(
                 "The cancel asked for earlier has not stopped the run: confirming now force-cancels it.\n",
@@ -199,7 +200,9 @@ class ShaPrompt(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
-            yield Static(Text(f"Deploy a SHA to {self.where}", style="bold"), id="confirm-title")
+            yield Static(
+                Text(sanitise(f"Deploy a SHA to {self.where}"), style="bold"), id="confirm-title"
+            )
             yield Input(
                 placeholder="full commit SHA (40 hex characters)", id="sha-input", max_length=40
             )

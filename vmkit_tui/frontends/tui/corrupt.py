@@ -15,7 +15,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from vmkit_tui.domain.text import plain
+from vmkit_tui.domain.text import sanitise
 
 
 class CorruptHistoryScreen(ModalScreen[bool]):
@@ -35,7 +35,7 @@ class CorruptHistoryScreen(ModalScreen[bool]):
             yield Static(
                 Text("The deploy history cannot be read", style="bold"), id="corrupt-title"
             )
-            yield Static(Text(plain(self.message)), id="corrupt-message")
+            yield Static(Text(sanitise(self.message)), id="corrupt-message")
             yield Static(
                 Text(
                     "The file has not been changed. Press m to rename it to <name>.corrupt-<UTC time> "

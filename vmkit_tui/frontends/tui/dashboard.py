@@ -22,7 +22,7 @@ from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
 from vmkit_tui.domain.models import DeployRecord, Status, Trigger, utcnow
-from vmkit_tui.domain.text import plain
+from vmkit_tui.domain.text import sanitise
 from vmkit_tui.domain.updates import (
     DeployChanged,
     DeploysPruned,
@@ -220,7 +220,9 @@ class Dashboard(App[None]):
 
     def _refresh_environments(self) -> None:
         table = self.main.query_one(EnvironmentsTable)
-        table.border_title = f"Environments · {plain(self.repo)}" if self.repo else "Environments"
+        table.border_title = (
+            f"Environments · {sanitise(self.repo)}" if self.repo else "Environments"
+        )
         table.show(self.overview.summaries(self.repo) if self.repo else [])
 
     def _refresh_deploys(self) -> None:
@@ -231,7 +233,7 @@ class Dashboard(App[None]):
             else []
         )
         table.border_title = (
-            f"Deploys · {plain(self.environment)}" if self.environment else "Deploys"
+            f"Deploys · {sanitise(self.environment)}" if self.environment else "Deploys"
         )
         table.show(records)
 
@@ -355,7 +357,7 @@ class Dashboard(App[None]):
         if undo and record.status is Status.SUCCEEDED:
             message += f". {undo}"  # how to go back, named after a rollback went live
         self.notify(
-            plain(message), title=plain(record.deploy.repo), severity=severity, markup=False
+            sanitise(message), title=sanitise(record.deploy.repo), severity=severity, markup=False
         )
         if self.bell_on_finish:
             self.bell()
@@ -377,7 +379,7 @@ class Dashboard(App[None]):
             if repo == self.repo and env == self.environment and h.health is not Health.OK
         ]
         if problems:
-            self._show_problem("  ·  ".join(plain(p.message) for p in problems))
+            self._show_problem("  ·  ".join(sanitise(p.message) for p in problems))
         else:
             self.main.query_one("#problems").display = False
 

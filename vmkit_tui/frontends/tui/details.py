@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from vmkit_tui.domain.models import DeployRecord, DurationBasis
-from vmkit_tui.domain.text import plain
+from vmkit_tui.domain.text import sanitise
 from vmkit_tui.domain.updates import StepProgress
 from vmkit_tui.frontends.present import format_duration
 
@@ -53,7 +53,7 @@ class DeployDetails(Static):
             if text:
                 text.append("  ")
             text.append(f"{name} ", label)
-            text.append(plain(value))
+            text.append(sanitise(value))
 
         field("SHA", deploy.sha)
         field("by", f"{deploy.actor} ({deploy.triggered_by.value})")
@@ -82,7 +82,7 @@ class DeployDetails(Static):
             field("run", record.run_url)
         if record.title:
             text.append("\n")
-            text.append(plain(record.title))
+            text.append(sanitise(record.title))
         if self.steps:
             text.append("\n")
             self._append_steps(text)
@@ -100,4 +100,4 @@ class DeployDetails(Static):
                 style = "details--step-running"
             else:
                 style = "details--label"
-            text.append(plain(step.step), self.get_component_rich_style(style))
+            text.append(sanitise(step.step), self.get_component_rich_style(style))

@@ -27,7 +27,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from vmkit_tui.domain.text import keep_sgr
+from vmkit_tui.domain.text import sanitise, sanitise_sgr
 
 if TYPE_CHECKING:
     from textual.timer import Timer
@@ -412,7 +412,7 @@ class LogLines(ScrollView, can_focus=True):
         meta_style = self.get_component_rich_style("loglines--meta")
         source_style = self.get_component_rich_style(_source_class(line.source))
         wide = self.size.width >= WIDE_LABELS  # narrow panes show the source, not the host
-        label = f"{line.source}@{line.host}" if line.host and wide else line.source
+        label = sanitise(f"{line.source}@{line.host}" if line.host and wide else line.source)
         label_width = 32 if wide else 12
         stamp = _clock(line.at)
         raw = line.text
@@ -424,7 +424,7 @@ class LogLines(ScrollView, can_focus=True):
         else:
             group = False
         cut = len(raw) > MAX_RENDER_CHARS
-        text = Text.from_ansi(keep_sgr(raw[:MAX_RENDER_CHARS]), end="", no_wrap=True)
+        text = Text.from_ansi(sanitise_sgr(raw[:MAX_RENDER_CHARS]), end="", no_wrap=True)
         if cut:
             text.append(f" … [{len(raw):,} characters, cut for display]", meta_style)
         if raw.startswith("##[error]") or "level=ERROR" in raw or '"level":"ERROR"' in raw:

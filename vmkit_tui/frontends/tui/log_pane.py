@@ -12,7 +12,7 @@ from textual.reactive import reactive
 from textual.widgets import Input, Static
 
 from vmkit_tui.domain.models import Diagnosis
-from vmkit_tui.domain.text import plain
+from vmkit_tui.domain.text import sanitise
 from vmkit_tui.frontends.tui.log_lines import LineSource, LogLine, LogLines
 
 # What `s` cycles through: None shows every source.
@@ -81,11 +81,11 @@ class LogPane(Vertical):
             return
         text = Text()
         text.append("✗ ", "bold")
-        text.append(plain(diagnosis.cause), "bold")
+        text.append(sanitise(diagnosis.cause), "bold")
         text.append("\nfix: ")
-        text.append(plain(diagnosis.fix))
+        text.append(sanitise(diagnosis.fix))
         text.append("\nfrom: ")
-        text.append(plain(diagnosis.line)[:300])
+        text.append(sanitise(diagnosis.line)[:300])
         text.append("  (d: jump to it)")
         banner.update(text)
 
@@ -141,7 +141,7 @@ class LogPane(Vertical):
     @on(LogLines.SearchResult)
     def _search_result(self, event: LogLines.SearchResult) -> None:
         if event.index is None:
-            self.notify(f"not found: {event.pattern}", severity="warning", markup=False)
+            self.notify(sanitise(f"not found: {event.pattern}"), severity="warning", markup=False)
         else:
             self.lines.scroll_to_row(event.index)
         self._update_status()

@@ -20,7 +20,7 @@ from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
 from vmkit_tui.domain.models import DeployRecord, Status
 from vmkit_tui.domain.overview import EnvironmentSummary, sparkline
-from vmkit_tui.domain.text import plain
+from vmkit_tui.domain.text import sanitise
 from vmkit_tui.frontends.present import format_age, format_duration
 
 STATUS_GLYPHS = {
@@ -34,7 +34,7 @@ STATUS_GLYPHS = {
 
 
 def clip(text: str, width: int) -> str:
-    text = plain(text)
+    text = sanitise(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -178,7 +178,7 @@ class ReposTable(NavTable):
                 badge.append(f"●{active}", self.style_of("nav--active"))
             if failing:
                 badge.append(f" ✗{failing}", self.style_of("nav--bad"))
-            rows.append((name, [Text(plain(name), no_wrap=True), badge]))
+            rows.append((name, [Text(sanitise(name), no_wrap=True), badge]))
         self.set_rows(rows)
 
 
@@ -225,7 +225,7 @@ class EnvironmentsTable(NavTable):
                 (
                     environment_key(summary.repo, summary.environment),
                     [
-                        Text(plain(summary.environment)),
+                        Text(sanitise(summary.environment)),
                         live,
                         last,
                         Text(sparkline(summary.durations)),
