@@ -145,11 +145,10 @@ class VmkitApp(Dashboard):
             return
         diagnosis = record.diagnosis
         pane = self.main.query_one(LogPane)
-        pane.search_term = diagnosis.line[:80]
         if diagnosis.line_number is not None:
-            pane.lines.scroll_to_row(pane.lines.row_of_line(diagnosis.line_number))
-        else:
-            pane.lines.search(diagnosis.line[:80])
+            pane.jump_to_line(diagnosis.line_number)
+        else:  # an older record without the line's number: search for its text
+            pane.lines.start_search(diagnosis.line[:80])
         pane.lines.focus()
 
     def action_open_run(self) -> None:

@@ -24,7 +24,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from vmkit_tui.domain.text import keep_sgr, plain
+from vmkit_tui.domain.text import keep_sgr
+from vmkit_tui.frontends.tui.log_search import Searchable, SearchState, Step, matching_rows
 from vmkit_tui.sources.ssh.vm_log import proxy_summary
 
 MAX_RENDER_CHARS = 2_000  # a 1 MB line is shown cut, with a marker, never laid out whole
@@ -52,6 +53,8 @@ class LineSource(Protocol):
     def line(self, index: int) -> LogLine: ...
 
     def refresh(self) -> int: ...
+
+    def find_all(self, pattern: str, start: int = 0, stop: int = -1) -> list[int]: ...
 
 
 class LogLines(ScrollView, can_focus=True):
@@ -96,10 +99,14 @@ class LogLines(ScrollView, can_focus=True):
             return isinstance(message, LogLines.Grew)
 
     class SearchResult(Message):
-        def __init__(self, pattern: str, index: int | None) -> None:
+        """Matches found in spool lines [.., scanned) by a search worker (see log_search)."""
+
+        def __init__(self, generation: int, rows: list[int], scanned: int, step: Step) -> None:
             super().__init__()
-            self.pattern = pattern
-            self.index = index
+            self.generation = generation
+            self.rows = rows
+            self.scanned = scanned
+            self.step = step
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -111,8 +118,9 @@ class LogLines(ScrollView, can_focus=True):
         self._dirty = False
         self._shown_rows = 0  # rows laid out at the last tick
         self._width = 0
-        self._highlight: str = ""
-        self._match_row: int | None = None
+        self.search_state = SearchState()
+        self._search_generation = 0  # results of an older search (or deploy, or view) are moot
+        self._match_row: int | None = None  # the marked row: the current match, or `d`'s line
 
     # --- data ----------------------------------------------------------------------------------
 
@@ -128,7 +136,7 @@ class LogLines(ScrollView, can_focus=True):
         self._filtered_upto = 0
         self._strips.clear()
         self._width = 0
-        self._match_row = None
+        self.clear_search()
         self.pending = 0
         self.follow = True
         self._dirty = True
@@ -152,6 +160,7 @@ class LogLines(ScrollView, can_focus=True):
         self.pending = 0  # a new filter shows what exists; nothing is "new"
         if self.follow:
             self.scroll_end(animate=False)
+        self._recount_search()
 
     def lines_grew(self) -> None:
         """New lines exist on disk; picked up by the next tick (coalesced)."""
@@ -247,32 +256,76 @@ class LogLines(ScrollView, can_focus=True):
 
     # --- search --------------------------------------------------------------------------------
 
-    def search(self, pattern: str, forward: bool = True) -> None:
-        """Find the next row containing `pattern` from the current match, off the UI thread."""
-        self._highlight = pattern
+    def start_search(self, term: str) -> None:
+        """Find every match of `term` and jump to the first at or after the top of the view."""
+        self.clear_search()
+        self.search_state = SearchState(term)
+        self._search("first")
+
+    def search_again(self, forward: bool) -> None:
+        """`n` / `N`: the next or previous match, counting lines that arrived since."""
+        if self.search_state.term:
+            self._search("next" if forward else "previous")
+
+    def clear_search(self) -> None:
+        self._search_generation += 1
+        self.search_state = SearchState()
+        self._match_row = None
         self._strips.clear()
         self.refresh()
-        start = self._match_row if self._match_row is not None else int(self.scroll_y)
-        self._search_worker(pattern, start, forward, self.row_count)
+
+    def _recount_search(self) -> None:
+        """The rows changed (another source filter, folding): count the matches afresh."""
+        term = self.search_state.term
+        if term:
+            self._search_generation += 1
+            self.search_state = SearchState(term)
+            self._search("recount")
+
+    def _search(self, step: Step) -> None:
+        """Search the lines not searched yet in a worker thread; `step` is applied on the result."""
+        self._strips.clear()
+        self.refresh()
+        state, source = self.search_state, self._source
+        filtered = self._rows is not None
+        stop = self._filtered_upto if filtered else self.row_count
+        if source is None:
+            self.post_message(self.SearchResult(self._search_generation, [], 0, step))
+            return
+        self._search_worker(
+            source, self._search_generation, state.term, state.scanned, stop, self._rows, step
+        )
 
     @work(thread=True, exclusive=True, group="log-search", exit_on_error=False)
-    def _search_worker(self, pattern: str, start: int, forward: bool, count: int) -> None:
-        worker = get_current_worker()
-        needle = pattern.casefold()
-        if count == 0:
-            self.post_message(self.SearchResult(pattern, None))
+    def _search_worker(
+        self,
+        source: Searchable,
+        generation: int,
+        term: str,
+        start: int,
+        stop: int,
+        shown: array[int] | None,
+        step: Step,
+    ) -> None:
+        rows = matching_rows(source, term, start, stop, shown)
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.SearchResult(generation, rows, max(start, stop), step))
+
+    def on_log_lines_search_result(self, message: SearchResult) -> None:
+        if message.generation != self._search_generation:
+            message.stop()  # a result for a search that was replaced since
             return
-        step = 1 if forward else -1
-        row = start
-        for _ in range(count):
-            row = (row + step) % count
-            if worker.is_cancelled:
-                return
-            line = self.line_at_row(row)
-            if line is not None and needle in plain(line.text).casefold():
-                self.post_message(self.SearchResult(pattern, row))
-                return
-        self.post_message(self.SearchResult(pattern, None))
+        state = self.search_state
+        state.add(message.rows, message.scanned)
+        row = state.move(message.step, int(self.scroll_y))
+        self._match_row = row
+        if row is not None:
+            self.follow = False
+            height = self.scrollable_content_region.height
+            if not self.scroll_y <= row < self.scroll_y + height:
+                self.scroll_to(y=max(0, row - height // 2), animate=False)
+        self._strips.clear()
+        self.refresh()
 
     # --- rendering -----------------------------------------------------------------------------
 
@@ -319,21 +372,23 @@ class LogLines(ScrollView, can_focus=True):
             text.stylize(self.get_component_rich_style("loglines--error"))
         elif group:
             text.stylize(self.get_component_rich_style("loglines--group"))
-        if self._highlight:
+        if is_match:  # marked over the line's own colours, under the match highlight
+            cursor = self.get_component_rich_style("loglines--cursor")
+            text.stylize(cursor)
+            meta_style, source_style = meta_style + cursor, source_style + cursor
+        search = self.search_state
+        if search.term:
             text.highlight_words(
-                [self._highlight],
+                [search.term],
                 self.get_component_rich_style("loglines--match"),
-                case_sensitive=False,
+                case_sensitive=search.case_sensitive,
             )
         prefix = [
             Segment(f"{stamp} ", meta_style),
             Segment(f"{label[:label_width]:<{label_width}} ", source_style),
         ]
         segments = prefix + list(text.render(self.app.console))
-        strip = Strip(segments).apply_style(self.rich_style)
-        if is_match:
-            strip = strip.apply_style(self.get_component_rich_style("loglines--cursor"))
-        return strip
+        return Strip(segments).apply_style(self.rich_style)
 
 
 def _clock(at: object) -> str:
