@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import App
-from textual.binding import Binding, BindingType
+from textual.binding import Binding, BindingType, Keymap
 from textual.widgets import DataTable
 
 from vmkit_tui.actions.actor import local_actor
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 STYLES = Path(__file__).resolve().parent / "styles"
 
 PANES = ("#repos", "#environments", "#deploys", "#log-lines")
+_WHY_ROLLBACK, _WHY_CANCEL = "deploy.rollback.refused", "deploy.cancel.refused"
+_ANSWERED = {"deploy.rollback": _WHY_ROLLBACK, "deploy.cancel": _WHY_CANCEL}
 
 
 def _deploy_commands() -> type[Provider]:
@@ -70,6 +72,9 @@ class VmkitApp(Dashboard):
         Binding("r", "rollback", "Roll back", id="deploy.rollback"),
         Binding("c", "cancel_deploy", "Cancel", id="deploy.cancel"),
         Binding("a", "audit", "Audit trail", show=False, id="deploy.audit"),
+        # Tried only when the binding above cannot act: a refused key says why, never nothing.
+        Binding("r", "refused('rollback')", "Roll back: why not", show=False, id=_WHY_ROLLBACK),
+        Binding("c", "refused('cancel_deploy')", "Cancel: why not", show=False, id=_WHY_CANCEL),
     ]
 
     @on(DataTable.RowSelected)
@@ -79,16 +84,21 @@ class VmkitApp(Dashboard):
 
     # --- actions -------------------------------------------------------------------------------
 
+    def set_keymap(self, keymap: Keymap) -> None:
+        """A remapped `r` / `c` keeps saying why when refused: its fallback moves with it."""
+        moved = {_ANSWERED[key]: keys for key, keys in keymap.items() if key in _ANSWERED}
+        super().set_keymap({**keymap, **moved})
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         record = self.selected_record
-        if action in ("rollback", "cancel_deploy", "deploy_sha"):
+        if action == "refused":
+            return self._refusal(str(parameters[0])) is not None
+        if action in ("rollback", "cancel_deploy"):
             if self.readonly:
                 return False  # hidden: read-only mode offers no destructive action
-            if action == "rollback":
-                return True if record else None
-            if action == "cancel_deploy":
-                return True if record and record.status.is_active else None
-            return True if self.environment else None
+            return None if self._refusal(action) else True
+        if action == "deploy_sha":
+            return False if self.readonly else (True if self.environment else None)
         if action == "audit":
             return True if record else None
         if action == "open_run":
@@ -164,6 +174,24 @@ class VmkitApp(Dashboard):
             self.notify(f"copied {record.deploy.sha}", markup=False)
 
     # --- destructive actions (hidden in read-only mode) ------------------------------------------
+
+    def _refusal(self, action: str) -> str | None:
+        """Why `r` (rollback) or `c` (cancel_deploy) cannot act now; None: it can."""
+        record = self.selected_record
+        if self.readonly:
+            verb = "rolling back" if action == "rollback" else "cancelling"
+            return f"Read-only mode (--readonly): {verb} is off."
+        if record is None:
+            return "Select a deploy first."
+        if action == "cancel_deploy" and not record.status.is_active:
+            return f"Nothing to cancel: {record.deploy.short_sha} has {record.status.value}."
+        return None
+
+    def action_refused(self, action: str) -> None:
+        refusal = self._refusal(action)
+        if refusal:
+            title = "Not rolled back" if action == "rollback" else "Not cancelled"
+            self.notify(refusal, title=title, severity="warning", markup=False)
 
     def action_rollback(self) -> None:
         """`r` on a deploy: roll back to it; on the live deploy, to the last good one before it."""
