@@ -164,8 +164,16 @@ class VmkitApp(Dashboard):
     def action_open_run(self) -> None:
         record = self.selected_record
         if record and record.run_url:
-            self.open_url(record.run_url)
+            self._open_run(record.run_url)
+
+    @work(group="browser", exclusive=True, exit_on_error=False)
+    async def _open_run(self, url: str) -> None:
+        from vmkit_tui.frontends.tui.browser import RunUrlScreen, open_in_browser
+
+        if await asyncio.to_thread(open_in_browser, url):
             self.notify("opened the run in your browser", markup=False)
+        else:  # over SSH, say: there is no browser to open, so show where to go
+            self.push_screen(RunUrlScreen(url))
 
     def action_copy_sha(self) -> None:
         record = self.selected_record
