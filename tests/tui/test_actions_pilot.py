@@ -166,3 +166,43 @@ async def test_cancel_from_the_keyboard(sandbox: tuple[SandboxRuntime, DeploySer
     assert stored.cancel_requested  # the request stays in the audit trail
     assert stored.status in (Status.CANCELLED, Status.SUCCEEDED, Status.FAILED)
     assert runtime.dispatch_requests() == 0
+
+
+@pytest.mark.parametrize("sandbox", [2.0], indirect=True)  # slow: the rollback stays in flight
+async def test_a_second_rollback_is_refused_in_its_dialog(
+    sandbox: tuple[SandboxRuntime, DeployService],
+) -> None:
+    runtime, service = sandbox
+    app = VmkitApp(service, now=runtime.now, spinners=False)
+    try:
+        async with app.run_test(size=(150, 45)) as pilot:
+            await open_environment(pilot, app)
+            target = default_rollback_target(app.overview.deploys[(REPO, ENV)])
+            assert target is not None
+            app.select(REPO, ENV, target.id)
+            await pilot.press("r")
+            first = app.screen
+            assert isinstance(first, RollbackScreen)
+            await wait_for(pilot, lambda: first.checked is not None, "the facts", timeout=20)
+            await pilot.press("y")
+            await wait_for(
+                pilot,
+                lambda: app.overview.deploys[(REPO, ENV)][0].deploy.rollback_of == target.id,
+                "the rollback under way",
+            )
+            app.select(REPO, ENV, target.id)
+            await pilot.press("r")
+            second = app.screen
+            assert isinstance(second, RollbackScreen)
+            await wait_for(pilot, lambda: second.checked is not None, "the facts", timeout=20)
+            facts = str(second.query_one("#confirm-facts").render())
+            assert "✗ " in facts and "is still in flight" in facts
+            assert "this one waits for it" not in facts
+            assert second.check_action("confirm", ()) is None  # no confirm key
+            assert "confirm" not in str(second.query_one("#confirm-keys").render())
+            await pilot.press("y")
+            assert app.screen is second  # y does nothing: it was refused here, not after
+            await pilot.press("escape")
+    finally:
+        await service.stop()
+    assert runtime.dispatch_requests() == 1

@@ -30,6 +30,7 @@ __all__ = [
     "Preflight",
     "TargetInfo",
     "default_rollback_target",
+    "in_flight_refusal",
     "live_deploy",
 ]
 
@@ -61,6 +62,14 @@ def default_rollback_target(records: Sequence[DeployRecord]) -> DeployRecord | N
     return next(
         (r for r in older if r.status is Status.SUCCEEDED and r.deploy.sha != live.deploy.sha),
         None,
+    )
+
+
+def in_flight_refusal(record: DeployRecord) -> str:
+    """Why nothing else may start while `record`, an action we started, is still running."""
+    return (
+        f"{record.title or 'A deploy'} (deploy {record.id}, {record.status.value}, by "
+        f"{record.deploy.actor}) is still in flight: wait for it to finish, or cancel it first."
     )
 
 
@@ -127,6 +136,7 @@ class Preflight:
     migrations: MigrationCheck
     checked_at: datetime
     active: DeployRecord | None = None  # a deploy still in progress on this environment
+    in_flight: DeployRecord | None = None  # an action we started there, still running: refused
     require_commit: bool = False  # a bare SHA must be a commit GitHub knows (deploy_sha)
 
     @property
@@ -142,6 +152,8 @@ class Preflight:
     def blockers(self) -> tuple[Blocker, ...]:
         target, env = self.target, self.environment
         found: list[Blocker] = []
+        if self.in_flight is not None:
+            found.append(Blocker(in_flight_refusal(self.in_flight), False))
         if target.sha == self.live_sha:
             found.append(
                 Blocker(f"Nothing to do: {target.short_sha} is already live on {env}.", False)
@@ -202,7 +214,7 @@ class Preflight:
             f"{target.short_sha} ran with."
         )
         active = self.active
-        if active is not None:
+        if active is not None and self.in_flight is None:  # else refused, saying so
             found.append(
                 f"Deploy {active.id} ({active.deploy.short_sha}) is {active.status.value} on "
                 f"{env}: this one waits for it, or fails if it holds Kamal's deploy lock."

@@ -25,7 +25,7 @@ from vmkit_tui.actions.base import ActionsBase, checked, created_data
 from vmkit_tui.actions.errors import ActionError, ActionRefused
 from vmkit_tui.actions.gather import gather_preflight, resolve_target
 from vmkit_tui.actions.kamal_ssh import KamalLog, host_label, reason, run_kamal, ssh_target
-from vmkit_tui.actions.preflight import Preflight, live_deploy
+from vmkit_tui.actions.preflight import Preflight, in_flight_refusal, live_deploy
 from vmkit_tui.config import EnvironmentConfig, RepoConfig, RollbackStrategy
 from vmkit_tui.domain.event_ids import (
     diagnosis_event_id,
@@ -64,7 +64,11 @@ class Rollbacks(ActionsBase):
         target that cannot be resolved; every failed check is a "cannot check" in the result."""
         repo_config, env = self._environment(repo, environment)
         records = await self.history.records(repo, environment)
-        return await gather_preflight(self.github, self.now, repo_config, env, records, target)
+        preflight, busy = await asyncio.gather(
+            gather_preflight(self.github, self.now, repo_config, env, records, target),
+            self._busy(records),
+        )
+        return replace(preflight, in_flight=busy)
 
     async def rollback(
         self,
@@ -166,16 +170,16 @@ class Rollbacks(ActionsBase):
 
     async def _refuse_if_busy(self, records: Sequence[DeployRecord]) -> None:
         """Refuse while an action we started on this environment is still in flight."""
+        busy = await self._busy(records)
+        if busy is not None:
+            raise ActionRefused(in_flight_refusal(busy))
+
+    async def _busy(self, records: Sequence[DeployRecord]) -> DeployRecord | None:
+        """An action we started on this environment that is still in flight, if any."""
         for record in records:
-            if not record.status.is_active or not _ours(record):
-                continue
-            if await self._in_flight(record):
-                data = created_data(record)
-                raise ActionRefused(
-                    f"{data.get('title') or 'A deploy'} (deploy {record.id}, "
-                    f"{record.status.value}, by {record.deploy.actor}) is still in flight: wait "
-                    "for it to finish, or cancel it first."
-                )
+            if record.status.is_active and _ours(record) and await self._in_flight(record):
+                return record
+        return None
 
     async def _in_flight(self, record: DeployRecord) -> bool:
         if record.id in self._running:

@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20  # bytes read per scan / search step
+_SEARCH_BLOCK = 4096  # lines read per search step
 _OFFSET_SIZE = 8
 _LITTLE_ENDIAN = sys.byteorder == "little"
 _UNESCAPES = {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
@@ -169,6 +170,16 @@ def _parse_line(line: str) -> LogRecord:
                 at = at.replace(tzinfo=UTC)
         return LogRecord(at, _unescape(fields[1]), _unescape(fields[2]), _unescape(fields[3]))
     return LogRecord(datetime.min.replace(tzinfo=UTC), "", "", _unescape(line))
+
+
+def _compile(pattern: str | re.Pattern[str]) -> tuple[re.Pattern[str], bool]:
+    """A search's regex (a `str` is a literal, smart case), and whether a block of the file may
+    be tried whole first: a literal without escapable characters matches the escaped file text
+    exactly when it matches some line's text there."""
+    if not isinstance(pattern, str):
+        return pattern, False
+    flags = 0 if any(c.isupper() for c in pattern) else re.IGNORECASE
+    return re.compile(re.escape(pattern), flags), not _needs_escape(pattern)
 
 
 def _text_field(line: str) -> str:
@@ -455,28 +466,36 @@ class SpoolReader:
         count = len(self._starts)
         if count == 0 or not 0 <= start < count:
             return None
-        if isinstance(pattern, str):
-            flags = 0 if any(c.isupper() for c in pattern) else re.IGNORECASE
-            regex = re.compile(re.escape(pattern), flags)
-            # A literal without escapable characters matches the escaped file text exactly when
-            # it matches some line's text there, so a whole block can be skipped in one search.
-            prefilter = not _needs_escape(pattern)
-        else:
-            regex, prefilter = pattern, False
-        block = 4096
+        regex, prefilter = _compile(pattern)
         if direction >= 0:
-            for lo in range(start, count, block):
-                hi = min(lo + block, count)
+            for lo in range(start, count, _SEARCH_BLOCK):
+                hi = min(lo + _SEARCH_BLOCK, count)
                 found = self._search_block(regex, prefilter, lo, hi, reverse=False)
                 if found is not None:
                     return found
         else:
-            for hi in range(start + 1, 0, -block):
-                lo = max(hi - block, 0)
+            for hi in range(start + 1, 0, -_SEARCH_BLOCK):
+                lo = max(hi - _SEARCH_BLOCK, 0)
                 found = self._search_block(regex, prefilter, lo, hi, reverse=True)
                 if found is not None:
                     return found
         return None
+
+    def find_all(self, pattern: str | re.Pattern[str], start: int = 0, stop: int = -1) -> list[int]:
+        """Indexes of the lines in [start, stop) (-1: to the end) whose text matches, as in
+        `search`; blocks without a match are skipped whole (about one read of the log)."""
+        count = len(self._starts)
+        stop = count if stop < 0 else min(stop, count)
+        regex, prefilter = _compile(pattern)
+        found: list[int] = []
+        for lo in range(max(0, start), stop, _SEARCH_BLOCK):
+            hi = min(lo + _SEARCH_BLOCK, stop)
+            text = self._span(lo, hi)
+            if prefilter and regex.search(text) is None:
+                continue
+            lines = text.split("\n")[:-1]
+            found.extend(lo + i for i, line in enumerate(lines) if regex.search(_text_field(line)))
+        return found
 
     def _search_block(
         self, regex: re.Pattern[str], prefilter: bool, lo: int, hi: int, *, reverse: bool

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import App
-from textual.binding import Binding, BindingType
+from textual.binding import Binding, BindingType, Keymap
 from textual.widgets import DataTable
 
 from vmkit_tui.actions.actor import local_actor
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 STYLES = Path(__file__).resolve().parent / "styles"
 
 PANES = ("#repos", "#environments", "#deploys", "#log-lines")
+_WHY_ROLLBACK, _WHY_CANCEL = "deploy.rollback.refused", "deploy.cancel.refused"
+_ANSWERED = {"deploy.rollback": _WHY_ROLLBACK, "deploy.cancel": _WHY_CANCEL}
 
 
 def _deploy_commands() -> type[Provider]:
@@ -70,6 +72,9 @@ class VmkitApp(Dashboard):
         Binding("r", "rollback", "Roll back", id="deploy.rollback"),
         Binding("c", "cancel_deploy", "Cancel", id="deploy.cancel"),
         Binding("a", "audit", "Audit trail", show=False, id="deploy.audit"),
+        # Tried only when the binding above cannot act: a refused key says why, never nothing.
+        Binding("r", "refused('rollback')", "Roll back: why not", show=False, id=_WHY_ROLLBACK),
+        Binding("c", "refused('cancel_deploy')", "Cancel: why not", show=False, id=_WHY_CANCEL),
     ]
 
     @on(DataTable.RowSelected)
@@ -79,16 +84,21 @@ class VmkitApp(Dashboard):
 
     # --- actions -------------------------------------------------------------------------------
 
+    def set_keymap(self, keymap: Keymap) -> None:
+        """A remapped `r` / `c` keeps saying why when refused: its fallback moves with it."""
+        moved = {_ANSWERED[key]: keys for key, keys in keymap.items() if key in _ANSWERED}
+        super().set_keymap({**keymap, **moved})
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         record = self.selected_record
-        if action in ("rollback", "cancel_deploy", "deploy_sha"):
+        if action == "refused":
+            return self._refusal(str(parameters[0])) is not None
+        if action in ("rollback", "cancel_deploy"):
             if self.readonly:
                 return False  # hidden: read-only mode offers no destructive action
-            if action == "rollback":
-                return True if record else None
-            if action == "cancel_deploy":
-                return True if record and record.status.is_active else None
-            return True if self.environment else None
+            return None if self._refusal(action) else True
+        if action == "deploy_sha":
+            return False if self.readonly else (True if self.environment else None)
         if action == "audit":
             return True if record else None
         if action == "open_run":
@@ -145,18 +155,25 @@ class VmkitApp(Dashboard):
             return
         diagnosis = record.diagnosis
         pane = self.main.query_one(LogPane)
-        pane.search_term = diagnosis.line[:80]
         if diagnosis.line_number is not None:
-            pane.lines.scroll_to_row(pane.lines.row_of_line(diagnosis.line_number))
-        else:
-            pane.lines.search(diagnosis.line[:80])
+            pane.jump_to_line(diagnosis.line_number)
+        else:  # an older record without the line's number: search for its text
+            pane.lines.start_search(diagnosis.line[:80])
         pane.lines.focus()
 
     def action_open_run(self) -> None:
         record = self.selected_record
         if record and record.run_url:
-            self.open_url(record.run_url)
+            self._open_run(record.run_url)
+
+    @work(group="browser", exclusive=True, exit_on_error=False)
+    async def _open_run(self, url: str) -> None:
+        from vmkit_tui.frontends.tui.browser import RunUrlScreen, open_in_browser
+
+        if await asyncio.to_thread(open_in_browser, url):
             self.notify("opened the run in your browser", markup=False)
+        else:  # over SSH, say: there is no browser to open, so show where to go
+            self.push_screen(RunUrlScreen(url))
 
     def action_copy_sha(self) -> None:
         record = self.selected_record
@@ -165,6 +182,24 @@ class VmkitApp(Dashboard):
             self.notify(f"copied {record.deploy.sha}", markup=False)
 
     # --- destructive actions (hidden in read-only mode) ------------------------------------------
+
+    def _refusal(self, action: str) -> str | None:
+        """Why `r` (rollback) or `c` (cancel_deploy) cannot act now; None: it can."""
+        record = self.selected_record
+        if self.readonly:
+            verb = "rolling back" if action == "rollback" else "cancelling"
+            return f"Read-only mode (--readonly): {verb} is off."
+        if record is None:
+            return "Select a deploy first."
+        if action == "cancel_deploy" and not record.status.is_active:
+            return f"Nothing to cancel: {record.deploy.short_sha} has {record.status.value}."
+        return None
+
+    def action_refused(self, action: str) -> None:
+        refusal = self._refusal(action)
+        if refusal:
+            title = "Not rolled back" if action == "rollback" else "Not cancelled"
+            self.notify(refusal, title=title, severity="warning", markup=False)
 
     def action_rollback(self) -> None:
         """`r` on a deploy: roll back to it; on the live deploy, to the last good one before it."""

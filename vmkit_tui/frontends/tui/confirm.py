@@ -137,6 +137,9 @@ class RollbackScreen(ConfirmScreen[Preflight]):
         }[image.state]
         line("Image", image_text, bad if image.state is ImageState.MISSING else "")
         line("Strategy", checked.strategy.value)
+        migrations = checked.migrations
+        if live and not (migrations.files or migrations.cannot_check or migrations.truncated):
+            line("Migrations", "no migrations between the two")  # else a warning names them
         for blocker in checked.blockers:
             text.append("✗ ", bad)
             text.append(sanitise(blocker.message), strong)
@@ -178,12 +181,6 @@ class CancelScreen(ConfirmScreen[CancelPreflight]):
         if checked.force_sensible:
             text.append(
                 "The cancel asked for earlier has not stopped the run: confirming now force-cancels it.\n",
-                strong,
-            )
-        if checked.kamal_started:
-            text.append(
-                "Kamal has already started swapping the container: the deploy may complete anyway. "
-                "You can roll back afterwards.\n",
                 strong,
             )
         return text

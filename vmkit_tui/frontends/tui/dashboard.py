@@ -129,9 +129,9 @@ class Dashboard(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.main.query_one("#repos").border_title = "Repos"
-        self.main.query_one("#environments").border_title = "Environments"
-        self.main.query_one("#deploys").border_title = "Deploys"
+        self.main.query_one(ReposTable).set_title("Repos")
+        self.main.query_one(EnvironmentsTable).set_title("Environments")
+        self.main.query_one(DeploysTable).set_title("Deploys")
         self.main.query_one("#problems").display = False
         if self._keymap:
             self.set_keymap(self._keymap)
@@ -147,7 +147,7 @@ class Dashboard(App[None]):
     def _show_configured(self) -> None:
         """Paint the configured repos and environments at once; deploys follow from the history."""
         self.overview = Overview.configured(self.service.config)
-        self.main.query_one("#deploys").border_title = "Deploys · loading history…"
+        self.main.query_one(DeploysTable).set_title("Deploys · loading history…")
         self._refresh_repos()
 
     def _after_first_frame(self) -> None:
@@ -220,9 +220,7 @@ class Dashboard(App[None]):
 
     def _refresh_environments(self) -> None:
         table = self.main.query_one(EnvironmentsTable)
-        table.border_title = (
-            f"Environments · {sanitise(self.repo)}" if self.repo else "Environments"
-        )
+        table.set_title(f"Environments · {sanitise(self.repo)}" if self.repo else "Environments")
         table.show(self.overview.summaries(self.repo) if self.repo else [])
 
     def _refresh_deploys(self) -> None:
@@ -232,7 +230,7 @@ class Dashboard(App[None]):
             if self.repo and self.environment
             else []
         )
-        table.border_title = (
+        table.set_title(
             f"Deploys · {sanitise(self.environment)}" if self.environment else "Deploys"
         )
         table.show(records)

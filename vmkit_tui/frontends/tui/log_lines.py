@@ -28,6 +28,7 @@ from textual.strip import Strip
 from textual.worker import get_current_worker
 
 from vmkit_tui.domain.text import sanitise, sanitise_sgr
+from vmkit_tui.frontends.tui.log_search import SearchState, Step, matching_rows
 
 if TYPE_CHECKING:
     from textual.timer import Timer
@@ -64,7 +65,7 @@ class LineSource(Protocol):
 
     def lines(self, start: int, stop: int) -> Sequence[LogLine]: ...
 
-    def search(self, pattern: str, start: int = 0, direction: int = 1) -> int | None: ...
+    def find_all(self, pattern: str, start: int = 0, stop: int = -1) -> list[int]: ...
 
     def copy(self) -> LineSource: ...
 
@@ -122,10 +123,14 @@ class LogLines(ScrollView, can_focus=True):
             self.rows = rows
 
     class SearchResult(Message):
-        def __init__(self, pattern: str, index: int | None) -> None:
+        """Matches found in spool lines [.., scanned) by a search worker (see log_search)."""
+
+        def __init__(self, generation: int, rows: list[int], scanned: int, step: Step) -> None:
             super().__init__()
-            self.pattern = pattern
-            self.index = index
+            self.generation = generation
+            self.rows = rows
+            self.scanned = scanned
+            self.step = step
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -140,8 +145,9 @@ class LogLines(ScrollView, can_focus=True):
         self._tick_timer: Timer | None = None
         self._shown_rows = 0  # rows laid out at the last tick
         self._width = 0
-        self._highlight: str = ""
-        self._match_row: int | None = None
+        self.search_state = SearchState()
+        self._search_generation = 0  # results of an older search (or deploy, or view) are moot
+        self._match_row: int | None = None  # the marked row: the current match, or `d`'s line
 
     # --- data ----------------------------------------------------------------------------------
 
@@ -164,7 +170,7 @@ class LogLines(ScrollView, can_focus=True):
         self._filtered_upto = 0
         self._strips.clear()
         self._width = 0
-        self._match_row = None
+        self.clear_search()
         self.pending = 0
         self.follow = True
         self._dirty = True
@@ -190,6 +196,7 @@ class LogLines(ScrollView, can_focus=True):
         self.pending = 0  # a new filter shows what exists; nothing is "new"
         if self.follow:
             self.scroll_end(animate=False)
+        self._recount_search()
 
     def lines_grew(self) -> None:
         """New lines exist on disk; picked up by the next tick (coalesced)."""
@@ -342,49 +349,86 @@ class LogLines(ScrollView, can_focus=True):
 
     # --- search --------------------------------------------------------------------------------
 
-    def search(self, pattern: str, forward: bool = True) -> None:
-        """Find the next row containing `pattern` from the current match, off the UI thread,
-        with the spool's own search (smart case) on a reader of the worker's own."""
-        self._highlight = pattern
+    def start_search(self, term: str) -> None:
+        """Find every match of `term` and jump to the first at or after the top of the view."""
+        self.clear_search()
+        self.search_state = SearchState(term)
+        self._search("first")
+
+    def search_again(self, forward: bool) -> None:
+        """`n` / `N`: the next or previous match, counting lines that arrived since."""
+        if self.search_state.term:
+            self._search("next" if forward else "previous")
+
+    def clear_search(self) -> None:
+        self._search_generation += 1
+        self.search_state = SearchState()
+        self._match_row = None
         self._strips.clear()
         self.refresh()
-        if self._source is None or self.row_count == 0:
-            self.post_message(self.SearchResult(pattern, None))
+
+    def _recount_search(self) -> None:
+        """The rows changed (another source filter, folding): count the matches afresh."""
+        term = self.search_state.term
+        if term:
+            self._search_generation += 1
+            self.search_state = SearchState(term)
+            self._search("recount")
+
+    def _search(self, step: Step) -> None:
+        """Search the lines not searched yet in a worker thread; `step` is applied on the result."""
+        self._strips.clear()
+        self.refresh()
+        state, source = self.search_state, self._source
+        filtered = self._rows is not None
+        stop = self._filtered_upto if filtered else self.row_count
+        if source is None:
+            self.post_message(self.SearchResult(self._search_generation, [], 0, step))
             return
-        row = self._match_row if self._match_row is not None else int(self.scroll_y)
-        line = self._rows[row] if self._rows is not None and row < len(self._rows) else row
-        rows = array("L", self._rows) if self._rows is not None else None
-        self._search_worker(self._source.copy(), rows, pattern, line, forward)
+        self._search_worker(
+            source.copy(),
+            self._search_generation,
+            state.term,
+            state.scanned,
+            stop,
+            self._rows,
+            step,
+        )
 
     @work(thread=True, exclusive=True, group="log-search", exit_on_error=False)
     def _search_worker(
-        self, source: LineSource, rows: array[int] | None, pattern: str, line: int, forward: bool
+        self,
+        source: LineSource,
+        generation: int,
+        term: str,
+        start: int,
+        stop: int,
+        shown: array[int] | None,
+        step: Step,
     ) -> None:
-        """The next matching spool line after `line` (wrapping once) that `rows` shows."""
-        worker = get_current_worker()
-        step, count = (1 if forward else -1), len(source)
+        """On a reader of the worker's own (closed after), so the UI's reader is never shared."""
         try:
-            start, wrapped = line + step, False
-            while not worker.is_cancelled:
-                if not 0 <= start < count:
-                    if wrapped:
-                        break
-                    start, wrapped = (0 if forward else count - 1), True
-                found = source.search(pattern, start, step)
-                if found is None:
-                    start = count if forward else -1  # to the other end, or done if wrapped
-                    continue
-                if wrapped and (found - line) * step > 0:
-                    break  # past where the search began: no other match
-                row = _row_showing(rows, found)
-                if row is not None:
-                    self.post_message(self.SearchResult(pattern, row))
-                    return
-                start = found + step  # filtered out: look further
-            if not worker.is_cancelled:
-                self.post_message(self.SearchResult(pattern, None))
+            rows = matching_rows(source, term, start, stop, shown)
         finally:
             source.close()
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.SearchResult(generation, rows, max(start, stop), step))
+
+    def on_log_lines_search_result(self, message: SearchResult) -> None:
+        if message.generation != self._search_generation:
+            message.stop()  # a result for a search that was replaced since
+            return
+        state = self.search_state
+        state.add(message.rows, message.scanned)
+        row = state.move(message.step, int(self.scroll_y))
+        self._match_row = row
+        if row is not None:
+            self.follow = False
+            height = self.scrollable_content_region.height
+            if not self.scroll_y <= row < self.scroll_y + height:
+                self.scroll_to(y=max(0, row - height // 2), animate=False)
+        self._strips.clear()
+        self.refresh()
 
     # --- rendering -----------------------------------------------------------------------------
 
@@ -431,29 +475,23 @@ class LogLines(ScrollView, can_focus=True):
             text.stylize(self.get_component_rich_style("loglines--error"))
         elif group:
             text.stylize(self.get_component_rich_style("loglines--group"))
-        if self._highlight:
+        if is_match:  # marked over the line's own colours, under the match highlight
+            cursor = self.get_component_rich_style("loglines--cursor")
+            text.stylize(cursor)
+            meta_style, source_style = meta_style + cursor, source_style + cursor
+        search = self.search_state
+        if search.term:
             text.highlight_words(
-                [self._highlight],
+                [search.term],
                 self.get_component_rich_style("loglines--match"),
-                case_sensitive=False,
+                case_sensitive=search.case_sensitive,
             )
         prefix = [
             Segment(f"{stamp} ", meta_style),
             Segment(f"{label[:label_width]:<{label_width}} ", source_style),
         ]
         segments = prefix + list(text.render(self.app.console))
-        strip = Strip(segments).apply_style(self.rich_style)
-        if is_match:
-            strip = strip.apply_style(self.get_component_rich_style("loglines--cursor"))
-        return strip
-
-
-def _row_showing(rows: array[int] | None, line: int) -> int | None:
-    """The view row of spool line `line`: itself unfiltered, None when the filter hides it."""
-    if rows is None:
-        return line
-    row = bisect_left(rows, line)
-    return row if row < len(rows) and rows[row] == line else None
+        return Strip(segments).apply_style(self.rich_style)
 
 
 def _clock(at: object) -> str:

@@ -52,7 +52,6 @@ def view_filter(source: str | None, fold: bool) -> Callable[[LogLine], bool] | N
 class LogPane(Vertical):
     source_filter: reactive[str | None] = reactive(None)
     folded: reactive[bool] = reactive(False)  # GitHub ##[group] sections shown as their headers
-    search_term: reactive[str] = reactive("")
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -67,6 +66,12 @@ class LogPane(Vertical):
     @property
     def lines(self) -> LogLines:
         return self.query_one(LogLines)
+
+    @property
+    def search_term(self) -> str:
+        """The one search of the shown deploy's log (the view owns it; leaving the deploy
+        clears it)."""
+        return self.lines.search_state.term
 
     def on_mount(self) -> None:
         self.query_one("#log-search", Input).display = False
@@ -120,10 +125,13 @@ class LogPane(Vertical):
     @on(Input.Submitted, "#log-search")
     def _search_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.search_term = event.value.strip()
+        term = event.value.strip()
         self._close_search()
-        if self.search_term:
-            self.lines.search(self.search_term, forward=True)
+        if term:
+            self.lines.start_search(term)
+        else:
+            self.lines.clear_search()
+        self._update_status()
 
     def key_escape(self) -> None:
         if self.query_one("#log-search", Input).display:
@@ -135,23 +143,24 @@ class LogPane(Vertical):
         self.lines.focus()
 
     def search_again(self, forward: bool) -> None:
-        if self.search_term:
-            self.lines.search(self.search_term, forward=forward)
+        self.lines.search_again(forward)
+
+    def jump_to_line(self, line_index: int) -> None:
+        """Mark and show one spool line (`d`: the diagnosis's line); any search ends."""
+        self.lines.clear_search()
+        self.lines.scroll_to_row(self.lines.row_of_line(line_index))
+        self._update_status()
 
     @on(LogLines.SearchResult)
     def _search_result(self, event: LogLines.SearchResult) -> None:
-        if event.index is None:
-            self.notify(sanitise(f"not found: {event.pattern}"), severity="warning", markup=False)
-        else:
-            self.lines.scroll_to_row(event.index)
+        state = self.lines.search_state
+        if state.searched and not state.rows and event.step != "recount":
+            self.notify(sanitise(f"not found: {state.term}"), severity="warning", markup=False)
         self._update_status()
 
     @on(LogLines.FollowChanged)
     @on(LogLines.Grew)
     def _lines_changed(self) -> None:
-        self._update_status()
-
-    def watch_search_term(self) -> None:
         self._update_status()
 
     def _update_status(self) -> None:
@@ -169,8 +178,10 @@ class LogPane(Vertical):
         text.append(" · following" if lines.follow else " · paused")
         if not lines.follow and lines.pending:
             text.append(f" · +{lines.pending:,} new (G to jump)")
-        if self.search_term:
+        search = lines.search_state
+        if search.term:
             text.append(" · /")
-            text.append(self.search_term)
+            text.append(sanitise(search.term))
+            text.append(f" {search.label()}")
         # One line high (styles): no layout pass, which would repaint every pane at each new line
         self.query_one("#log-status", Static).update(text, layout=False)

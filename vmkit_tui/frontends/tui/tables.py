@@ -7,6 +7,7 @@ classes styled in `styles/app.tcss`, never from Python.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import ClassVar
@@ -31,6 +32,9 @@ STATUS_GLYPHS = {
     Status.FAILED: "✗",
     Status.CANCELLED: "⊘",
 }
+# A dispatched rollback's run name ends with its request id ("Roll back production to aafb429
+# [<id>]", see tracking/runs.py): how the run is found, not something to read in a list.
+_RUN_TAG = re.compile(r" \[[A-Za-z0-9][A-Za-z0-9_.-]{7,63}\]$")
 
 
 def clip(text: str, width: int) -> str:
@@ -46,6 +50,7 @@ class NavTable(DataTable[Text]):
         Binding("k", "cursor_up", "Up", show=False),
         Binding("g", "scroll_top", "Top", show=False),
         Binding("G", "scroll_bottom", "Bottom", show=False),
+        Binding("escape", "clear_filter", "Clear the / filter", show=False),
     ]
 
     class Chosen(Message):
@@ -72,6 +77,27 @@ class NavTable(DataTable[Text]):
         self._rows: Sequence[tuple[str, Sequence[Text]]] = ()
         self._shown: list[tuple[str, list[Text]]] = []  # what the table holds now
         self._rebuilding = False
+        self._title = ""
+
+    def set_title(self, title: str) -> None:
+        """The pane's title; a `/` filter adds itself and what it hides."""
+        self._title = title
+        self._retitle()
+
+    def _retitle(self) -> None:
+        note = ""
+        if self.filter_text:
+            note = f" · /{sanitise(self.filter_text)} ({len(self._shown)} of {len(self._rows)})"
+        self.border_title = Text(self._title + note)  # Text: the typed filter is not markup
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear_filter":
+            return bool(self.filter_text)  # else escape goes on to whoever wants it
+        return True
+
+    def action_clear_filter(self) -> None:
+        self.filter_text = ""
+        self.app.refresh_lists()  # type: ignore[attr-defined]
 
     def on_resize(self) -> None:
         compact = self.size.width < self.COMPACT_BELOW
@@ -121,6 +147,7 @@ class NavTable(DataTable[Text]):
                     if cell != old:
                         self.update_cell(key, column, cell, update_width=True)
             self._shown = shown
+            self._retitle()
             return
         wanted = keep if keep is not None else self.current_key
         self._rebuilding = True
@@ -136,6 +163,7 @@ class NavTable(DataTable[Text]):
                     self.move_cursor(row=0, animate=False)
         finally:
             self._rebuilding = False
+        self._retitle()
         self._announce()
 
     def set_rows_cursor(self, key: str) -> None:
@@ -280,16 +308,18 @@ class DeploysTable(NavTable):
         glyph = STATUS_GLYPHS[status]
         deploy = record.deploy
         note = Text()
+        title = record.title or ""
         if deploy.rollback_of:
-            note.append(
-                f"rollback of {self._short_sha_of(deploy.rollback_of)}", self.style_of("nav--muted")
-            )
+            target = self._short_sha_of(deploy.rollback_of)
+            title = _RUN_TAG.sub("", title)
+            if target not in title:  # said once: "Roll back production to aafb429" says it
+                note.append(f"rollback of {target}", self.style_of("nav--muted"))
         if record.cancel_requested and status is not Status.CANCELLED:
             note.append(" cancel requested", self.style_of("status--cancelling"))
         return [
             Text(f"{glyph} {status.value}", self.style_of(f"status--{status.value}"), no_wrap=True),
             Text(deploy.short_sha),
-            Text(clip(record.title or "", self._message_width()), no_wrap=True),
+            Text(clip(title, self._message_width()), no_wrap=True),
             Text(deploy.triggered_by.value),
             Text(clip(deploy.actor, 16), no_wrap=True),
             Text(format_age(self._now() - deploy.created_at), no_wrap=True),
