@@ -196,7 +196,7 @@ def _image_text(check: Preflight) -> str:
     if state == "present":
         return f"{ref} is in GHCR"
     if state == "missing":
-        return f"{ref} is NOT in GHCR any more"
+        return check.image_gone
     return f"cannot check: {image.reason}"
 
 
