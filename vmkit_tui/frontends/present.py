@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from itertools import groupby
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vmkit_tui.domain.models import DeployEvent, DeployRecord, EventKind, to_iso
@@ -165,6 +166,20 @@ def deploy_row(record: DeployRecord) -> str:
     if deploy.rollback_of:
         parts.append(f"rollback of {deploy.rollback_of}")
     return "  ".join(parts)
+
+
+def no_repos_message(source: Path | None, looked_in: Path) -> str:
+    """The first-run hint: where a config was looked for, and how to get a ready-to-edit one
+    (pip installs have no docs/ folder: the example ships inside the package)."""
+    if source is None:
+        return (
+            f"No config file at {looked_in}. `vmkit-tui config init` writes an example there to "
+            "edit (`vmkit-tui config example` prints it); or try `vmkit-tui demo`."
+        )
+    return (
+        f"No repositories in {source}: add a [[repos]] table (`vmkit-tui config example` "
+        "prints one), or try `vmkit-tui demo`."
+    )
 
 
 def history_table(records: Iterable[DeployRecord]) -> Iterator[str]:
