@@ -64,10 +64,17 @@ def test_deploys_json_lists_the_environment_newest_first(shared: Sandbox, run_cl
 def test_deploys_table_has_one_row_per_deploy(shared: Sandbox, run_cli: Cli) -> None:
     done = run_cli(shared, "deploys", REPO, "staging", "--no-sync", "--limit", "3")
     assert done.code == 0, done.err
-    header, *rows = done.out.splitlines()
+    header, columns, *rows = done.out.splitlines()
     assert header == f"{REPO} / staging (3 deploys, newest first)"
+    assert columns.split() == [
+        "CREATED", "(UTC)", "ID", "STATUS", "SHA", "TRIGGER", "ACTOR", "TOOK", "TITLE"
+    ]  # fmt: skip
     for row, record in zip(rows, shared.records("staging")[:3], strict=True):
         assert record.id in row and record.deploy.short_sha in row and record.status.value in row
+        assert record.title[:40] in row  # the commit title
+    for name in ("ID", "STATUS", "SHA", "TRIGGER", "ACTOR", "TOOK", "TITLE"):  # aligned
+        at = columns.index(name)
+        assert all(row[at - 2 : at] == "  " and row[at] != " " for row in rows), name
 
 
 @pytest.mark.parametrize(

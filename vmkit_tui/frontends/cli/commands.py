@@ -31,7 +31,7 @@ from vmkit_tui.frontends.cli.waiting import next_update, tracking, wait_final
 from vmkit_tui.frontends.present import (
     cancel_lines,
     clean,
-    deploy_row,
+    deploy_table,
     log_line,
     preflight_lines,
     record_json,
@@ -149,8 +149,8 @@ async def _deploys(service: DeployService, args: argparse.Namespace) -> int:
         print()
         return EXIT_OK
     print(f"{repo} / {environment} ({len(records)} deploys, newest first)")
-    for record in records:
-        print("  " + deploy_row(record))
+    for line in deploy_table(records):
+        print("  " + line)
     return EXIT_OK
 
 
