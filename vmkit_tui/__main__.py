@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
                 help="hide and refuse rollback, cancel and deploy",
             )
     _add_script_commands(commands)
+    config = commands.add_parser(
+        "config", help="print the example config, or write it where vmkit-tui looks for one"
+    )
+    config.add_argument(
+        "action",
+        choices=("example", "init"),
+        help="example: print it; init: write it to the config path (0600, never overwriting)",
+    )
     return parser
 
 
@@ -113,7 +121,8 @@ def _add_script_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     rollback.add_argument(
         "--to",
         metavar="SHA|DEPLOY_ID",
-        help="the target (default: the last succeeded deploy before the live one)",
+        help="the target: a deploy id, or a commit SHA (a unique prefix of 7+ hex is enough); "
+        "default: the last succeeded deploy older than the live SHA's first deploy",
     )
     _add_action_flags(rollback, "roll back")
     cancel = commands.add_parser("cancel", help="cancel a running deploy")
@@ -129,7 +138,9 @@ def _add_script_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         "-f", "--follow", action="store_true", help="keep printing until the deploy has finished"
     )
     logs.add_argument(
-        "--source", metavar="S", help="only lines from S (github, kamal, kamal-proxy, vmkit-agent…)"
+        "--source",
+        metavar="S",
+        help="only lines from S: github, kamal, kamal-proxy, vmkit-agent or app",
     )
 
 
@@ -171,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "history":
             return _history(args)
+        if args.command == "config":
+            from vmkit_tui.frontends.cli.config_file import run_config
+
+            return run_config(args.action, resolve_config_path(args.config))
         if args.command in ("demo", "sandbox"):
             from vmkit_tui.sandbox.commands import run_sandbox_command
 

@@ -186,7 +186,8 @@ def load_config(path: Path) -> Config:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
-            where, "no such file (try `vmkit-tui demo`, or copy docs/config.example.toml)"
+            where,
+            "no such file (`vmkit-tui config init` writes an example; or try `vmkit-tui demo`)",
         ) from None
     except OSError as exc:
         raise ConfigError(where, f"cannot read: {exc.strerror}") from None

@@ -130,7 +130,7 @@ def sandbox(data_dir: Path, *, speed: float) -> Iterator[Sandbox]:
         config = load_config(info.config_path)
         assert config.history_path is not None and config.data_dir is not None
         history = History(config.history_path)
-        runtime.run_in_sandbox(lambda world: record_past(world, history))
+        runtime.run_in_sandbox(lambda world: record_past(world, history, runtime.web_url))
         asyncio.run(_settle(config, history, config.data_dir))
         yield Sandbox(runtime, info.config_path, config)
     finally:

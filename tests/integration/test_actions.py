@@ -354,9 +354,10 @@ async def test_cancel_of_a_finished_run_says_so(setup: Setup) -> None:
 async def test_bad_input_is_refused_with_one_clear_message(setup: Setup) -> None:
     s = setup
     cases = {
-        ("production", "0123456789ab"): "has no deploy 0123456789ab",
-        ("production", "3b1287f"): "not a full commit SHA",
-        ("production", "3B1287F" + "0" * 33): "not a full commit SHA",
+        ("production", "0123456789ab"): "No deploy .* starting with 0123456789ab",
+        ("production", "1234567"): "No deploy .* starting with 1234567: give the full 40-hex",
+        ("production", "3B1287F" + "0" * 33): "Not a deploy id .* or a commit SHA",
+        ("production", "3b1287"): "Not a deploy id .* or a commit SHA",
         ("preview", None): "acme/my-fastapi-app preview is not in the configuration",
     }
     for (environment, target), words in cases.items():

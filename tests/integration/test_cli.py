@@ -89,10 +89,17 @@ def test_deploys_exits_1_and_says_unsynced_when_github_refuses(
 def test_deploys_table_has_one_row_per_deploy(shared: Sandbox, run_cli: Cli) -> None:
     done = run_cli(shared, "deploys", REPO, "staging", "--no-sync", "--limit", "3")
     assert done.code == 0, done.err
-    header, *rows = done.out.splitlines()
+    header, columns, *rows = done.out.splitlines()
     assert header == f"{REPO} / staging (3 deploys, newest first)"
+    assert columns.split() == [
+        "CREATED", "(UTC)", "ID", "STATUS", "SHA", "TRIGGER", "ACTOR", "TOOK", "TITLE"
+    ]  # fmt: skip
     for row, record in zip(rows, shared.records("staging")[:3], strict=True):
         assert record.id in row and record.deploy.short_sha in row and record.status.value in row
+        assert record.title[:40] in row  # the commit title
+    for name in ("ID", "STATUS", "SHA", "TRIGGER", "ACTOR", "TOOK", "TITLE"):  # aligned
+        at = columns.index(name)
+        assert all(row[at - 2 : at] == "  " and row[at] != " " for row in rows), name
 
 
 @pytest.mark.parametrize(
@@ -140,8 +147,13 @@ def test_rollback_refusals(shared: Sandbox, run_cli: Cli) -> None:
 
     missing = run_cli(shared, "rollback", REPO, "production", "--to", gone.id, "--yes")
     assert missing.code == 1
-    assert "is no longer in GHCR" in missing.err
-    assert "is NOT in GHCR any more" in missing.out  # the preflight said so first
+    ref = f"ghcr.io/{REPO}:{gone.deploy.short_sha}"
+    if gone.status is Status.SUCCEEDED:  # built once, so deleted since
+        assert f"refused: The image {ref} is no longer in GHCR" in missing.err
+        assert f"Image      {ref} is no longer in GHCR (deleted since" in missing.out
+    else:
+        assert "refused: There is no image for this commit in GHCR" in missing.err
+        assert f"Image      no image for this commit in GHCR ({ref})" in missing.out
 
     for target, code in (("abc123", 2), ("000000000000", 2), (other_env.id, 2)):
         done = run_cli(shared, "rollback", REPO, "production", "--to", target, "--yes")
@@ -150,6 +162,26 @@ def test_rollback_refusals(shared: Sandbox, run_cli: Cli) -> None:
     readonly = run_cli(shared, "--readonly", "rollback", REPO, "production", "--yes")
     assert readonly.code == 2 and "--readonly" in readonly.err
     assert len(shared.records("production")) == before
+
+
+def test_rollback_to_a_short_sha_or_any_unique_prefix(shared: Sandbox, run_cli: Cli) -> None:
+    live = shared.live("production")
+    target = next(
+        r
+        for r in shared.records("production")
+        if r.status is Status.SUCCEEDED and r.deploy.sha != live.deploy.sha
+    )
+    sha = target.deploy.sha
+    for typed in (sha[:7], sha[:12], sha[:20]):  # 12 hex: no deploy has that id, so a SHA
+        done = run_cli(shared, "rollback", REPO, "production", "--to", typed)
+        assert done.code == 2, done.err  # no terminal: shown, not sent
+        assert f"Target     {sha[:7]}  {sha}" in done.out
+        assert "no terminal to confirm on" in done.err
+    unknown = run_cli(shared, "rollback", REPO, "production", "--to", "1234567", "--yes")
+    assert unknown.code == 2
+    assert "No deploy of acme/my-fastapi-app production in the history is of a commit" in (
+        unknown.err
+    )
 
 
 def test_rollback_asks_and_only_yes_goes_then_logs_follow_to_the_end(
@@ -195,6 +227,18 @@ def test_rollback_wait_ends_succeeded_with_exit_0(fresh: Sandbox, run_cli: Cli) 
     lines = logs.out.splitlines()
     assert lines and all(" github[" in line for line in lines), logs.err
     assert any("kamal" in line.lower() for line in lines)
+
+    # The live deploy is now a rollback: the default goes further back, never forward.
+    records = fresh.records("production")  # newest first
+    live_sha = stored.deploy.sha
+    first_of_live = max(i for i, r in enumerate(records) if r.deploy.sha == live_sha)
+    older = next(r for r in records[first_of_live + 1 :] if r.status is Status.SUCCEEDED)
+    newer = {r.deploy.sha for r in records[1:first_of_live] if r.status is Status.SUCCEEDED}
+    assert newer - {live_sha}, "the sandbox has a newer succeeded version to avoid"
+    again = run_cli(fresh, "rollback", REPO, "production")
+    assert again.code == 2  # no terminal: shown, not sent
+    assert f"Target     {older.deploy.short_sha}  {older.deploy.sha}" in again.out
+    assert "this rolls forward" not in again.out
 
 
 def test_a_rollback_overlapping_a_push_deploy_gets_its_own_first_healthy(
@@ -287,6 +331,13 @@ def test_logs_print_sanitised_lines_and_filter_by_source(shared: Sandbox, run_cl
     proxy = run_cli(shared, "logs", record.id, "--source", "kamal-proxy")
     assert proxy.code == 0 and len(proxy.out.splitlines()) == 1
     assert proxy.out.startswith("2026-05-01 10:00:00Z kamal-proxy[127.0.0.1:2222]")
+
+    typo = run_cli(shared, "logs", record.id, "--source", "kamalproxy")
+    assert typo.code == 2 and typo.out == ""
+    assert typo.err == (
+        "vmkit-tui: Unknown log source 'kamalproxy': one of github, kamal, kamal-proxy, "
+        "vmkit-agent, app.\n"
+    )
 
     none = run_cli(shared, "logs", record.id, "--source", "app")
     assert none.code == 0 and none.out == ""

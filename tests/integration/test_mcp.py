@@ -178,6 +178,8 @@ async def test_read_tools_answer_from_the_history_sanitised(shared: Sandbox) -> 
         assert window["next_start"] == 5 and window["total_lines"] == 12
         proxy = await session.ok("get_deploy_logs", deploy_id=hostile.id, source="kamal-proxy")
         assert [line["index"] for line in proxy["lines"]] == [10]
+        typo = await session.error("get_deploy_logs", deploy_id=hostile.id, source="kamalproxy")
+        assert "Unknown log source 'kamalproxy': one of github, kamal, kamal-proxy" in typo
 
         status = await session.ok("deploy_status", deploy_id=staging[0].id)
         assert status["status"] == staging[0].status.value
@@ -189,6 +191,11 @@ async def test_read_tools_answer_from_the_history_sanitised(shared: Sandbox) -> 
         assert preview["refusal"] is None
         assert preview["target"]["sha"] == target.deploy.sha
         assert preview["image"]["state"] == "present"
+        short = await session.ok(
+            "preview_rollback", repo=REPO, environment="staging", target=target.deploy.short_sha
+        )
+        assert short["target"]["sha"] == target.deploy.sha
+        assert short["target"]["deploy_id"] == target.id
     assert len(shared.records("staging")) == len(staging)  # previews send nothing
 
 
@@ -213,9 +220,10 @@ async def test_bad_calls_are_one_line_tool_errors(shared: Sandbox) -> None:
         image = await session.error(
             "rollback", repo=REPO, environment="production", target=gone.deploy.sha
         )
-        assert "Refused, nothing was done" in image and "no longer in GHCR" in image
+        assert "Refused, nothing was done" in image
+        assert "no longer in GHCR" in image or "no image for this commit in GHCR" in image
         assert "nothing to cancel" in await session.error("cancel_deploy", deploy_id=finished.id)
-        assert "full commit SHA" in await session.error(
+        assert "Not a commit SHA (7 to 40" in await session.error(
             "deploy_sha", repo=REPO, environment="production", sha="abc"
         )
     assert len(shared.records("production")) == before

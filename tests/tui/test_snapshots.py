@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
@@ -81,9 +82,12 @@ def test_log_pane_following_a_running_deploy(snap_compare, tmp_path: Path) -> No
     )
 
 
-def test_empty_state_without_config(snap_compare, tmp_path: Path) -> None:
-    """No config file: empty panes and a message pointing to `vmkit-tui demo` and the
-    example config."""
+def test_empty_state_without_config(
+    snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No config file: empty panes and a message naming where it looked, `vmkit-tui config
+    init` and `vmkit-tui demo`."""
+    monkeypatch.setenv("VMKIT_CONFIG", "/home/you/.config/vmkit/config.toml")
     service = DeployService(
         Config(source=None), AsyncHistory(History(tmp_path / "h.json")), tmp_path
     )

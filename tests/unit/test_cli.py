@@ -171,7 +171,10 @@ def test_preflight_lines_show_what_the_tui_dialog_shows() -> None:
     ]
     assert lines[2].startswith("Deployed   3h ago by priya-r (succeeded, deploy ")
     assert f"Live now   ccccccc  {'c' * 40}" in lines
-    assert "Image      ghcr.io/acme/storefront:bbbbbbb is NOT in GHCR any more" in lines
+    assert (
+        "Image      ghcr.io/acme/storefront:bbbbbbb is no longer in GHCR (deleted since it was "
+        "deployed)" in lines
+    )
     assert any(
         line.startswith("✗ The image ghcr.io/acme/storefront:bbbbbbb is no longer")
         for line in lines
@@ -221,7 +224,9 @@ def test_targets_and_deploy_ids_are_checked_by_shape() -> None:
     assert check_target(None) is None
     assert check_target("0123456789ab") == "0123456789ab"
     assert check_target("f" * 40) == "f" * 40
-    for bad in ("F" * 40, "f" * 39, "abc", "0123456789ab\n"):
+    assert check_target("aafb429") == "aafb429"  # the short SHA shown everywhere
+    assert check_target("f" * 39) == "f" * 39
+    for bad in ("F" * 40, "f" * 41, "abcdef", "abc", "0123456789ab\n", "aafb429 "):
         with pytest.raises(UsageError):
             check_target(bad)
     with pytest.raises(UsageError, match="Not a deploy id"):

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from vmkit_tui.actions.errors import ActionRefused, UnknownTarget
+from vmkit_tui.actions.gather import resolve_target
 from vmkit_tui.actions.preflight import (
     MigrationCheck,
     Preflight,
@@ -29,6 +31,7 @@ from vmkit_tui.domain.models import (
 )
 from vmkit_tui.sources.github.results import ImageCheck, ImageState
 
+REPO, ENV = "acme/storefront", "production"
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 IMAGE = "ghcr.io/acme/storefront"
 PRESENT = ImageCheck(ImageState.PRESENT)
@@ -107,6 +110,73 @@ def test_default_target_skips_redeploys_of_the_live_sha() -> None:
     assert default_rollback_target([original, same_as_live, live]) is original
 
 
+def test_default_target_never_rolls_forward_from_a_live_rollback() -> None:
+    """A ok, B ok, C ok but broken, rolled back to B: the live deploy is B again, and the
+    default goes on to A (older than B's first deploy), not to C (newer: a roll forward)."""
+    a = record(1, Status.SUCCEEDED)
+    b = record(2, Status.SUCCEEDED)
+    c = record(3, Status.SUCCEEDED)
+    back_to_b = record(4, Status.SUCCEEDED, commit=2)
+    records = [a, b, c, back_to_b]
+    assert live_deploy(records) is back_to_b
+    assert default_rollback_target(records) is a
+    assert resolve_target(REPO, ENV, records, back_to_b, None) == (
+        a,
+        a.deploy.sha,
+    )
+
+
+def test_no_default_target_when_the_live_sha_is_the_oldest_success() -> None:
+    """A, B, C, rolled back to A: everything else that succeeded is newer, so there is no
+    default (rolling forward only when named)."""
+    a, b, c = (record(n, Status.SUCCEEDED) for n in (1, 2, 3))
+    back_to_a = record(4, Status.SUCCEEDED, commit=1)
+    records = [a, b, c, back_to_a]
+    assert default_rollback_target(records) is None
+    with pytest.raises(ActionRefused, match="never goes forward"):
+        resolve_target(REPO, ENV, records, back_to_a, None)
+    assert resolve_target(REPO, ENV, records, back_to_a, sha(3)) == (
+        c,
+        sha(3),
+    )
+
+
+def with_sha(n: int, commit: str) -> DeployRecord:
+    """Deploy `n` of the commit `commit` (a full SHA), succeeded."""
+    base = record(n, Status.SUCCEEDED)
+    return replace(base, deploy=replace(base.deploy, sha=commit))
+
+
+def test_a_sha_prefix_names_the_one_commit_it_starts() -> None:
+    first = with_sha(1, "aafb4291" + "1" * 32)
+    second = with_sha(2, "aafb4292" + "2" * 32)
+    live = with_sha(3, "c" * 40)
+    records = [first, second, live]
+    for typed in ("aafb4291", "aafb42911", first.deploy.sha):
+        assert resolve_target(REPO, ENV, records, live, typed) == (first, first.deploy.sha)
+    with pytest.raises(UnknownTarget, match=r"start of 2 commits .*\(aafb4291, aafb4292\)"):
+        resolve_target(REPO, ENV, records, live, "aafb429")
+    with pytest.raises(UnknownTarget, match=r"No deploy .* starting with 1234567"):
+        resolve_target(REPO, ENV, records, live, "1234567")
+    beyond = "d" * 40  # a full SHA beyond the history is taken as it is
+    assert resolve_target(REPO, ENV, records, live, beyond) == (None, beyond)
+    for malformed in ("aafb42", "AAFB429", "aafb429 "):
+        with pytest.raises(UnknownTarget, match="Not a deploy id"):
+            resolve_target(REPO, ENV, records, live, malformed)
+
+
+def test_twelve_hex_is_a_deploy_id_first_then_a_sha_prefix() -> None:
+    """Deploy ids are 12 hex too: the id of a deploy in this environment's history names that
+    deploy, even when a deployed SHA starts with it too; other 12 hex are a SHA prefix."""
+    target = with_sha(1, "ab" * 20)
+    live = with_sha(2, "c" * 40)
+    clash = with_sha(3, target.id + "0" * 28)  # a commit that starts with the target's id
+    records = [target, live, clash]
+    assert resolve_target(REPO, ENV, records, live, target.id) == (target, target.deploy.sha)
+    assert resolve_target(REPO, ENV, records, live, "ab" * 6) == (target, target.deploy.sha)
+    assert resolve_target(REPO, ENV, records, live, target.id + "0") == (clash, clash.deploy.sha)
+
+
 @pytest.mark.parametrize(
     "statuses",
     [
@@ -167,6 +237,22 @@ def test_a_commit_github_does_not_have_is_refused_even_forced() -> None:
     check = preflight(TargetInfo(sha(99), None, "", commit_found=False), live)
     refusal = check.refusal(force=True)
     assert refusal == f"acme/storefront has no commit {sha(99)}."
+
+
+def test_a_missing_image_says_whether_it_was_deleted_or_never_there() -> None:
+    live, missing = record(5, Status.SUCCEEDED), ImageCheck(ImageState.MISSING)
+    failed = record(3, Status.FAILED)  # its build may never have pushed an image
+    never = preflight(TargetInfo(failed.deploy.sha, failed, "c3", True), live, image=missing)
+    assert (
+        never.image_gone == f"no image for this commit in GHCR ({IMAGE}:{failed.deploy.short_sha})"
+    )
+    refusal = never.refusal()
+    assert refusal is not None and refusal.startswith("There is no image for this commit in GHCR")
+    bare = preflight(TargetInfo(sha(98), None, "", True), live, image=missing)
+    assert bare.image_gone.startswith("no image for this commit in GHCR")
+    # A commit GitHub does not have: that is the refusal, not a missing image.
+    nowhere = preflight(TargetInfo(sha(99), None, "", False), live, image=missing)
+    assert [b.message for b in nowhere.blockers] == [f"acme/storefront has no commit {sha(99)}."]
 
 
 def test_an_unverifiable_commit_blocks_a_bare_sha_deploy_only() -> None:

@@ -3,7 +3,7 @@ SSH stacks)."""
 
 from __future__ import annotations
 
-__all__ = ["ActionError", "ActionRefused"]
+__all__ = ["ActionError", "ActionRefused", "UnknownTarget"]
 
 
 class ActionError(Exception):
@@ -12,3 +12,8 @@ class ActionError(Exception):
 
 class ActionRefused(ActionError):
     """Refused before anything was recorded or sent (bad input, busy, or a failed check)."""
+
+
+class UnknownTarget(ActionRefused):
+    """The target names nothing in the history, or several commits (bad usage, not a failed
+    check: the CLI exits 2)."""

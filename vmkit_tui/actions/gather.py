@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from vmkit_tui.actions.base import checked
-from vmkit_tui.actions.errors import ActionRefused
+from vmkit_tui.actions.errors import ActionRefused, UnknownTarget
 from vmkit_tui.actions.preflight import (
     MigrationCheck,
     Preflight,
@@ -27,13 +27,15 @@ from vmkit_tui.domain.models import (
     DEPLOY_ID_PATTERN,
     DeployRecord,
     Status,
-    ValidationError,
-    validate_sha,
+    is_sha,
+    is_sha_prefix,
 )
 from vmkit_tui.domain.overview import newest_first
 from vmkit_tui.sources.github import Commit, GitHubClient, ImageCheck, ImageState
 
-__all__ = ["gather_preflight", "resolve_target"]
+__all__ = ["gather_preflight", "resolve_sha", "resolve_target"]
+
+SHOWN_CANDIDATES = 5  # commits listed when a SHA prefix is ambiguous
 
 
 async def gather_preflight(
@@ -44,8 +46,8 @@ async def gather_preflight(
     records: Sequence[DeployRecord],
     target: str | None,
 ) -> Preflight:
-    """The preflight of rolling `env` back to `target` (a deploy id, a full SHA, or None for
-    the last succeeded deploy before the live one), given the environment's `records`."""
+    """The preflight of rolling `env` back to `target` (see `resolve_target`), given the
+    environment's `records`."""
     live = live_deploy(records)
     chosen, sha = resolve_target(repo_config.name, env.name, records, live, target)
     live_sha = live.deploy.sha if live is not None else None
@@ -82,28 +84,56 @@ def resolve_target(
     live: DeployRecord | None,
     target: str | None,
 ) -> tuple[DeployRecord | None, str]:
-    """The target as (its known deploy or None, its SHA)."""
+    """The target as (its known deploy or None, its SHA). `target`: None (the default target);
+    a deploy id of this environment (12 hex: an id first, so a 12-hex input that is both an id
+    and a SHA prefix names the deploy; the live deploy's id means the default); else a commit
+    SHA, full or any unique prefix of 7+ hex among the environment's deploys."""
     if target and DEPLOY_ID_PATTERN.fullmatch(target):
-        chosen = next((r for r in records if r.id == target), None)
-        if chosen is None:
-            raise ActionRefused(f"{repo} {environment} has no deploy {target}.")
-        if live is None or chosen.id != live.id:
-            return chosen, chosen.deploy.sha
-    elif target:
-        try:
-            sha = validate_sha(target)
-        except ValidationError as error:
-            raise ActionRefused(f"Roll back to what? {error}") from None
+        known = next((r for r in records if r.id == target), None)
+        if known is not None:
+            if live is None or known.id != live.id:
+                return known, known.deploy.sha
+            target = None
+    if target:
+        sha = resolve_sha(repo, environment, records, target)
         same = [r for r in newest_first(records) if r.deploy.sha == sha]
         good = [r for r in same if r.status is Status.SUCCEEDED]
         return next(iter(good or same), None), sha
     chosen = default_rollback_target(records)
     if chosen is None:
         raise ActionRefused(
-            f"{repo} {environment} has no succeeded deploy before the live one to roll back "
-            "to: name a deploy or a full commit SHA."
+            f"{repo} {environment} has no succeeded deploy older than the live version's first "
+            "deploy to roll back to (a rollback never goes forward unless asked): name a deploy "
+            "or a commit SHA."
         )
     return chosen, chosen.deploy.sha
+
+
+def resolve_sha(repo: str, environment: str, records: Sequence[DeployRecord], text: str) -> str:
+    """The full SHA `text` names: itself if full (a commit beyond the history), else the one
+    SHA among the environment's deploys starting with it. Raises `UnknownTarget` for
+    malformed input, no match, or several matches (listing them)."""
+    if is_sha(text):
+        return text
+    if not is_sha_prefix(text):
+        raise UnknownTarget(
+            f"Not a deploy id (12 hex) or a commit SHA (7 to 40 lowercase hex): {text!r:.60}."
+        )
+    shas = sorted({r.deploy.sha for r in records if r.deploy.sha.startswith(text)})
+    if not shas:
+        raise UnknownTarget(
+            f"No deploy of {repo} {environment} in the history is of a commit starting with "
+            f"{text}: give the full 40-hex SHA for a commit beyond the history."
+        )
+    if len(shas) > 1:
+        size = next(n for n in range(len(text) + 1, 41) if len({s[:n] for s in shas}) == len(shas))
+        shown = ", ".join(sha[:size] for sha in shas[:SHOWN_CANDIDATES])
+        more = f" and {len(shas) - SHOWN_CANDIDATES} more" if len(shas) > SHOWN_CANDIDATES else ""
+        raise UnknownTarget(
+            f"{text} is the start of {len(shas)} commits deployed on {repo} {environment} "
+            f"({shown}{more}): give more of the SHA."
+        )
+    return shas[0]
 
 
 async def _commit(github: GitHubClient | None, repo: str, sha: str) -> Commit | str | None:

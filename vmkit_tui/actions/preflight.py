@@ -52,17 +52,17 @@ def live_deploy(records: Sequence[DeployRecord]) -> DeployRecord | None:
 
 
 def default_rollback_target(records: Sequence[DeployRecord]) -> DeployRecord | None:
-    """The last succeeded deploy before the live one, of another SHA (Heroku's "last eligible
-    release"): what `r` on the live deploy, or a rollback without a target, goes back to."""
+    """The last succeeded deploy older than the live SHA's first deploy (Heroku's "last
+    eligible release"): what `r` on the live deploy, or a rollback without a target, goes back
+    to. Never forward: when the live deploy is itself a rollback (A, B, C, then back to B),
+    the default is A, not C; a newer version is deployed only when named."""
     live = live_deploy(records)
     if live is None:
         return None
     ordered = newest_first(records)
-    older = ordered[ordered.index(live) + 1 :]
-    return next(
-        (r for r in older if r.status is Status.SUCCEEDED and r.deploy.sha != live.deploy.sha),
-        None,
-    )
+    live_sha = live.deploy.sha
+    first = max(i for i, r in enumerate(ordered) if r.deploy.sha == live_sha)
+    return next((r for r in ordered[first + 1 :] if r.status is Status.SUCCEEDED), None)
 
 
 def in_flight_refusal(record: DeployRecord) -> str:
@@ -149,6 +149,15 @@ class Preflight:
         return self.checked_at - deployed if deployed is not None else None
 
     @property
+    def image_gone(self) -> str:
+        """What a missing image means: deleted since a succeeded deploy of it (so it was built),
+        else no image for this commit at all (never built, or deleted: GHCR cannot tell)."""
+        ref = f"{self.image}:{self.target.short_sha}"
+        if self.target.status is Status.SUCCEEDED:
+            return f"{ref} is no longer in GHCR (deleted since it was deployed)"
+        return f"no image for this commit in GHCR ({ref})"
+
+    @property
     def blockers(self) -> tuple[Blocker, ...]:
         target, env = self.target, self.environment
         found: list[Blocker] = []
@@ -168,7 +177,7 @@ class Preflight:
                     True,
                 )
             )
-        if self.image_check.state is ImageState.MISSING:
+        if self.image_check.state is ImageState.MISSING and target.commit_found is not False:
             retained = (
                 " With kamal-ssh, a container of it still kept on the hosts would be used first."
                 if self.strategy is RollbackStrategy.KAMAL_SSH
@@ -176,9 +185,10 @@ class Preflight:
             )
             found.append(
                 Blocker(
-                    f"The image {self.image}:{target.short_sha} is no longer in GHCR, so the "
-                    "deploy would fail when it pulls it. Pick a deploy whose image still "
-                    f"exists, or rebuild that commit.{retained}",
+                    f"{'The image' if target.status is Status.SUCCEEDED else 'There is'} "
+                    f"{self.image_gone}, so the deploy would fail when it pulls it."
+                    " Pick a deploy whose image still exists, or rebuild that commit."
+                    f"{retained}",
                     True,
                 )
             )

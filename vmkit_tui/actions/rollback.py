@@ -22,7 +22,7 @@ from typing import Literal
 
 from vmkit_tui.actions.actor import checked_actor, checked_trigger
 from vmkit_tui.actions.base import ActionsBase, checked, created_data
-from vmkit_tui.actions.errors import ActionError, ActionRefused
+from vmkit_tui.actions.errors import ActionError, ActionRefused, UnknownTarget
 from vmkit_tui.actions.gather import gather_preflight, resolve_target
 from vmkit_tui.actions.kamal_ssh import KamalLog, host_label, reason, run_kamal, ssh_target
 from vmkit_tui.actions.preflight import Preflight, in_flight_refusal, live_deploy
@@ -41,8 +41,8 @@ from vmkit_tui.domain.models import (
     Status,
     Trigger,
     ValidationError,
+    is_sha_prefix,
     new_deploy_id,
-    validate_sha,
 )
 from vmkit_tui.domain.updates import DeployChanged, DeploysPruned
 from vmkit_tui.sources.github import GitHubError
@@ -59,8 +59,8 @@ class Rollbacks(ActionsBase):
     """The rollback half of `DeployActions`: preflight, rollback, deploy_sha."""
 
     async def preflight(self, repo: str, environment: str, target: str | None = None) -> Preflight:
-        """What rolling `environment` back to `target` (a deploy id or a full SHA; None: the
-        last succeeded deploy before the live one) would do. Raises `ActionRefused` for a
+        """What rolling `environment` back to `target` (a deploy id or a SHA, full or a unique
+        prefix; None: the default, `preflight.default_rollback_target`) would do. Raises `ActionRefused` for a
         target that cannot be resolved; every failed check is a "cannot check" in the result."""
         repo_config, env = self._environment(repo, environment)
         records = await self.history.records(repo, environment)
@@ -81,7 +81,7 @@ class Rollbacks(ActionsBase):
         preflight: Preflight | None = None,
         force: bool = False,
     ) -> DeployRecord:
-        """Roll `environment` back to `target` (deploy id, full SHA, or None for the default).
+        """Roll `environment` back to `target` (as for `preflight`; None: the default).
 
         Returns the new deploy: with `github`, once the dispatch went out (tracking follows the
         run); with `kamal-ssh`, once Kamal has finished. Raises `ActionRefused` (nothing was
@@ -102,12 +102,13 @@ class Rollbacks(ActionsBase):
         force: bool = False,
         preflight: Preflight | None = None,
     ) -> DeployRecord:
-        """Deploy any commit whose image is in GHCR (beyond the kept history): the commit must
-        exist on GitHub and its image be present; then as `rollback`, with no rollback_of."""
-        try:
-            validate_sha(sha)
-        except ValidationError as error:
-            raise ActionRefused(f"Deploy what? {error}") from None
+        """Deploy any commit whose image is in GHCR (beyond the kept history: a full SHA; in it,
+        a unique prefix of 7+ hex): the commit must exist on GitHub and its image be present;
+        then as `rollback`, with no rollback_of."""
+        if not is_sha_prefix(sha):
+            raise UnknownTarget(
+                f"Deploy what? Not a commit SHA (7 to 40 lowercase hex): {sha!r:.60}"
+            )
         return await self._start("deploy", repo, environment, sha, trigger, actor, preflight, force)
 
     async def _start(

@@ -16,6 +16,8 @@ from enum import StrEnum
 from typing import Any, NamedTuple, cast
 
 SHA_PATTERN = re.compile(r"[0-9a-f]{40}")
+# What people type for a commit: the 7-character short SHA shown everywhere, or more of it.
+SHA_PREFIX_PATTERN = re.compile(r"[0-9a-f]{7,40}")
 # Names from config or remote APIs that end up in paths, file names or remote commands.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 # GitHub's rules: owner 1-39 letters, digits or '-' (not first); name 1-100 letters, digits,
@@ -40,6 +42,11 @@ def validate_sha(value: object) -> str:
 
 def is_sha(value: object) -> bool:
     return isinstance(value, str) and SHA_PATTERN.fullmatch(value) is not None
+
+
+def is_sha_prefix(value: object) -> bool:
+    """7 to 40 lowercase hex: a short SHA or a full one (resolved against the history)."""
+    return isinstance(value, str) and SHA_PREFIX_PATTERN.fullmatch(value) is not None
 
 
 def validate_name(value: object, what: str = "name") -> str:

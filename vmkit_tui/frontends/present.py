@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from itertools import groupby
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vmkit_tui.domain.models import DeployEvent, DeployRecord, EventKind, to_iso
@@ -145,31 +146,49 @@ def status_line(record: DeployRecord) -> str:
     return clean(f"{when:%H:%M:%S} {record.id} {record.status.value}{detail}")
 
 
-def deploy_row(record: DeployRecord) -> str:
-    """One line per deploy: when, status, SHA, trigger, actor, duration, what it rolled back to."""
-    deploy = record.deploy
-    duration = record.duration
-    parts = [
-        deploy.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
+TITLE_WIDTH = 60  # characters of the commit title in a deploys table
+DEPLOY_COLUMNS = ("CREATED (UTC)", "ID", "STATUS", "SHA", "TRIGGER", "ACTOR", "TOOK", "TITLE")
+
+
+def _deploy_cells(record: DeployRecord) -> list[str]:
+    deploy, duration = record.deploy, record.duration
+    title = clean(record.title).strip() or "-"
+    if len(title) > TITLE_WIDTH:
+        title = title[: TITLE_WIDTH - 1] + "…"
+    if deploy.rollback_of and not title.startswith("Roll back"):
+        title += f" (rollback of {deploy.rollback_of})"
+    return [
+        deploy.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         deploy.id,
-        f"{record.status.value:<10}",
+        record.status.value,
         deploy.short_sha,
-        f"{deploy.triggered_by.value:<6}",
+        deploy.triggered_by.value,
         clean(deploy.actor),
         format_duration(duration[0]) if duration else "-",
+        title,
     ]
-    if deploy.rollback_of:
-        parts.append(f"rollback of {deploy.rollback_of}")
-    return "  ".join(parts)
+
+
+def deploy_table(records: Iterable[DeployRecord]) -> list[str]:
+    """Deploys as a table for a terminal: a header row, then one row each, columns aligned
+    to their content (the title last, cut at TITLE_WIDTH)."""
+    rows = [list(DEPLOY_COLUMNS), *(_deploy_cells(record) for record in records)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(DEPLOY_COLUMNS) - 1)]
+    return [
+        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]])
+        for row in rows
+    ]
 
 
 def history_table(records: Iterable[DeployRecord]) -> Iterator[str]:
-    """Deploys grouped per repo and environment, newest first, one line each."""
+    """Deploys grouped per repo and environment, newest first, each group a `deploy_table`."""
     ordered = sorted(records, key=lambda r: (r.deploy.repo, r.deploy.environment))
     any_rows = False
     for (repo, environment), group in groupby(
         ordered, key=lambda r: (r.deploy.repo, r.deploy.environment)
     ):
+        if any_rows:
+            yield ""
         any_rows = True
         rows = sorted(
             group,
@@ -177,10 +196,23 @@ def history_table(records: Iterable[DeployRecord]) -> Iterator[str]:
             reverse=True,
         )
         yield f"{repo} / {environment} ({len(rows)} deploys)"
-        for record in rows:
-            yield "  " + deploy_row(record)
+        yield from ("  " + line for line in deploy_table(rows))
     if not any_rows:
         yield "no deploys recorded yet"
+
+
+def no_repos_message(source: Path | None, looked_in: Path) -> str:
+    """The first-run hint: where a config was looked for, and how to get a ready-to-edit one
+    (pip installs have no docs/ folder: the example ships inside the package)."""
+    if source is None:
+        return (
+            f"No config file at {looked_in}. `vmkit-tui config init` writes an example there to "
+            "edit (`vmkit-tui config example` prints it); or try `vmkit-tui demo`."
+        )
+    return (
+        f"No repositories in {source}: add a [[repos]] table (`vmkit-tui config example` "
+        "prints one), or try `vmkit-tui demo`."
+    )
 
 
 # ---------------------------------------------------------------------------- preflights
@@ -192,7 +224,7 @@ def _image_text(check: Preflight) -> str:
     if state == "present":
         return f"{ref} is in GHCR"
     if state == "missing":
-        return f"{ref} is NOT in GHCR any more"
+        return check.image_gone
     return f"cannot check: {image.reason}"
 
 

@@ -10,13 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vmkit_tui.config import Config, EnvironmentConfig
-from vmkit_tui.domain.models import DEPLOY_ID_PATTERN, DeployRecord, is_sha
+from vmkit_tui.domain.models import DEPLOY_ID_PATTERN, DeployRecord, is_sha_prefix
 from vmkit_tui.frontends.present import clean
 from vmkit_tui.service import DeployService
 from vmkit_tui.store.history import UnknownDeploy
 from vmkit_tui.store.spool import LogRecord, SpoolReader
 
 LOG_BLOCK = 4096  # spool lines read at a time
+# The sources a deploy's log lines come from (the spool's `source` field), as `--source` and
+# get_deploy_logs name them: GitHub job logs, Kamal's console, the VMs' streams.
+LOG_SOURCES = ("github", "kamal", "kamal-proxy", "vmkit-agent", "app")
 
 
 class UsageError(Exception):
@@ -45,13 +48,21 @@ def check_deploy_id(deploy_id: str) -> str:
 
 
 def check_target(target: str | None) -> str | None:
-    """A rollback target: a deploy id or a full commit SHA (None: the default target)."""
-    if target is None or DEPLOY_ID_PATTERN.fullmatch(target) or is_sha(target):
+    """A rollback target's form: a deploy id (12 hex) or a commit SHA, full or a prefix of 7+
+    hex (None: the default target). The actions resolve it against the history."""
+    if target is None or DEPLOY_ID_PATTERN.fullmatch(target) or is_sha_prefix(target):
         return target
     raise UsageError(
-        "A rollback target is a deploy id (12 hex characters) or a full commit SHA "
-        f"(40 lowercase hex characters), not {clean(target)[:60]!r}."
+        "A target is a deploy id (12 hex characters) or a commit SHA (the short 7-character "
+        f"one or more of it, up to all 40 lowercase hex characters), not {clean(target)[:60]!r}."
     )
+
+
+def check_source(source: str | None) -> str | None:
+    """A log source to filter on (None: all), or a UsageError listing the known ones."""
+    if source is None or source in LOG_SOURCES:
+        return source
+    raise UsageError(f"Unknown log source {clean(source)[:40]!r}: one of {', '.join(LOG_SOURCES)}.")
 
 
 async def find_deploy(
@@ -85,7 +96,9 @@ def log_window(
     path: Path, *, last: int | None, start: int | None, count: int, source: str | None
 ) -> LogWindow:
     """Lines [start, start+count) of the spool, or else its last `last` lines; with `source`,
-    only that source's lines (the last ones of it, or those inside the window). Blocking."""
+    only that source's lines (the last ones of it, or those inside the window); an unknown
+    source is a UsageError. Blocking."""
+    check_source(source)
     with SpoolReader(path) as reader:
         total = len(reader)
         if start is not None:

@@ -8,6 +8,8 @@ dashboard on it; `sandbox` prints how to point vmkit-tui (or a script) at it and
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import shutil
 import signal
 import sys
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from vmkit_tui.service import DeployService
 
 MARKER = ".vmkit-sandbox"  # says a folder is ours to reset
+SETTLE_TIMEOUT = 20.0  # real seconds the demo waits for the past's statuses before opening
 
 
 def prepare_data_dir(path: Path) -> None:
@@ -57,19 +60,41 @@ def run_sandbox_command(args: argparse.Namespace) -> int:
         config = load_config(info.config_path)
         assert config.history_path is not None
         history = History(config.history_path)
-        runtime.run_in_sandbox(lambda world: record_past(world, history))
+        runtime.run_in_sandbox(lambda world: record_past(world, history, runtime.web_url))
         if args.command == "demo":
-            return _demo(args, config, runtime)
+            print("vmkit-tui demo: catching up with the sandbox's past…", file=sys.stderr)
+            asyncio.run(settle_past(sandbox_service(config, runtime)))
+            code = _demo(args, config, runtime)
+            print(
+                f"vmkit-tui demo: its history is {config.history_path} and its logs are in "
+                f"{data_dir / 'logs'} (reset at the next demo; --data-dir DIR keeps another)"
+            )
+            return code
         return _serve(info, runtime)
     finally:
         runtime.stop()
 
 
+async def settle_past(service: DeployService) -> None:
+    """One tracking round for every environment before the dashboard opens, so its first frame
+    shows the recorded past complete (statuses found), not a screen of pending rows. Gives up
+    quietly after SETTLE_TIMEOUT real seconds: the dashboard then catches up as usual."""
+    from vmkit_tui.domain.updates import SourceHealth
+
+    config = service.config
+    waiting = {(repo.name, env.name) for repo in config.repos for env in repo.environments}
+    async with service.updates.subscription() as queue, service:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SETTLE_TIMEOUT):
+                while waiting:
+                    update = await queue.get()
+                    if isinstance(update, SourceHealth) and update.key == "github":
+                        waiting.discard((update.repo, update.environment))
+
+
 def sandbox_service(config: Config, runtime: SandboxRuntime) -> DeployService:
     """The deploy service for a sandbox config: tracking sleeps in simulated seconds, and SSH
     leaves the user's ~/.ssh config and agent alone (the sandbox wrote its own key)."""
-    import asyncio
-
     from vmkit_tui.service import DeployService
     from vmkit_tui.sources.ssh import SshOptions
     from vmkit_tui.store.history import AsyncHistory, History

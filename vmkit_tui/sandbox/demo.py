@@ -158,6 +158,12 @@ class SandboxRuntime:
         self._traffic: asyncio.Task[None] | None = None
 
     @property
+    def web_url(self) -> str:
+        """The base of the sandbox's web links (its runs' pages)."""
+        assert self._github is not None
+        return self._github.web_url
+
+    @property
     def now(self) -> Callable[[], datetime]:
         """The simulated clock, for the app's relative times ("2m ago")."""
         assert self.world is not None
@@ -238,6 +244,7 @@ class SandboxRuntime:
         key_dir = self.data_dir / "sandbox-keys"
         self._github = GitHubSandbox(world)
         api_url = await self._github.start("127.0.0.1", 0)
+        self._github.html_url = self._github.web_url  # run links say they are the sandbox
         self._vms = VmSandbox(world, key_dir)
         await self._vms.start("127.0.0.1")
         config_path = self.data_dir / "config.toml"

@@ -32,7 +32,7 @@ from vmkit_tui.frontends.cli.waiting import next_update, tracking, wait_final
 from vmkit_tui.frontends.present import (
     cancel_lines,
     clean,
-    deploy_row,
+    deploy_table,
     log_line,
     preflight_lines,
     record_json,
@@ -42,11 +42,16 @@ from vmkit_tui.frontends.shared import (
     LOG_BLOCK,
     UsageError,
     check_environment,
+    check_source,
     check_target,
     find_deploy,
 )
 from vmkit_tui.service import DeployService
-from vmkit_tui.store.history import AsyncHistory, History
+from vmkit_tui.store.history import (
+    AsyncHistory,
+    History,
+    UnknownDeploy,
+)
 from vmkit_tui.store.spool import SpoolReader, spool_path
 
 if TYPE_CHECKING:
@@ -149,8 +154,8 @@ async def _deploys(service: DeployService, args: argparse.Namespace) -> int:
         print()
         return status
     print(f"{repo} / {environment} ({len(records)} deploys, newest first)")
-    for record in records:
-        print("  " + deploy_row(record))
+    for line in deploy_table(records):
+        print("  " + line)
     return status
 
 
@@ -192,7 +197,13 @@ async def _rollback(service: DeployService, args: argparse.Namespace) -> int:
     check_environment(service.config, repo, environment)
     target = check_target(args.to)
     if target is not None and DEPLOY_ID_PATTERN.fullmatch(target):
-        await find_deploy(service, target, (repo, environment))
+        with contextlib.suppress(UnknownDeploy):  # not an id: a SHA prefix (resolve_target)
+            found = await service.record(target)
+            if (found.deploy.repo, found.deploy.environment) != (repo, environment):
+                raise UsageError(
+                    f"Deploy {target} is on {found.deploy.repo} {found.deploy.environment}, "
+                    f"not {repo} {environment}."
+                )
     _refuse_readonly(args)
     out = _out(args)
     preflight = await _preflight(service, repo, environment, target)
@@ -220,10 +231,12 @@ async def _rollback(service: DeployService, args: argparse.Namespace) -> int:
 async def _preflight(
     service: DeployService, repo: str, environment: str, target: str | None
 ) -> Preflight:
-    from vmkit_tui.actions.errors import ActionRefused
+    from vmkit_tui.actions.errors import ActionRefused, UnknownTarget
 
     try:
         return await (await service.actions()).preflight(repo, environment, target)
+    except UnknownTarget as error:
+        raise UsageError(clean(error)) from None
     except ActionRefused as error:
         raise Failed(clean(error)) from None
 
@@ -327,6 +340,7 @@ async def _cancel(service: DeployService, args: argparse.Namespace) -> int:
 
 
 async def _logs(service: DeployService, args: argparse.Namespace) -> int:
+    check_source(args.source)
     record = await find_deploy(service, args.deploy_id)
     reader = SpoolReader(spool_path(service.data_dir, record.id))
     try:

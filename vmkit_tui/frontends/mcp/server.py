@@ -33,7 +33,7 @@ from vmkit_tui import __version__
 from vmkit_tui.actions.errors import ActionError
 from vmkit_tui.actions.preflight import Preflight
 from vmkit_tui.config import Config, default_data_dir
-from vmkit_tui.domain.models import DeployRecord, Status, Trigger, ValidationError, is_sha
+from vmkit_tui.domain.models import DeployRecord, Status, Trigger, ValidationError, is_sha_prefix
 from vmkit_tui.domain.overview import newest_first
 from vmkit_tui.frontends.present import (
     cancel_json,
@@ -76,8 +76,9 @@ DeployId = Annotated[str, Field(description="A deploy id: 12 hex characters (fro
 Target = Annotated[
     str | None,
     Field(
-        description="A deploy id or a full 40-hex commit SHA to go back to; omit it (or give "
-        "the live deploy's id) for the last succeeded deploy before the live one"
+        description="A deploy id, or a commit SHA (full, or a unique prefix of 7+ hex among the "
+        "environment's deploys) to go to; omit it (or give the live deploy's id) for the last "
+        "succeeded deploy older than the live SHA's first deploy"
     ),
 ]
 
@@ -305,8 +306,10 @@ class DeployTools:
 
         Records a NEW deploy (triggered_by "mcp", rollback_of the target deploy) and dispatches
         the deploy workflow (or runs Kamal over SSH, per the environment's strategy); traffic
-        moves to the target once its container is healthy. Target: a deploy id or a full SHA;
-        default: the last succeeded deploy before the live one.
+        moves to the target once its container is healthy. Target: a deploy id, or a commit SHA
+        (full, or a unique prefix of 7+ hex in the history; a 12-hex value that is a deploy id
+        names the deploy); default: the last succeeded deploy older than the live SHA's first
+        deploy (never forward).
         Preconditions (else a tool error and nothing is done): the target's image must still be
         in GHCR; the target must not be live already; no other action may be in flight there.
         NOT undone by a rollback: the database schema (migrations since the target stay
@@ -359,7 +362,13 @@ class DeployTools:
         self,
         repo: Repo,
         environment: Environment,
-        sha: Annotated[str, Field(description="The full 40-hex commit SHA whose image to deploy")],
+        sha: Annotated[
+            str,
+            Field(
+                description="The commit SHA whose image to deploy: full 40 hex, or a unique "
+                "prefix of 7+ hex of a commit in the environment's history"
+            ),
+        ],
         ctx: Context,
     ) -> dict[str, Any]:
         """DESTRUCTIVE: deploy any commit's image to an environment, e.g. one older than the
@@ -369,8 +378,8 @@ class DeployTools:
         NOT undone: the database schema (see `preflight.migrations`); the CURRENT secrets and
         environment variables are used. Returns the new deploy_id (poll deploy_status), the
         target_sha, the previously live SHA and the preflight facts."""
-        if not is_sha(sha):
-            raise UsageError(f"Not a full commit SHA (40 lowercase hex characters): {sha[:60]!r}")
+        if not is_sha_prefix(sha):
+            raise UsageError(f"Not a commit SHA (7 to 40 lowercase hex characters): {sha[:60]!r}")
         preflight = await self._preflight(repo, environment, sha)
         _refuse(replace(preflight, require_commit=True).refusal())
         record = await (await self.service.actions()).deploy_sha(

@@ -21,7 +21,7 @@ from textual.widgets import Input, Static
 
 from vmkit_tui.actions.cancel import CancelPreflight
 from vmkit_tui.actions.preflight import Preflight
-from vmkit_tui.domain.models import is_sha
+from vmkit_tui.domain.models import is_sha_prefix
 from vmkit_tui.domain.text import sanitise
 from vmkit_tui.frontends.present import format_age
 from vmkit_tui.sources.github.results import ImageState
@@ -132,7 +132,7 @@ class RollbackScreen(ConfirmScreen[Preflight]):
         image = checked.image_check
         image_text = {
             ImageState.PRESENT: f"{checked.image}:{target.short_sha} is in GHCR",
-            ImageState.MISSING: f"{checked.image}:{target.short_sha} is NOT in GHCR any more",
+            ImageState.MISSING: checked.image_gone,
             ImageState.CANNOT_CHECK: f"cannot check: {image.reason}",
         }[image.state]
         line("Image", image_text, bad if image.state is ImageState.MISSING else "")
@@ -187,7 +187,8 @@ class CancelScreen(ConfirmScreen[CancelPreflight]):
 
 
 class ShaPrompt(ModalScreen[str | None]):
-    """Ask for a full commit SHA to deploy (40 hex characters, checked as typed)."""
+    """Ask for a commit SHA to deploy: full (any commit whose image is in GHCR), or a unique
+    prefix of 7+ hex of one in the history (resolved by the preflight)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "abort", "Abort", id="sha.abort")]
 
@@ -201,17 +202,19 @@ class ShaPrompt(ModalScreen[str | None]):
                 Text(sanitise(f"Deploy a SHA to {self.where}"), style="bold"), id="confirm-title"
             )
             yield Input(
-                placeholder="full commit SHA (40 hex characters)", id="sha-input", max_length=40
+                placeholder="commit SHA: 7+ hex of one in the history, or all 40",
+                id="sha-input",
+                max_length=40,
             )
             yield Static(Text("enter: check it   escape: abort"), id="confirm-keys")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         value = event.value.strip()
-        if is_sha(value):
+        if is_sha_prefix(value):
             self.dismiss(value)
         else:
             self.query_one("#confirm-keys", Static).update(
-                Text("✗ a full SHA is 40 lowercase hex characters (the image tag is the full SHA)")
+                Text("✗ a SHA is 7 to 40 lowercase hex characters (all 40 beyond the history)")
             )
 
     def action_abort(self) -> None:

@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
+from vmkit_tui.config import resolve_config_path
 from vmkit_tui.domain.models import DeployRecord, Status, Trigger, utcnow
 from vmkit_tui.domain.text import sanitise
 from vmkit_tui.domain.updates import (
@@ -33,7 +34,7 @@ from vmkit_tui.domain.updates import (
     StepsChanged,
     Update,
 )
-from vmkit_tui.frontends.present import clean
+from vmkit_tui.frontends.present import clean, no_repos_message
 from vmkit_tui.frontends.tui.corrupt import CorruptHistoryScreen
 from vmkit_tui.frontends.tui.details import DeployDetails
 from vmkit_tui.frontends.tui.log_pane import LogPane
@@ -209,9 +210,8 @@ class Dashboard(App[None]):
     def _overview_loaded(self, message: OverviewLoaded) -> None:
         self.overview = message.overview
         if not self.overview.repos:
-            self._show_problem(
-                "No repositories configured. Try `vmkit-tui demo`, or see docs/config.example.toml."
-            )
+            source = self.service.config.source
+            self._show_problem(no_repos_message(source, resolve_config_path(None)))
         self._refresh_all()
 
     def _refresh_repos(self) -> None:

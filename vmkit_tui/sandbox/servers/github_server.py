@@ -10,7 +10,9 @@ pagination links use: workflow runs (list, per workflow, get, attempt 1), jobs, 
 a short-lived signed URL under `/_blob/…`; 404 while the job runs), cancel / force-cancel (202,
 409 once completed), workflow dispatch (204, or 200 with run details), workflows, compare,
 commits; plus GHCR package versions (`/orgs|users/{owner}/packages/container/{name}/versions`,
-the name URL-encoded) and `/rate_limit`.
+the name URL-encoded) and `/rate_limit`. With `html_url` set to `web_url` (as the demo does), the
+web links (a run's `html_url`, what `o` opens) lead to small pages under `/_web/…` that say they
+are the sandbox, never to github.com.
 
 Behaves like GitHub where clients trip: 401 without a known token, 404 for repos the token's
 scopes cannot see, 403 on packages without `read:packages`, strong ETags with bodiless 304s that
@@ -26,6 +28,7 @@ in github_endpoints.py.
 from __future__ import annotations
 
 import hashlib
+import html
 import math
 import re
 import secrets
@@ -167,6 +170,11 @@ class GitHubSandbox(Endpoints):
         self._base = f"http://{host}:{bound[1]}"
         return self._base
 
+    @property
+    def web_url(self) -> str:
+        """The sandbox's own web base (for `html_url`): pages that say they are the sandbox."""
+        return f"{self.base_url}/_web"
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
@@ -230,6 +238,8 @@ class GitHubSandbox(Endpoints):
         elif kind is not FaultKind.DROP_CONNECTION:
             if path.startswith("/_blob/"):
                 reply = self._blob(request)
+            elif path.startswith("/_web/"):
+                reply = _web_page(path)
             else:
                 reply, counted = await self._api(request, path)
         dropped = kind in (FaultKind.DROP_CONNECTION, FaultKind.DISPATCH_LOST)
@@ -416,3 +426,19 @@ def _dump(body: Any) -> bytes:
 
 
 __all__ = ["FULL_SCOPES", "SANDBOX_TOKEN", "GitHubSandbox"]
+
+
+_RUN_PAGE = re.compile(r"/_web/[^/]+/[^/]+/actions/runs/(\d+)(?:/.*)?")
+
+
+def _web_page(path: str) -> Reply:
+    """What a browser sees at a sandbox web link: which run it is, and that it is simulated."""
+    run = _RUN_PAGE.fullmatch(path)
+    title = f"vmkit-tui sandbox run {run.group(1)}" if run else "vmkit-tui sandbox"
+    page = (
+        f"<html><head><title>{title}</title></head><body><h1>{title}</h1>"
+        f"<p>{html.escape(path.removeprefix('/_web'))}</p><p>This is the simulated GitHub of "
+        "<code>vmkit-tui demo</code> on 127.0.0.1, not github.com: the run's jobs and logs "
+        "are in the dashboard.</p></body></html>"
+    )
+    return Reply(200, text=page, content_type="text/html; charset=utf-8")
