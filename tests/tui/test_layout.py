@@ -10,6 +10,7 @@ from textual.widgets._footer import FooterKey
 
 from tests.tui.factory import build_sample, make_app
 from tests.tui.test_pilot import loaded, wait_for
+from vmkit_tui.domain.updates import StepProgress, StepsChanged
 from vmkit_tui.frontends.tui.help import HelpScreen
 from vmkit_tui.frontends.tui.hosts import short_names
 from vmkit_tui.frontends.tui.log_lines import LogLines
@@ -127,3 +128,43 @@ def test_short_host_names_stay_distinct() -> None:
         "web.a.example": "web.a.example",
         "web.b.example": "web.b.example",
     }
+
+
+async def test_steps_of_a_running_deploy_show_per_job_at_80x24(tmp_path: Path) -> None:
+    sample = build_sample(tmp_path)
+    app = make_app(sample)
+    steps = (
+        StepProgress("build", "Build image", 1, "completed", "success"),
+        *(StepProgress("deploy", f"Step number {n}", n, "completed", "success") for n in range(8)),
+        StepProgress("deploy", "Deploy with Kamal", 9, "in_progress", None),
+        StepProgress("deploy", "Complete job", 10, "queued", None),
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter", "enter")
+        app.service.updates.publish(StepsChanged(sample.ids["d5"], steps))
+        await wait_for(pilot, lambda: sample.ids["d5"] in app.steps, "the steps")
+        await pilot.pause()
+        details = app.query_one("#details")
+        shown = details.render_lines(details.region.reset_offset)  # what is on screen
+        text = ["".join(segment.text for segment in strip).strip() for strip in shown]
+        assert text[0].startswith("build: Build image")
+        assert text[1] == "deploy: ✓ 8 done › Deploy with Kamal › 1 more"
+
+
+async def test_log_lines_name_the_host_only_when_there_are_several(tmp_path: Path) -> None:
+    sample = build_sample(tmp_path)
+    app = make_app(sample)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter", "enter")  # production: two hosts configured
+        lines = app.query_one(LogLines)
+        await wait_for(pilot, lambda: lines.row_count == 128, "the running deploy's log")
+
+        def last_row() -> str:
+            row = lines.render_line(lines.scrollable_content_region.height - 1)
+            return "".join(segment.text for segment in row)
+
+        assert "kamal-proxy@203.0.113.10 green stays" in last_row()
+        lines.set_hosts({"203.0.113.10": "203.0.113.10"})  # one host: nothing to tell apart
+        assert "kamal-proxy green stays" in last_row()
