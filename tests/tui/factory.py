@@ -193,7 +193,14 @@ def build_sample(tmp_path: Path) -> Sample:
     config = parse_config(
         {
             "repos": [
-                {"name": "acme/storefront", "environments": {"production": {}, "staging": {}}},
+                {
+                    "name": "acme/storefront",
+                    "environments": {
+                        # two hosts: VM log lines say which one they came from
+                        "production": {"hosts": ["deploy@203.0.113.10", "deploy@203.0.113.11"]},
+                        "staging": {},
+                    },
+                },
                 {"name": "acme/billing-api", "environments": {"production": {}}},
             ]
         }

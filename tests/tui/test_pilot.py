@@ -79,14 +79,26 @@ async def test_failed_deploy_shows_diagnosis_and_jumps_to_its_line(tmp_path: Pat
         await loaded(pilot)
         await pilot.press("enter", "enter", "j", "j")
         assert app.deploy_id == sample.ids["d3"]
-        details = str(app.query_one("#log-diagnosis").render())
+        banner = app.query_one("#log-diagnosis")
+        details = str(app.query_one("#diagnosis-text").render())
         assert "Health check timed out" in details and "bind the server to 0.0.0.0:$PORT" in details
+        assert banner.outer_size.height == 1 and "from:" not in details  # one line, collapsed
+        assert "d: jump" in str(app.query_one("#diagnosis-keys").render())
         lines = app.query_one(LogLines)
         await wait_for(pilot, lambda: lines.row_count == 47, "the failed deploy's 47 log lines")
         await pilot.press("d")
         assert app.focused is lines and not lines.follow
         assert lines.line_at_row(6) is not None and lines.line_at_row(6).text == HEALTH.line  # type: ignore[union-attr]
         assert lines.scroll_y <= 6 < lines.scroll_y + lines.scrollable_content_region.height
+        # the line it jumped to is marked: its background is the cursor's, not the log's
+        await pilot.pause()
+        cursor = lines.get_component_rich_style("loglines--cursor").bgcolor
+        row = lines.render_line(6 - int(lines.scroll_y))
+        assert cursor is not None and all(seg.style.bgcolor == cursor for seg in row if seg.style)
+        await pilot.press("D")  # expanded: cause, fix and the line, on several rows
+        await pilot.pause()
+        assert banner.outer_size.height >= 3
+        assert "from: " + HEALTH.line in str(app.query_one("#diagnosis-text").render())
 
 
 async def test_log_search_finds_next_and_previous_without_freezing(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
-from textual.app import App
 from textual.binding import Binding, BindingType, Keymap
 from textual.widgets import DataTable
 
@@ -19,6 +18,7 @@ from vmkit_tui.actions.actor import local_actor
 from vmkit_tui.domain.models import Trigger
 from vmkit_tui.frontends.present import clean
 from vmkit_tui.frontends.tui.dashboard import Dashboard
+from vmkit_tui.frontends.tui.diagnosis import DiagnosisBanner
 from vmkit_tui.frontends.tui.help import HelpScreen
 from vmkit_tui.frontends.tui.log_pane import LogPane
 from vmkit_tui.frontends.tui.tables import NavTable
@@ -47,9 +47,11 @@ def _deploy_commands() -> type[Provider]:
 class VmkitApp(Dashboard):
     TITLE = "vmkit-tui"
     CSS_PATH: ClassVar = [STYLES / "app.tcss"]
-    COMMANDS = App.COMMANDS | {_deploy_commands}
+    # Ours only: Textual's Theme, Screenshot and Keys commands are not for these users.
+    COMMANDS: ClassVar = {_deploy_commands}
     # Textual types this as an instance attribute (its ClassVar is inside a union)
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (150, "-wide")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]  # noqa: RUF012
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit"),
@@ -66,9 +68,12 @@ class VmkitApp(Dashboard):
         Binding("s", "cycle_source", "Source", id="log.source"),
         Binding("F", "toggle_fold", "Fold groups", show=False, id="log.fold"),
         Binding("d", "jump_diagnosis", "Diagnosis", id="deploy.diagnosis"),
+        Binding(
+            "D", "toggle_diagnosis", "More/less diagnosis", show=False, id="deploy.diagnosis_more"
+        ),
         Binding("o", "open_run", "Open run", id="deploy.open_run"),
         Binding("y", "copy_sha", "Copy SHA", id="deploy.copy_sha"),
-        Binding("z", "zoom", "Zoom pane", show=False, id="pane.zoom"),
+        Binding("z", "zoom", "Zoom", id="pane.zoom"),
         Binding("r", "rollback", "Roll back", id="deploy.rollback"),
         Binding("c", "cancel_deploy", "Cancel", id="deploy.cancel"),
         Binding("a", "audit", "Audit trail", show=False, id="deploy.audit"),
@@ -105,7 +110,7 @@ class VmkitApp(Dashboard):
             return True if record and record.run_url else None
         if action == "copy_sha":
             return True if record else None
-        if action == "jump_diagnosis":
+        if action in ("jump_diagnosis", "toggle_diagnosis"):
             return True if record and record.diagnosis else None
         if action in ("toggle_follow", "cycle_source", "toggle_fold"):
             return True if self.deploy_id else None
@@ -160,6 +165,10 @@ class VmkitApp(Dashboard):
         else:  # an older record without the line's number: search for its text
             pane.lines.start_search(diagnosis.line[:80])
         pane.lines.focus()
+
+    def action_toggle_diagnosis(self) -> None:
+        banner = self.main.query_one(DiagnosisBanner)
+        banner.expanded = not banner.expanded
 
     def action_open_run(self) -> None:
         record = self.selected_record

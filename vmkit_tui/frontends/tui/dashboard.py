@@ -14,14 +14,14 @@ from datetime import datetime
 
 from textual import on, work
 from textual.app import App, ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Container, Horizontal, Vertical
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 from textual.worker import Worker, WorkerState
 
-from vmkit_tui.config import resolve_config_path
+from vmkit_tui.config import HostSpec, resolve_config_path
 from vmkit_tui.domain.models import DeployRecord, Status, Trigger, utcnow
 from vmkit_tui.domain.text import sanitise
 from vmkit_tui.domain.updates import (
@@ -37,6 +37,8 @@ from vmkit_tui.domain.updates import (
 from vmkit_tui.frontends.present import clean, no_repos_message
 from vmkit_tui.frontends.tui.corrupt import CorruptHistoryScreen
 from vmkit_tui.frontends.tui.details import DeployDetails
+from vmkit_tui.frontends.tui.footer import KeyFooter
+from vmkit_tui.frontends.tui.hosts import short_names, spool_host
 from vmkit_tui.frontends.tui.log_pane import LogPane
 from vmkit_tui.frontends.tui.tables import (
     DeploysTable,
@@ -117,17 +119,19 @@ class Dashboard(App[None]):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="▲")
-        with Vertical(id="body"):
-            with Horizontal(id="top"):
-                yield ReposTable(id="repos")
-                yield EnvironmentsTable(id="environments")
-            with Horizontal(id="main"):
+        # The lists and details on one side, the log (what people watch) on the other: below
+        # them on narrow terminals, beside them, full height, on wide ones (styles/app.tcss).
+        with Container(id="body"):
+            with Vertical(id="side"):
+                with Horizontal(id="top"):
+                    yield ReposTable(id="repos")
+                    yield EnvironmentsTable(id="environments")
                 with Vertical(id="deploy-column"):
                     yield DeploysTable(now=self.now, id="deploys")
                     yield Static(id="problems", markup=False)
                     yield DeployDetails(id="details")
-                yield LogPane(id="log")
-        yield Footer()
+            yield LogPane(id="log")
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.main.query_one(ReposTable).set_title("Repos")
@@ -136,6 +140,8 @@ class Dashboard(App[None]):
         self.main.query_one("#problems").display = False
         if self._keymap:
             self.set_keymap(self._keymap)
+        if self.readonly:  # always on screen: r, c and "Deploy a SHA…" are refused here
+            self.sub_title = f"{self.sub_title} · READ-ONLY" if self.sub_title else "READ-ONLY"
         if self.spinners:
             self.set_interval(1.0, self._clock)
         self.main.query_one("#repos").focus()
@@ -274,6 +280,18 @@ class Dashboard(App[None]):
         from vmkit_tui.store.spool import SpoolReader
 
         pane.show(self.deploy_id, SpoolReader(self.service.log_path(self.deploy_id)))
+        pane.lines.set_hosts(short_names(spool_host(host) for host in self._hosts()))
+
+    def _hosts(self) -> tuple[HostSpec, ...]:
+        """The configured hosts of the selected deploy's environment (none if unknown)."""
+        record = self.selected_record
+        if record is None:
+            return ()
+        try:
+            repo = self.service.config.repo(record.deploy.repo)
+            return repo.environment(record.deploy.environment).hosts
+        except KeyError:  # a deploy of a repo or environment no longer configured
+            return ()
 
     def _refresh_actions(self) -> None:
         """Refresh the footer only when the set of possible actions changed: each call makes

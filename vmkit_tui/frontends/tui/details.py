@@ -41,10 +41,22 @@ class DeployDetails(Static):
         self.rollback_target = rollback_target
         self.update(self._render_text())
 
+    def on_resize(self) -> None:
+        self.update(self._render_text())  # the step breadcrumbs fit the width
+
     def _render_text(self) -> Text:
         record = self.record
         if record is None:
             return Text("No deploy selected.", self.get_component_rich_style("details--label"))
+        facts = self._facts(record)
+        if not self.steps:
+            return facts
+        steps = self._steps_text()
+        if record.status.is_active:  # progress first: it is what a small screen must keep
+            return Text("\n").join([steps, facts])
+        return Text("\n").join([facts, steps])
+
+    def _facts(self, record: DeployRecord) -> Text:
         label = self.get_component_rich_style("details--label")
         deploy = record.deploy
         text = Text(no_wrap=False)
@@ -83,21 +95,48 @@ class DeployDetails(Static):
         if record.title:
             text.append("\n")
             text.append(sanitise(record.title))
-        if self.steps:
-            text.append("\n")
-            self._append_steps(text)
         return text
 
-    def _append_steps(self, text: Text) -> None:
-        for index, step in enumerate(self.steps):
-            if index:
-                text.append(" › ")
-            if step.status == "completed":
-                style = (
-                    "details--step-failed" if step.conclusion == "failure" else "details--step-done"
-                )
-            elif step.status == "in_progress":
-                style = "details--step-running"
-            else:
-                style = "details--label"
-            text.append(sanitise(step.step), self.get_component_rich_style(style))
+    def _steps_text(self) -> Text:
+        """One breadcrumb per job, each kept to one line: when the whole job does not fit, its
+        finished steps are counted and only the current one is named."""
+        width = max(20, self.content_region.width)
+        jobs: dict[str, list[StepProgress]] = {}
+        for step in self.steps:
+            jobs.setdefault(step.job, []).append(step)
+        return Text("\n").join(self._job_line(job, steps, width) for job, steps in jobs.items())
+
+    def _job_line(self, job: str, steps: list[StepProgress], width: int) -> Text:
+        label = self.get_component_rich_style("details--label")
+        head = Text(f"{sanitise(job)}: ", label)
+        full = head + Text(" › ").join(self._step(step) for step in steps)
+        if full.cell_len <= width:
+            return full
+        current = next(
+            (
+                i
+                for i, s in enumerate(steps)
+                if s.status != "completed" or s.conclusion == "failure"
+            ),
+            len(steps) - 1,
+        )
+        parts = []
+        if current:
+            parts.append(
+                Text(f"✓ {current} done", self.get_component_rich_style("details--step-done"))
+            )
+        parts.append(self._step(steps[current]))
+        if current + 1 < len(steps):
+            parts.append(Text(f"{len(steps) - current - 1} more", label))
+        line = head + Text(" › ").join(parts)
+        line.truncate(width, overflow="ellipsis")
+        return line
+
+    def _step(self, step: StepProgress) -> Text:
+        if step.status == "completed":
+            style = "details--step-failed" if step.conclusion == "failure" else "details--step-done"
+        elif step.status == "in_progress":
+            style = "details--step-running"
+        else:
+            style = "details--label"
+        return Text(sanitise(step.step), self.get_component_rich_style(style))

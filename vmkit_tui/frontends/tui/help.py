@@ -12,9 +12,12 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 # DataTable's own column-wise bindings mean nothing in row-cursor lists.
-_NOT_SHOWN = frozenset(
-    {"noop", "cursor_left", "cursor_right", "page_left", "page_right", "select_cursor"}
-)
+_NOT_SHOWN = frozenset({"noop", "cursor_left", "cursor_right", "page_left", "page_right"})
+# Bindings whose own description says little here.
+_DESCRIPTIONS = {
+    "select_cursor": "Open: drill in (repo → environments → deploys → log)",
+    "command_palette": "Command palette: go to any repo, environment, deploy",
+}
 _WHERE = {
     "VmkitApp": "everywhere",
     "Screen": "everywhere",
@@ -25,6 +28,21 @@ _WHERE = {
 }
 
 
+class KeysTable(DataTable[Text]):
+    """Home/End move through the list, not sideways (there is nothing to the side)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("home,g", "scroll_home", "Top", show=False),
+        Binding("end,G", "scroll_end", "Bottom", show=False),
+    ]
+
+    def action_scroll_home(self) -> None:
+        self.scroll_to(y=0, animate=False)
+
+    def action_scroll_end(self) -> None:
+        self.scroll_to(y=self.max_scroll_y, animate=False)
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark", "dismiss", "Close", id="help.close"),
@@ -32,10 +50,10 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("Keys (greyed: not possible right now)", id="help-title", markup=False)
-        yield DataTable(id="help-keys", cursor_type="none", show_header=True)
+        yield KeysTable(id="help-keys", cursor_type="none", show_header=True)
 
     def on_mount(self) -> None:
-        table: DataTable[Text] = self.query_one("#help-keys", DataTable)
+        table = self.query_one(KeysTable)
         table.add_columns("Where", "Key", "Action")
         # The screen below is still the one the user was on: its bindings are the live ones.
         below = self.app.screen_stack[-2]
@@ -46,18 +64,12 @@ class HelpScreen(ModalScreen[None]):
                 continue
             where = _WHERE.get(type(active.node).__name__, "this pane")
             display = self.app.get_key_display(binding) if key == binding.key else key
-            keys, _ = rows.setdefault(
-                (where, binding.description or binding.action), ([], active.enabled)
-            )
+            description = _DESCRIPTIONS.get(binding.action, binding.description or binding.action)
+            keys, _ = rows.setdefault((where, description), ([], active.enabled))
             keys.append(display)
         for (where, description), (keys, enabled) in sorted(rows.items()):
             style = Style() if enabled else Style(dim=True, italic=True)
             table.add_row(Text(where, style), Text(" ".join(keys), style), Text(description, style))
-        table.add_row(
-            Text("everywhere"),
-            Text("ctrl+p"),
-            Text("Command palette: jump to a repo, environment or deploy; deploy a SHA"),
-        )
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

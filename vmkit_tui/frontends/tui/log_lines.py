@@ -27,7 +27,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from vmkit_tui.domain.text import sanitise, sanitise_sgr
+from vmkit_tui.domain.text import sanitise_sgr
 from vmkit_tui.frontends.tui.log_search import SearchState, Step, matching_rows
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ from vmkit_tui.sources.ssh.vm_log import proxy_summary
 
 MAX_RENDER_CHARS = 2_000  # a 1 MB line is shown cut, with a marker, never laid out whole
 STRIP_CACHE_SIZE = 2_000
-WIDE_LABELS = 100  # columns from which each line is labelled source@host, not just source
+LABEL_WIDTH = 11  # the longest source name (kamal-proxy, vmkit-agent)
 REFRESH_INTERVAL = 0.05  # s: at most 20 refreshes a second while lines pour in
 FILTER_INLINE = 2_000  # new lines filtered on the UI thread; more go to the filter worker
 FILTER_FIRST = 1_000  # lines in the filter worker's first chunk (the first screenful, soon)
@@ -148,6 +148,8 @@ class LogLines(ScrollView, can_focus=True):
         self.search_state = SearchState()
         self._search_generation = 0  # results of an older search (or deploy, or view) are moot
         self._match_row: int | None = None  # the marked row: the current match, or `d`'s line
+        self._hosts: dict[str, str] = {}  # spool host → short name, when there are several
+        self._label_width = LABEL_WIDTH
 
     # --- data ----------------------------------------------------------------------------------
 
@@ -176,8 +178,29 @@ class LogLines(ScrollView, can_focus=True):
         self._dirty = True
         self._tick()
 
+    def set_hosts(self, hosts: dict[str, str]) -> None:
+        """The environment's hosts (spool label → short name): with more than one, every VM
+        line says which host it came from, in a label column wide enough for all of them."""
+        self._hosts = hosts if len(hosts) > 1 else {}
+        longest = max((len(short) for short in self._hosts.values()), default=-1)
+        self._label_width = LABEL_WIDTH + 1 + longest
+        self._strips.clear()
+        self.refresh()
+
+    def _label(self, line: LogLine) -> str:
+        source, host = line.source, line.host
+        if source == "github":  # the host of a GitHub line is its job: named when there is room
+            named = f"github@{host}"
+            return named if host and len(named) <= self._label_width else source
+        if self._hosts and host:
+            named = f"{source}@{self._hosts.get(host, host)}"
+            return (
+                named if len(named) <= self._label_width else named[: self._label_width - 1] + "…"
+            )
+        return source
+
     def on_resize(self) -> None:
-        self._strips.clear()  # the label column's width depends on ours
+        self._strips.clear()
         if self.follow:
             self.scroll_end(animate=False)
 
@@ -450,14 +473,15 @@ class LogLines(ScrollView, can_focus=True):
             if strip.cell_length > self._width:
                 self._width = strip.cell_length
                 self.virtual_size = Size(self._width, self.row_count)
+        if row == self._match_row:  # the mark runs the full width
+            base += self.get_component_rich_style("loglines--cursor")
         return strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(scroll_x, row)
 
     def _render_row(self, line: LogLine, is_match: bool) -> Strip:
         meta_style = self.get_component_rich_style("loglines--meta")
         source_style = self.get_component_rich_style(_source_class(line.source))
-        wide = self.size.width >= WIDE_LABELS  # narrow panes show the source, not the host
-        label = sanitise(f"{line.source}@{line.host}" if line.host and wide else line.source)
-        label_width = 32 if wide else 12
+        label = sanitise(self._label(line))  # a GitHub job name is remote text
+        label_width = self._label_width
         stamp = _clock(line.at)
         raw = line.text
         if line.source == "kamal-proxy":

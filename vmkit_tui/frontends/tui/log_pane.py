@@ -13,6 +13,7 @@ from textual.widgets import Input, Static
 
 from vmkit_tui.domain.models import Diagnosis
 from vmkit_tui.domain.text import sanitise
+from vmkit_tui.frontends.tui.diagnosis import DiagnosisBanner
 from vmkit_tui.frontends.tui.log_lines import LineSource, LogLine, LogLines
 
 # What `s` cycles through: None shows every source.
@@ -50,6 +51,8 @@ def view_filter(source: str | None, fold: bool) -> Callable[[LogLine], bool] | N
 
 
 class LogPane(Vertical):
+    ALLOW_MAXIMIZE = True  # `z` gives the whole pane (status, lines, search) the screen
+
     source_filter: reactive[str | None] = reactive(None)
     folded: reactive[bool] = reactive(False)  # GitHub ##[group] sections shown as their headers
 
@@ -58,7 +61,7 @@ class LogPane(Vertical):
         self.deploy_id: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(id="log-diagnosis", markup=False)
+        yield DiagnosisBanner(id="log-diagnosis")
         yield Static(id="log-status", markup=False)
         yield LogLines(id="log-lines")
         yield Input(placeholder="search the log (enter: find, escape: close)", id="log-search")
@@ -80,19 +83,7 @@ class LogPane(Vertical):
 
     def show_diagnosis(self, diagnosis: Diagnosis | None) -> None:
         """A failed deploy's cause and fix, above its log (`d` jumps to the line)."""
-        banner = self.query_one("#log-diagnosis", Static)
-        banner.display = diagnosis is not None
-        if diagnosis is None:
-            return
-        text = Text()
-        text.append("✗ ", "bold")
-        text.append(sanitise(diagnosis.cause), "bold")
-        text.append("\nfix: ")
-        text.append(sanitise(diagnosis.fix))
-        text.append("\nfrom: ")
-        text.append(sanitise(diagnosis.line)[:300])
-        text.append("  (d: jump to it)")
-        banner.update(text)
+        self.query_one(DiagnosisBanner).show(diagnosis)
 
     def show(self, deploy_id: str | None, source: LineSource | None) -> None:
         self.deploy_id = deploy_id

@@ -65,15 +65,35 @@ class NavTable(DataTable[Text]):
         def control(self) -> NavTable:
             return self.table
 
-    # Columns (label, wide-only) and the width below which wide-only columns are dropped.
-    COLUMNS: ClassVar[tuple[tuple[str, bool], ...]] = ()
-    COMPACT_BELOW: ClassVar[int] = 0
+    # Columns (label, the table width from which it is shown: 0 always): narrower tables drop
+    # the least useful columns first rather than squeezing all of them.
+    COLUMNS: ClassVar[tuple[tuple[str, int], ...]] = ()
+    FLEX: ClassVar[int | None] = None  # the column cut to what the others' content leaves
+
+    def _fit(self, shown: list[tuple[str, list[Text]]]) -> None:
+        """Cut the cells of the `FLEX` column (in place) to the room the other columns leave,
+        each as wide as its widest cell or label (DataTable pads every cell by 1 each side)."""
+        visible = self._shown_columns
+        if self.FLEX is None or not visible or not visible[self.FLEX] or not shown:
+            return
+        labels = [label for (label, _), show in zip(self.COLUMNS, visible, strict=True) if show]
+        flex = sum(visible[: self.FLEX])
+        used = 1  # the vertical scrollbar
+        for index, label in enumerate(labels):
+            if index != flex:
+                used += 2 + max(len(label), *(cells[index].cell_len for _, cells in shown))
+        room = max(12, self.size.width - used - 2)
+        for _, cells in shown:
+            if cells[flex].cell_len > room:
+                cut = cells[flex].copy()
+                cut.truncate(room, overflow="ellipsis")
+                cells[flex] = cut
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self.filter_text = ""
         self._last_key: str | None = None
-        self._compact: bool | None = None
+        self._shown_columns: tuple[bool, ...] | None = None  # None: not laid out yet
         self._rows: Sequence[tuple[str, Sequence[Text]]] = ()
         self._shown: list[tuple[str, list[Text]]] = []  # what the table holds now
         self._rebuilding = False
@@ -100,18 +120,19 @@ class NavTable(DataTable[Text]):
         self.app.refresh_lists()  # type: ignore[attr-defined]
 
     def on_resize(self) -> None:
-        compact = self.size.width < self.COMPACT_BELOW
-        if compact != self._compact:
-            self._compact = compact
+        shown = tuple(self.size.width >= from_width for _, from_width in self.COLUMNS)
+        if shown != self._shown_columns:
+            self._shown_columns = shown
             self.clear(columns=True)
             self._shown = []
-            self.add_columns(*(label for label, wide in self.COLUMNS if not (compact and wide)))
-            self.set_rows(self._rows)
+            self.add_columns(
+                *(label for (label, _), show in zip(self.COLUMNS, shown, strict=True) if show)
+            )
+        self.set_rows(self._rows)  # the flexible column takes what the others leave
 
     def _visible(self, cells: Sequence[Text]) -> list[Text]:
-        if not self._compact:
-            return list(cells)
-        return [cell for cell, (_, wide) in zip(cells, self.COLUMNS, strict=True) if not wide]
+        shown = self._shown_columns or ()
+        return [cell for cell, show in zip(cells, shown, strict=True) if show]
 
     @property
     def current_key(self) -> str | None:
@@ -132,7 +153,7 @@ class NavTable(DataTable[Text]):
         Rows arrive many times a second while tracking catches up: when the same keys are shown
         in the same order, only changed cells are updated, so the cursor and scroll never move."""
         self._rows = rows
-        if self._compact is None:  # not laid out yet: on_resize adds columns and rows
+        if self._shown_columns is None:  # not laid out yet: on_resize adds columns and rows
             return
         needle = self.filter_text.casefold()
         shown = [
@@ -140,6 +161,7 @@ class NavTable(DataTable[Text]):
             for key, cells in rows
             if not needle or any(needle in cell.plain.casefold() for cell in cells)
         ]
+        self._fit(shown)
         if keep is None and [key for key, _ in shown] == [key for key, _ in self._shown]:
             columns = list(self.columns)
             for (key, cells), (_, before) in zip(shown, self._shown, strict=True):
@@ -194,7 +216,7 @@ class NavTable(DataTable[Text]):
 
 class ReposTable(NavTable):
     COMPONENT_CLASSES: ClassVar[set[str]] = {"nav--muted", "nav--bad", "nav--active"}
-    COLUMNS = (("Repository", False), ("", False))
+    COLUMNS = (("Repository", 0), ("", 0))
 
     def show(self, repos: Sequence[tuple[str, Sequence[EnvironmentSummary]]]) -> None:
         rows = []
@@ -226,14 +248,7 @@ def environment_of(key: str | None) -> str | None:
 class EnvironmentsTable(NavTable):
     COMPONENT_CLASSES: ClassVar[set[str]] = STATUS_CLASSES
 
-    COLUMNS = (
-        ("Environment", False),
-        ("Live", False),
-        ("Last", False),
-        ("Recent", True),
-        ("OK", False),
-    )
-    COMPACT_BELOW = 60
+    COLUMNS = (("Environment", 0), ("Live", 0), ("Last", 0), ("Recent", 56), ("OK", 0))
 
     def show(self, summaries: Sequence[EnvironmentSummary]) -> None:
         rows = []
@@ -273,16 +288,16 @@ class DeploysTable(NavTable):
         self._records: Sequence[DeployRecord] = ()
 
     COLUMNS = (
-        ("Status", False),
-        ("SHA", False),
-        ("Message", False),
-        ("Trigger", True),
-        ("Actor", True),
-        ("When", False),
-        ("Took", True),
-        ("", True),
+        ("Status", 0),
+        ("SHA", 0),
+        ("Message", 0),
+        ("Trigger", 90),
+        ("Actor", 74),
+        ("When", 0),
+        ("Took", 81),
+        ("", 110),
     )
-    COMPACT_BELOW = 110
+    FLEX = 2
 
     def show(self, records: Sequence[DeployRecord]) -> None:
         self._records = records
@@ -319,18 +334,13 @@ class DeploysTable(NavTable):
         return [
             Text(f"{glyph} {status.value}", self.style_of(f"status--{status.value}"), no_wrap=True),
             Text(deploy.short_sha),
-            Text(clip(title, self._message_width()), no_wrap=True),
+            Text(clip(title, 200), no_wrap=True),
             Text(deploy.triggered_by.value),
             Text(clip(deploy.actor, 16), no_wrap=True),
             Text(format_age(self._now() - deploy.created_at), no_wrap=True),
             Text(self._took(record)),
             note,
         ]
-
-    def _message_width(self) -> int:
-        """What is left for the commit message once the other columns have their room."""
-        others = 40 if self._compact else 84
-        return max(16, min(72, self.size.width - others))
 
     def _short_sha_of(self, deploy_id: str) -> str:
         for record in self._records:

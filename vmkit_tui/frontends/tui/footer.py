@@ -1,0 +1,68 @@
+"""The footer: as many keys as fit the width, most important first; `?` lists all of them.
+
+Textual's footer shows every binding with `show=True` and cuts the row at the screen's edge, so
+at 80 or 120 columns the last keys were half-drawn (`c Ca`). Here keys that can act now come
+before greyed ones, and among them `PRIORITY` decides; the chosen keys keep their usual order.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
+
+# Actions by importance when room is short (`?` first: it lists whatever is left out).
+PRIORITY = (
+    "help",
+    "zoom",
+    "rollback",
+    "cancel_deploy",
+    "search",
+    "toggle_follow",
+    "cycle_source",
+    "jump_diagnosis",
+    "drill",
+    "open_run",
+    "copy_sha",
+    "quit",
+)
+PALETTE_ROOM = 12  # "^p palette" on the right, and a margin
+
+
+def _rank(key: FooterKey) -> tuple[bool, int]:
+    action = key.action.split("(", 1)[0].removeprefix("app.")
+    rank = PRIORITY.index(action) if action in PRIORITY else len(PRIORITY)
+    return key.has_class("-disabled"), rank
+
+
+def key_width(key: FooterKey) -> int:
+    """Cells a footer key takes: ` key description ` (Textual's padding) and the gap after it."""
+    return len(key.key_display) + len(key.description) + 4
+
+
+class KeyFooter(Footer):
+    def __init__(self) -> None:
+        super().__init__()
+        self._laid_out_for = 0
+
+    def compose(self) -> ComposeResult:
+        width = self.app.size.width
+        composed = list(super().compose())
+        keys = [k for k in composed if isinstance(k, FooterKey)]
+        palette = [k for k in keys if k.has_class("-command-palette")]
+        room = width - (PALETTE_ROOM if palette else 0)
+        chosen: set[int] = set()
+        for key in sorted((k for k in keys if not palette or k is not palette[0]), key=_rank):
+            needed = key_width(key)
+            if needed <= room:
+                chosen.add(id(key))
+                room -= needed
+        self.styles.grid_size_columns = len(chosen) + len(palette)
+        self._laid_out_for = width
+        for widget in composed:
+            if id(widget) in chosen or widget in palette or not isinstance(widget, FooterKey):
+                yield widget
+
+    def on_resize(self) -> None:
+        if self.app.size.width != self._laid_out_for:
+            self.call_after_refresh(self.recompose)
