@@ -53,7 +53,7 @@ async def test_hostile_text_from_the_sandbox_is_sanitised_on_every_surface(
         return next((r for r in history.records(REPO, "staging") if TOKEN in r.title), None)
 
     try:
-        async with app.run_test(size=(160, 45)) as pilot:
+        async with app.run_test(size=(260, 50)) as pilot:  # room for the whole title
             await wait_for(pilot, hostile, "the push recorded by tracking", timeout=30)
             record = hostile()
             assert record is not None and record.title == HOSTILE  # stored as GitHub sent it

@@ -69,7 +69,7 @@ async def test_the_footer_is_refreshed_only_when_the_possible_actions_change(
             await pilot.press("k", "j")  # d2 and d1: both succeeded, the same actions
         await pilot.pause()
         assert footer_keys() == before
-        assert cancel_offered(app) is False  # shown greyed: a finished deploy
+        assert cancel_offered(app) is not True  # greyed, or left out for keys that can act
         await pilot.press("g")  # the running deploy: cancel becomes possible
         await wait_for(pilot, lambda: cancel_offered(app), "cancel offered in the footer")
 

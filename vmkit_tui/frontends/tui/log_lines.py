@@ -27,7 +27,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from vmkit_tui.domain.text import sanitise_sgr
+from vmkit_tui.domain.text import sanitise, sanitise_sgr
 from vmkit_tui.frontends.tui.log_search import SearchState, Step, matching_rows
 
 if TYPE_CHECKING:
