@@ -91,9 +91,9 @@ class ApplyResult:
     events: tuple[DeployEvent | None, ...]
     created: tuple[str, ...]
     pruned: tuple[str, ...]
-    touched: tuple[DeployRecord, ...] = ()
-    base: int = -1
-    generation: int = -1
+    touched: tuple[DeployRecord, ...]
+    base: int
+    generation: int
 
 
 class CreateResult(NamedTuple):
