@@ -1,4 +1,5 @@
-"""A realistic history for benchmarks: 100 environments × 50 deploys, about 4 events each.
+"""A realistic history for benchmarks: 100 environments × 50 deploys, about 4 events each
+(or `repos` × 10 environments × 50: 20 repos make 10,000 deploys).
 
 Shared by bench/history.py and bench/startup.py so both measure the same shape of data.
 """
@@ -19,6 +20,12 @@ from vmkit_tui.domain.models import (
 )
 
 REPOS = [f"acme/service-{n}" for n in range(10)]
+
+
+def repo_names(count: int = len(REPOS)) -> list[str]:
+    return [f"acme/service-{n}" for n in range(count)]
+
+
 ENVIRONMENTS = [
     "production",
     "staging",
@@ -73,20 +80,21 @@ def deploy_with_events(rng: random.Random, repo: str, env: str, n: int) -> tuple
 
 
 def sample_creates(
-    rng: random.Random, per_environment: int = 50
+    rng: random.Random, per_environment: int = 50, repos: int = len(REPOS)
 ) -> list[tuple[Deploy, list[NewEvent]]]:
     return [
         deploy_with_events(rng, repo, env, n)
-        for repo in REPOS
+        for repo in repo_names(repos)
         for env in ENVIRONMENTS
         for n in range(per_environment)
     ]
 
 
-def sample_config() -> dict:
+def sample_config(repos: int = len(REPOS)) -> dict:
     """A parsed-TOML config naming every repo and environment of the sample."""
     return {
         "repos": [
-            {"name": repo, "environments": {env: {} for env in ENVIRONMENTS}} for repo in REPOS
+            {"name": repo, "environments": {env: {} for env in ENVIRONMENTS}}
+            for repo in repo_names(repos)
         ]
     }

@@ -4,11 +4,12 @@
 
 Each sample is a fresh process (interpreter start and imports included), run headless at
 120×36, timed from spawn to exit. The bare app (Header + DataTable with 50 rows + Footer) exits
-after its first frame. vmkit-tui is measured twice: exiting after its first frame (the whole
-layout, with the configured repos and environments; the history is read right after it), and
-exiting once the selected environment's 50 deploys are painted. Runs interleave. Prints the
-medians, `data_ratio=<deploys painted ÷ bare>` and last `startup_ratio=<first frame ÷ bare>`
-(target ≤ 1.3).
+after its first frame. vmkit-tui is measured three times: exiting after its first frame (the
+whole layout, with the configured repos and environments; the history is read right after it),
+and exiting once the selected environment's 50 deploys are painted, with 5,000 deploys in the
+history (100 environments) and with 10,000 (200 environments). Runs interleave. Prints the
+medians, `data_ratio_10000=` and `data_ratio=<deploys painted ÷ bare>` (5,000 deploys; target
+≤ 1.5), and last `startup_ratio=<first frame ÷ bare>` (target ≤ 1.3).
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ class FirstPaint(VmkitApp):
             self.call_after_refresh(self.exit)
 
 folder = Path(sys.argv[1])
-service = DeployService(parse_config(sample_config()), AsyncHistory(History(folder / "history.json")), folder)
+config = parse_config(sample_config(int(sys.argv[3])))
+service = DeployService(config, AsyncHistory(History(folder / "history.json")), folder)
 FirstPaint(service, spinners=False).run(headless=True, size=(120, 36))
 """
 
@@ -92,21 +94,28 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="vmkit-startup-bench-"))
+    big = folder / "10k"
     try:
+        big.mkdir()
         History(folder / "history.json").apply(sample_creates(random.Random(2026)))
+        History(big / "history.json").apply(sample_creates(random.Random(2026), repos=20))
         run(BARE)  # warm the page cache for all before measuring
-        run(OURS, str(folder), "data")
-        samples: dict[str, list[float]] = {"bare": [], "frame": [], "data": []}
+        run(OURS, str(folder), "data", "10")
+        run(OURS, str(big), "data", "20")
+        samples: dict[str, list[float]] = {"bare": [], "frame": [], "data": [], "data10k": []}
         actions = {
             "bare": lambda: run(BARE),
-            "frame": lambda: run(OURS, str(folder), "frame"),
-            "data": lambda: run(OURS, str(folder), "data"),
+            "frame": lambda: run(OURS, str(folder), "frame", "10"),
+            "data": lambda: run(OURS, str(folder), "data", "10"),
+            "data10k": lambda: run(OURS, str(big), "data", "20"),
         }
         for n in range(args.runs):
-            order = list(actions)[n % 3 :] + list(actions)[: n % 3]
+            order = list(actions)[n % 4 :] + list(actions)[: n % 4]
             for name in order:
                 samples[name].append(actions[name]())
-        bare_s, frame_s, data_s = (statistics.median(samples[k]) for k in ("bare", "frame", "data"))
+        bare_s, frame_s, data_s, big_s = (
+            statistics.median(samples[k]) for k in ("bare", "frame", "data", "data10k")
+        )
         print(
             f"bare Textual app (Header+DataTable+Footer), first frame: median {bare_s * 1000:.0f} ms"
         )
@@ -116,7 +125,9 @@ def main() -> None:
         print(
             f"vmkit-tui, 50 deploys of the selected environment painted: median {data_s * 1000:.0f} ms"
         )
+        print(f"vmkit-tui, the same with 10,000 deploys: median {big_s * 1000:.0f} ms")
         print(f"({args.runs} runs each, interleaved; history of 100 environments x 50 deploys)")
+        print(f"data_ratio_10000={big_s / bare_s:.2f}")
         print(f"data_ratio={data_s / bare_s:.2f}")
         print(f"startup_ratio={frame_s / bare_s:.2f}")
     finally:

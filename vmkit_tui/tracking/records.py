@@ -4,7 +4,8 @@ history up to date with them.
 `RunRecords` adopts the environment's records (other processes write the history too), plans
 what the history lacks for the listed runs (creates, links, status events; `runs`), writes it
 in one history write, drops the deploys that write pruned (their runs are never recorded
-again) and publishes what changed to the sink. `EnvironmentTracker` builds its polling loop
+again) and publishes what changed to the sink. A write returns the records it changed; the
+environment is read again only when someone else wrote since this watcher last looked. `EnvironmentTracker` builds its polling loop
 on it.
 """
 
@@ -99,31 +100,41 @@ class RunRecords:
         self._ignored: set[int] = set()  # runs whose records were pruned: never recreate them
         self._last_seen: datetime | None = None  # newest deploy recorded before this session
         self._rounds = 0
+        self._synced = -1  # the history generation these records reflect (History.generation)
 
     async def _reload(self) -> list[DeployRecord]:
         """Re-read this environment's records and adopt them (other processes write too)."""
+        # Taken before the read: a write landing during it makes the next commit read again.
+        generation = self.history.history.generation
         records = await self.history.records(self.repo, self.env.name)
-        awaiting: dict[str, DeployRecord] = {}
+        self._awaiting = {}
         present: set[int] = set()
         for record in records:
-            run_id = record.run_id
-            if run_id is None:
-                request_id = request_id_of_record(record)
-                if request_id is not None:
-                    awaiting[request_id] = record
-                continue
-            present.add(run_id)
-            tracked = self._runs.get(run_id)
-            if tracked is None or tracked.record.id != record.id:
-                live = self._hints.pop(run_id, not record.status.is_final)
-                self._runs[run_id] = TrackedRun(record, live)
-            else:
-                tracked.record = record
+            self._adopt(record)
+            if record.run_id is not None:
+                present.add(record.run_id)
         for run_id in [run_id for run_id in self._runs if run_id not in present]:
             del self._runs[run_id]  # pruned by another process: never record it again
             self._ignore(run_id)
-        self._awaiting = awaiting
+        self._synced = generation
         return records
+
+    def _adopt(self, record: DeployRecord) -> None:
+        """Take a stored record as what this watcher knows of its deploy."""
+        run_id = record.run_id
+        if run_id is None:
+            request_id = request_id_of_record(record)
+            if request_id is not None:
+                self._awaiting[request_id] = record
+            return
+        if any(r.id == record.id for r in self._awaiting.values()):  # linked to its run now
+            self._awaiting = {k: r for k, r in self._awaiting.items() if r.id != record.id}
+        tracked = self._runs.get(run_id)
+        if tracked is None or tracked.record.id != record.id:
+            live = self._hints.pop(run_id, not record.status.is_final)
+            self._runs[run_id] = TrackedRun(record, live)
+        else:
+            tracked.record = record
 
     async def _fetch_stragglers(self, listed: dict[int, WorkflowRun]) -> None:
         """Live runs too old for the list (a restart after a long break) are fetched one by one."""
@@ -189,8 +200,9 @@ class RunRecords:
         creates: Sequence[tuple[Deploy, Sequence[NewEvent]]] = (),
         events: Sequence[NewEvent] = (),
     ) -> ApplyResult | None:
-        """One history write; then prune what it pruned, re-read and publish what changed.
-        Events of a deploy pruned under us are dropped with it, never raised."""
+        """One history write; then prune what it pruned, adopt and publish what changed (read
+        again if someone else wrote since we last looked). Events of a deploy pruned under us
+        are dropped with it, never raised."""
         events = list(events)
         while True:
             try:
@@ -203,12 +215,15 @@ class RunRecords:
                     return None
         if result.pruned:
             await self._pruned(result)
-        touched = {record.id for record in result.records}
-        touched.update(event.deploy_id for event in result.events if event is not None)
-        touched.difference_update(result.pruned)
-        for record in await self._reload():
-            if record.id in touched:
-                self.sink.publish(DeployChanged(record))
+        if result.base == self._synced:  # only this write since: it says what changed
+            for record in result.touched:
+                if (record.deploy.repo, record.deploy.environment) == (self.repo, self.env.name):
+                    self._adopt(record)
+            self._synced = result.generation
+        else:
+            await self._reload()
+        for record in result.touched:
+            self.sink.publish(DeployChanged(record))
         return result
 
     def _forget(self, deploy_id: str) -> None:

@@ -108,6 +108,7 @@ class Dashboard(App[None]):
         self.steps: dict[str, tuple[StepProgress, ...]] = {}
         self.health: dict[tuple[str, str, str], SourceHealth] = {}
         self._actions: tuple[bool | None, ...] = ()  # what the footer offers, as last shown
+        self._first_data = asyncio.Event()  # the selected environment's deploys are painted
         self._select_new: tuple[str, str] | None = None  # select the next new deploy there
 
     # --- layout --------------------------------------------------------------------------------
@@ -167,15 +168,29 @@ class Dashboard(App[None]):
 
     @work(group="tracking", exit_on_error=False)
     async def _start_tracking(self) -> None:
+        await self._first_data.wait()  # its imports hold the GIL: the first deploys go first
         await self.service.start()
         for health in self.service.health():  # what was said before we listened
             self.post_message(ServiceUpdate((health,)))
 
     @work(group="service", exclusive=True, exit_on_error=False)
     async def _load(self) -> None:
+        """The selected environment's deploys first (painted before anything else competes
+        for the GIL), then the whole history, which replaces them once all of it is checked."""
         try:
+            try:
+                repo, environment = self._first_environment()
+                if repo and environment:
+                    self.post_message(OverviewLoaded(await self.service.preview(repo, environment)))
+                    painted = asyncio.Event()
+                    self.call_after_refresh(painted.set)
+                    await painted.wait()
+            finally:
+                self._first_data.set()
             overview = await self.service.overview()
         except HistoryCorrupt as exc:
+            # Nothing read from a damaged file stays on screen, the preview included.
+            self.post_message(OverviewLoaded(Overview.configured(self.service.config)))
             if await self.push_screen_wait(CorruptHistoryScreen(str(exc))):
                 moved = await asyncio.to_thread(move_aside, exc.path)
                 self.notify(
@@ -187,6 +202,15 @@ class Dashboard(App[None]):
             else:
                 return
         self.post_message(OverviewLoaded(overview))
+
+    def _first_environment(self) -> tuple[str | None, str | None]:
+        """The environment selected now, else the first one configured."""
+        if self.repo and self.environment:
+            return self.repo, self.environment
+        for repo in self.service.config.repos:
+            for env in repo.environments:
+                return repo.name, env.name
+        return None, None
 
     @work(group="updates", exit_on_error=False)
     async def _listen(self) -> None:
@@ -236,9 +260,10 @@ class Dashboard(App[None]):
             if self.repo and self.environment
             else []
         )
-        table.set_title(
-            f"Deploys · {sanitise(self.environment)}" if self.environment else "Deploys"
-        )
+        title = f"Deploys · {sanitise(self.environment)}" if self.environment else "Deploys"
+        if self.overview.partial:
+            title += " · reading the rest of the history…"
+        table.set_title(title)
         table.show(records)
 
     def _refresh_details(self) -> None:

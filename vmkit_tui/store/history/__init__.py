@@ -5,8 +5,8 @@ is one whole read-modify-write under an exclusive lock, and a write never touche
 it builds the new file beside it, makes it durable, then atomically swaps it in. Nothing here imports
 Textual, and every call blocks (file I/O, lock waits): async code uses `AsyncHistory`.
 
-`documents` holds the file format and its checks, `durable` the locked atomic writes, `history`
-the operations; the names below are what the rest of vmkit-tui uses.
+`documents` holds the file format and its checks, `durable` the locked atomic writes, `storage`
+TinyDB's side of them, `history` the operations; the names below are what the rest of vmkit-tui uses.
 """
 
 from vmkit_tui.store.history.documents import FORMAT, VERSION
@@ -24,9 +24,9 @@ from vmkit_tui.store.history.history import (
     AsyncHistory,
     CreateResult,
     History,
-    HistoryStorage,
     default_history_path,
 )
+from vmkit_tui.store.history.storage import HistoryStorage
 
 __all__ = [
     "DEFAULT_KEEP",

@@ -30,6 +30,7 @@ empty file is a fresh history.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -147,6 +148,9 @@ def _event_from_doc(doc: object) -> DeployEvent:
     if kind is EventKind.RUN_LINKED and type(data.get("run_id", 0)) is not int:
         raise _BadDoc("a run_linked event's data.run_id is not an integer")
     moment = _parse_time(at, "at")
+    # Its own `data`: the document stays in the snapshot and is written back by the next write,
+    # so a caller changing a returned record's data must not change the file.
+    data = dict(data)
     # tuple.__new__ is what DeployEvent(...) runs, minus a Python-level call.
     return _new_tuple(DeployEvent, (event_id, deploy_id, seq, moment, kind, status, detail, data))
 
@@ -180,8 +184,8 @@ class _Snapshot:
         return DeployRecord.build(record.deploy, [*record.events, *extra]) if extra else record
 
 
-def _index(path: Path, data: object) -> _Snapshot:
-    """Validate the whole parsed file and index it, in one pass over the documents."""
+def _check_tables(path: Path, data: object) -> None:
+    """The top level: an object holding the three tables, each an object."""
     if type(data) is not dict:
         raise HistoryCorrupt(
             path, f"holds a JSON {_json_type(data)}, not an object of tables", "top level"
@@ -193,6 +197,11 @@ def _index(path: Path, data: object) -> _Snapshot:
             raise HistoryCorrupt(
                 path, f"has a JSON {_json_type(data[name])} as a table", f"table '{name}'"
             )
+
+
+def _index(path: Path, data: Any) -> _Snapshot:
+    """Validate the whole parsed file and index it, in one pass over the documents."""
+    _check_tables(path, data)
     _check_meta(path, data[META])
     snap = _Snapshot(data)
     events_of: dict[str, list[DeployEvent]] = {}
@@ -348,35 +357,112 @@ def _read_raw(path: Path) -> bytes:
         ) from None
 
 
-def _parse(path: Path, raw: bytes) -> _Snapshot:
-    """Parse (once) and validate the file's bytes."""
+def _load_json(path: Path, raw: bytes) -> Any:
+    """The file's JSON (None for a fresh history), syntax and repeated keys checked; the tables
+    and documents are `_index`'s to check."""
     if not raw.strip():
-        return _Snapshot(None)
+        return None
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise _parse_error(path, raw, exc) from None
     if orjson.dumps(data) != raw:
         _check_duplicates(path, raw)
-    return _index(path, data)
+    return data
+
+
+def _parse(path: Path, raw: bytes) -> _Snapshot:
+    """Parse (once) and validate the file's bytes."""
+    data = _load_json(path, raw)
+    return _Snapshot(None) if data is None else _index(path, data)
+
+
+def _preview(path: Path, data: Any, repo: str, environment: str) -> _Snapshot:
+    """One environment's part of the parsed file, validated by `_index` as if it were the
+    whole file: its deploys and every event that names them, with their document ids, in file
+    order. What it returns is exactly what the whole file's snapshot holds for that
+    environment, if the whole file is sound; whether it is stays for `_index` to say."""
+    if data is None:
+        return _Snapshot(None)
+    _check_tables(path, data)
+    deploys = {
+        key: doc
+        for key, doc in data[DEPLOYS].items()
+        if type(doc) is dict and doc.get("repo") == repo and doc.get("environment") == environment
+    }
+    ids = {doc.get("id") for doc in deploys.values()}
+    events = {
+        key: doc
+        for key, doc in data[EVENTS].items()
+        if type(doc) is dict and type(doc.get("deploy_id")) is str and doc["deploy_id"] in ids
+    }
+    return _index(path, {DEPLOYS: deploys, EVENTS: events, META: data[META]})
 
 
 class _LastRead:
-    """The last bytes parsed and their snapshot, so an unchanged file is not parsed again.
+    """The file state a `History` last read or wrote, so an unchanged file is not parsed again.
 
-    Every call still reads the file fresh; comparing 5 MB takes about a millisecond, parsing and
-    validating them about a hundred (and holds the GIL, stalling a UI thread). Damaged bytes are
-    never remembered, so they raise on every call.
+    Every call still reads the file and compares its bytes with the remembered ones (5 MB: about
+    a millisecond; parsing and validating them takes about a hundred and holds the GIL). A file
+    identity check (inode, size, mtime) would be cheaper but is no proof: inodes are reused and
+    mtimes are coarse, and a writer trusting a stale state would lose another process's events.
+    `generation` counts the states remembered: a caller that saw generation N and later meets
+    N + 1 after its own write knows nobody else wrote in between (-1: a state that was not
+    remembered, so nothing can be concluded). Damaged bytes are never
+    remembered, so they raise on every call. `preview` may remember parsed JSON whose tables
+    are not validated yet; `load` validates it before anything else uses it.
     """
 
     def __init__(self) -> None:
-        self._last: tuple[bytes, _Snapshot] | None = None
+        self._lock = threading.Lock()
+        self._raw: bytes | None = None
+        self._snapshot: _Snapshot | None = None
+        self._pending: Any = None  # the JSON of _raw, not yet validated (see preview)
+        self.generation = 0
 
-    def load(self, path: Path) -> _Snapshot:
+    def load(self, path: Path) -> tuple[_Snapshot, int]:
+        """The file's validated snapshot and its generation."""
         raw = _read_raw(path)
-        last = self._last
-        if last is not None and last[0] == raw:
-            return last[1]
-        snapshot = _parse(path, raw)
-        self._last = (raw, snapshot)
+        with self._lock:
+            generation, known = self.generation, raw == self._raw
+            if known and self._snapshot is not None:
+                return self._snapshot, generation
+            pending = self._pending
+        data = pending if known else _load_json(path, raw)
+        snapshot = _Snapshot(None) if data is None else _index(path, data)
+        return snapshot, self._remember(raw, snapshot, None, since=generation)
+
+    def preview(self, path: Path, repo: str, environment: str) -> _Snapshot:
+        """One environment's documents, validated; the rest of the file only as JSON (`_preview`)."""
+        raw = _read_raw(path)
+        with self._lock:
+            generation, known = self.generation, raw == self._raw
+            if known and self._snapshot is not None:
+                return self._snapshot
+            pending = self._pending
+        data = pending if known else _load_json(path, raw)
+        snapshot = _preview(path, data, repo, environment)
+        if not known:
+            self._remember(raw, None, data, since=generation)
         return snapshot
+
+    def wrote(self, raw: bytes, snapshot: _Snapshot) -> int:
+        """Remember what this History just wrote (called with the file lock held)."""
+        with self._lock:
+            self._raw, self._snapshot, self._pending = raw, snapshot, None
+            self.generation += 1
+            return self.generation
+
+    def _remember(self, raw: bytes, snapshot: _Snapshot | None, pending: Any, since: int) -> int:
+        """Keep what a read found and return its generation, or -1 when another thread
+        remembered other bytes meanwhile (they may be newer: never go back to older ones)."""
+        with self._lock:
+            if raw == self._raw:  # the same state, perhaps remembered by another thread
+                if snapshot is not None and self._snapshot is None:
+                    self._snapshot, self._pending = snapshot, None
+                return self.generation
+            if self.generation != since:
+                return -1
+            self.generation += 1
+            self._raw, self._snapshot, self._pending = raw, snapshot, pending
+            return self.generation

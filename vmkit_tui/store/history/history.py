@@ -3,8 +3,10 @@
 Every write is one `apply`: a batch of creates and event appends laid over the file state read
 under the lock, pruned to the newest `keep` deploys per (repo, environment), and saved through
 TinyDB (the only module that opens it: every process must use the same storage) in one durable
-write. Reads take no lock (the swap is atomic) and parse the file once per call; a fresh TinyDB
-serves each operation.
+write. Reads take no lock (the swap is atomic). The file is parsed only when its bytes differ
+from what this `History` last read or wrote: after its own write the snapshot is brought up to
+date from the batch, so a process that writes repeatedly never re-parses its own writes. A
+fresh TinyDB serves each operation.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from typing import Any, NamedTuple, cast
 import orjson
 import platformdirs
 from tinydb import TinyDB
-from tinydb.storages import Storage
 
 from vmkit_tui.domain.models import (
     Deploy,
@@ -41,17 +42,15 @@ from vmkit_tui.store.history.documents import (
     _deploy_from_doc,
     _event_from_doc,
     _LastRead,
-    _parse,
-    _read_raw,
     _Snapshot,
 )
 from vmkit_tui.store.history.durable import (
     DEFAULT_LOCK_TIMEOUT,
     _exclusive,
     _remove_orphans,
-    _write_durably,
 )
 from vmkit_tui.store.history.errors import UnknownDeploy
+from vmkit_tui.store.history.storage import HistoryStorage, _HistoryDB
 
 DEFAULT_KEEP = 50
 
@@ -71,44 +70,6 @@ def _newest_first(records: list[DeployRecord]) -> list[DeployRecord]:
     return records
 
 
-class HistoryStorage(Storage):
-    """TinyDB storage for the history file, serving ONE locked operation.
-
-    `read()` reads, parses and validates the file on first use and then returns that same data:
-    TinyDB re-reads the whole database for every table call, and re-parsing each time would
-    multiply the cost. `write()` only keeps the new state; `flush()` commits it in one durable
-    write, so an operation that fails half-way never reaches the disk. `close()` discards.
-    Always a fresh parse, never `History`'s remembered read: documents handed to callers by
-    earlier reads (which they could mutate) can never be written back.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._snapshot: _Snapshot | None = None
-        self._working: dict[str, Any] | None = None
-        self._dirty = False
-
-    @property
-    def snapshot(self) -> _Snapshot:
-        if self._snapshot is None:
-            self._snapshot = _parse(self.path, _read_raw(self.path))
-        return self._snapshot
-
-    def read(self) -> dict[str, Any] | None:
-        return self._working if self._dirty else self.snapshot.data
-
-    def write(self, data: dict[str, Any]) -> None:
-        self._working, self._dirty = data, True
-
-    def flush(self) -> None:
-        if self._dirty:
-            _write_durably(self.path, orjson.dumps(self._working))
-            self._dirty = False
-
-    def close(self) -> None:
-        self._working, self._dirty = None, False
-
-
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
     """What one `History.apply` did.
@@ -118,13 +79,21 @@ class ApplyResult:
     the stored event (new, or the one already holding that event_id), or None when it belonged
     to a create of this batch that turned out to be a duplicate. `created`: ids this call added.
     `pruned`: ids removed to keep `keep` per environment (this call's own creates included when
-    they are older than all kept ones); their log spools can be deleted.
+    they are older than all kept ones); their log spools can be deleted. `touched`: the stored
+    record, as of this write, of every deploy the call named (its creates and the deploys of
+    its events), the pruned ones left out: what a caller shows without reading the file again.
+    `base` and `generation`: the history's generation (`History.generation`) this write was
+    applied to and the one it left. A caller whose last read or write left `base` knows that
+    nobody else wrote since, so `touched` is all that changed; otherwise it reads again.
     """
 
     records: tuple[DeployRecord, ...]
     events: tuple[DeployEvent | None, ...]
     created: tuple[str, ...]
     pruned: tuple[str, ...]
+    touched: tuple[DeployRecord, ...]
+    base: int
+    generation: int
 
 
 class CreateResult(NamedTuple):
@@ -145,6 +114,7 @@ class _Batch:
         self.duplicates: set[str] = set()  # creates dropped because their run was recorded
         self.pruned: list[str] = []
         self.seq = snap.max_seq
+        self.saved: tuple[list[Deploy], list[int], list[DeployEvent], list[int]] | None = None
 
     def deploy(self, deploy_id: str) -> Deploy | None:
         return self.deploys.get(deploy_id) or self.snap.deploys.get(deploy_id)
@@ -214,15 +184,22 @@ class _Batch:
     def save(self, db: TinyDB) -> bool:
         """Apply the batch through TinyDB (inserts first: doc ids are never reused)."""
         gone = set(self.pruned)
-        deploy_docs = [d.to_doc() for d in self.deploys.values() if d.id not in gone]
-        event_docs = [e.to_doc() for e in self.events.values() if e.deploy_id not in gone]
+        deploys = [d for d in self.deploys.values() if d.id not in gone]
+        events = [e for e in self.events.values() if e.deploy_id not in gone]
         stale = [i for i in self.pruned if i in self.snap.deploys]
-        if not (deploy_docs or event_docs or stale):
+        if not (deploys or events or stale):
             return False
-        if deploy_docs:
-            db.table(DEPLOYS, cache_size=0).insert_multiple(deploy_docs)
-        if event_docs:
-            db.table(EVENTS, cache_size=0).insert_multiple(event_docs)
+        deploy_keys: list[int] = []
+        event_keys: list[int] = []
+        if deploys:
+            deploy_keys = db.table(DEPLOYS, cache_size=0).insert_multiple(
+                [d.to_doc() for d in deploys]
+            )
+        if events:
+            event_keys = db.table(EVENTS, cache_size=0).insert_multiple(
+                [e.to_doc() for e in events]
+            )
+        self.saved = (deploys, deploy_keys, events, event_keys)
         if stale:
             db.table(DEPLOYS, cache_size=0).remove(
                 doc_ids=[int(self.snap.deploy_keys[i]) for i in stale]
@@ -237,6 +214,57 @@ class _Batch:
         if self.snap.data is None:
             db.table(META, cache_size=0).insert({"format": FORMAT, "version": VERSION})
         return True
+
+    def after(self, data: dict[str, Any]) -> _Snapshot:
+        """The snapshot of the file `save` produced (`data`), built from the one before and the
+        batch instead of parsing it: the same indexes `_index` would build (the tests compare
+        them). The old snapshot is left as it was: readers in other threads may hold it."""
+        assert self.saved is not None
+        old, gone = self.snap, set(self.pruned)
+        members = dict(old.members)
+        snap = _Snapshot(
+            data,
+            deploys=dict(old.deploys),
+            deploy_keys=dict(old.deploy_keys),
+            members=members,
+            events=dict(old.events),
+            event_keys=dict(old.event_keys),
+            events_of=dict(old.events_of),
+            runs=dict(old.runs),
+            built=dict(old.built),
+        )
+        for deploy_id in gone & old.deploys.keys():
+            deploy = snap.deploys.pop(deploy_id)
+            del snap.deploy_keys[deploy_id]
+            for event in snap.events_of.pop(deploy_id):
+                del snap.events[event.event_id], snap.event_keys[event.event_id]
+            snap.built.pop(deploy_id, None)
+            key = (deploy.repo, deploy.environment)
+            members[key] = [i for i in members[key] if i != deploy_id]
+        if gone:
+            snap.runs = {run: holder for run, holder in snap.runs.items() if holder not in gone}
+        deploys, deploy_keys, events, event_keys = self.saved
+        for deploy, doc_id in zip(deploys, deploy_keys, strict=True):
+            snap.deploys[deploy.id] = deploy
+            snap.deploy_keys[deploy.id] = str(doc_id)
+            snap.events_of[deploy.id] = ()
+            key = (deploy.repo, deploy.environment)
+            members[key] = [*members.get(key, ()), deploy.id]
+        snap.runs.update((run, holder) for run, holder in self.runs.items() if holder not in gone)
+        for event, doc_id in zip(events, event_keys, strict=True):
+            snap.events[event.event_id] = event
+            snap.event_keys[event.event_id] = str(doc_id)
+            snap.events_of[event.deploy_id] = (*snap.events_of[event.deploy_id], event)
+            snap.built.pop(event.deploy_id, None)
+        for key in [key for key, ids in members.items() if not ids]:
+            del members[key]
+        if events:  # the file's last event is the newest written (seq of unwritten ones unused)
+            snap.max_seq = events[-1].seq
+        elif gone:  # pruning may have removed the file's last event
+            snap.max_seq = max((e[-1].seq for e in snap.events_of.values() if e), default=0)
+        else:
+            snap.max_seq = old.max_seq
+        return snap
 
 
 def _check_new(
@@ -268,10 +296,11 @@ class History:
     """The deploy history file. Every call blocks: from async code use `AsyncHistory`.
 
     Holds no file handle and no TinyDB between calls (another process may have replaced the file
-    since); each call reads the file afresh, each write is one lock + one parse + at most one
-    durable write. Reads remember the last bytes they parsed (about the file's size plus the
-    parsed documents) so an unchanged file is not parsed again: treat returned records as
-    read-only. Safe to share between threads.
+    since); each call reads the file afresh, each write is one lock + one read + at most one
+    durable write. Reads and writes remember the last bytes they saw (about the file's size plus
+    the parsed documents), so the file is parsed again only when someone else changed it: treat
+    returned records as read-only (a write serialises the remembered documents). Safe to share
+    between threads.
     """
 
     def __init__(
@@ -287,6 +316,11 @@ class History:
         self.keep = keep
         self.lock_timeout = lock_timeout
         self._last_read = _LastRead()
+
+    @property
+    def generation(self) -> int:
+        """Counts the file states this History has read or written (see `ApplyResult`)."""
+        return self._last_read.generation
 
     def apply(
         self,
@@ -304,20 +338,34 @@ class History:
         _check_new(creates, events)
         with _exclusive(self.path, self.lock_timeout):
             _remove_orphans(self.path)
+            # The state the file holds now (parsed only if another process changed it).
+            snapshot, base = self._last_read.load(self.path)
             # A fresh TinyDB per operation: no stale _next_id or query cache.
-            db = TinyDB(self.path, storage=HistoryStorage)
+            db = _HistoryDB(self.path, storage=HistoryStorage, snapshot=snapshot)
             storage = cast(HistoryStorage, db.storage)
-            batch = _Batch(storage.snapshot)
+            batch = _Batch(snapshot)
             ids = [batch.create(deploy, deploy_events) for deploy, deploy_events in creates]
             stored = tuple(batch.append(event) for event in events)
             batch.prune(self.keep)
+            generation = base
             if batch.save(db):
                 storage.flush()
+                assert storage.written is not None and storage.working is not None
+                snapshot = batch.after(storage.working)
+                generation = self._last_read.wrote(storage.written, snapshot)
+            named = dict.fromkeys(ids)
+            named.update((event.deploy_id, None) for event in stored if event is not None)
+            gone = set(batch.pruned)
             return ApplyResult(
                 records=tuple(batch.record(i) for i in ids),
                 events=stored,
                 created=tuple(batch.deploys),
                 pruned=tuple(batch.pruned),
+                touched=tuple(
+                    snapshot.record(i) for i in named if i not in gone and i in snapshot.deploys
+                ),
+                base=base,
+                generation=generation,
             )
 
     def create_deploy(self, deploy: Deploy, events: Sequence[NewEvent]) -> CreateResult:
@@ -333,7 +381,7 @@ class History:
         self, repo: str | None = None, environment: str | None = None
     ) -> list[DeployRecord]:
         """Deploys (optionally of one repo and/or environment), newest first."""
-        snap = self._last_read.load(self.path)
+        snap, _generation = self._last_read.load(self.path)
         return _newest_first(
             [
                 snap.record(deploy_id)
@@ -344,20 +392,30 @@ class History:
         )
 
     def record(self, deploy_id: str) -> DeployRecord:
-        snap = self._last_read.load(self.path)
+        snap, _generation = self._last_read.load(self.path)
         if deploy_id not in snap.deploys:
             raise UnknownDeploy(deploy_id)
         return snap.record(deploy_id)
 
     def find_by_run(self, repo: str, run_id: int) -> DeployRecord | None:
         """The deploy recording this GitHub run (as its identity's run id or a RUN_LINKED event)."""
-        snap = self._last_read.load(self.path)
+        snap, _generation = self._last_read.load(self.path)
         deploy_id = snap.runs.get((repo, run_id))
         return snap.record(deploy_id) if deploy_id is not None else None
 
     def environments(self) -> list[tuple[str, str]]:
         """Every (repo, environment) with at least one deploy, sorted."""
-        return sorted(self._last_read.load(self.path).members)
+        return sorted(self._last_read.load(self.path)[0].members)
+
+    def preview(self, repo: str, environment: str) -> list[DeployRecord]:
+        """One environment's deploys, newest first, before the rest of the file is validated:
+        what a frontend paints first. The whole file is parsed as JSON (truncation and repeated
+        keys are caught here) and this environment's documents are checked like in a full
+        read; the rest is checked by the next full read (`records()` etc., which reuses the
+        parsed JSON), and a frontend must not treat the preview as the whole history until that
+        read succeeded. Equal to `records(repo, environment)` whenever that succeeds."""
+        snap = self._last_read.preview(self.path, repo, environment)
+        return _newest_first([snap.record(i) for i in snap.members.get((repo, environment), ())])
 
 
 class AsyncHistory:
@@ -394,3 +452,6 @@ class AsyncHistory:
 
     async def environments(self) -> list[tuple[str, str]]:
         return await asyncio.to_thread(self.history.environments)
+
+    async def preview(self, repo: str, environment: str) -> list[DeployRecord]:
+        return await asyncio.to_thread(self.history.preview, repo, environment)

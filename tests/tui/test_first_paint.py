@@ -1,0 +1,77 @@
+"""The selected environment's deploys are painted before the whole history is read and checked,
+marked as such, and nothing of a history found damaged stays on screen."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import orjson
+from textual.widgets import DataTable
+
+from tests.tui.factory import NOW, build_sample, make_app
+from tests.tui.test_pilot import wait_for
+from vmkit_tui.domain.models import DeployRecord
+from vmkit_tui.frontends.tui.app import VmkitApp
+from vmkit_tui.frontends.tui.corrupt import CorruptHistoryScreen
+from vmkit_tui.service import DeployService
+from vmkit_tui.store.history import AsyncHistory, History
+
+BILLING = ("acme/billing-api", "production")
+
+
+class GatedHistory(History):
+    """The real history file, whose full reads wait until the test opens the gate."""
+
+    def __init__(self, path: Path, gate: threading.Event) -> None:
+        super().__init__(path)
+        self.gate = gate
+
+    def records(
+        self, repo: str | None = None, environment: str | None = None
+    ) -> list[DeployRecord]:
+        assert self.gate.wait(10), "the gate was never opened"
+        return super().records(repo, environment)
+
+
+async def test_the_selected_environment_is_painted_before_the_whole_history(
+    tmp_path: Path,
+) -> None:
+    sample = build_sample(tmp_path)
+    gate = threading.Event()
+    history = GatedHistory(sample.history, gate)
+    service = DeployService(sample.config, AsyncHistory(history), sample.data_dir, now=lambda: NOW)
+    app = VmkitApp(service, now=lambda: NOW, spinners=False, track=False)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            table = app.query_one("#deploys", DataTable)
+            await wait_for(pilot, lambda: table.row_count > 0, "the first deploys, before the rest")
+            assert app.overview.partial
+            assert "reading the rest of the history" in str(table.border_title)
+            assert app.overview.deploys[BILLING] == []  # not read yet
+            gate.set()
+            await wait_for(pilot, lambda: not app.overview.partial, "the whole history")
+            assert "reading the rest" not in str(table.border_title)
+            assert app.overview.deploys[BILLING]
+            assert table.row_count == len(history.records("acme/storefront", "production"))
+    finally:
+        gate.set()
+
+
+async def test_a_history_damaged_elsewhere_takes_the_first_deploys_down(tmp_path: Path) -> None:
+    sample = build_sample(tmp_path)
+    data = orjson.loads(sample.history.read_bytes())
+    billing = {d["id"] for d in data["deploys"].values() if d["repo"] == BILLING[0]}
+    event = next(e for e in data["events"].values() if e["deploy_id"] in billing)
+    event["kind"] = "exploded"  # the selected environment (storefront) itself is sound
+    sample.history.write_bytes(orjson.dumps(data))
+    app = make_app(sample)
+    async with app.run_test(size=(120, 36)) as pilot:
+        table = app.main.query_one("#deploys", DataTable)
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, CorruptHistoryScreen) and table.row_count == 0,
+            "the corrupt-history screen, with no deploys behind it",
+        )
+        assert not any(app.overview.deploys.values())
+        await pilot.press("q")  # quit, leaving the file as it is
