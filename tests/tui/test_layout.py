@@ -58,6 +58,11 @@ async def test_z_zooms_the_focused_pane_and_back(tmp_path: Path) -> None:
         await pilot.press("h", "z")  # a list zooms too
         await pilot.pause()
         assert app.screen.maximized is app.query_one("#deploys")
+        await pilot.press("z", "h", "h", "z")  # the repos list, narrow in the layout
+        await pilot.pause()
+        repos = app.query_one("#repos")
+        assert app.screen.maximized is repos
+        assert repos.region.width == 80 and repos.region.height >= 20  # the whole screen
 
 
 async def test_footer_shows_only_whole_keys_help_first(tmp_path: Path) -> None:
