@@ -15,7 +15,7 @@ the dashboard paints first.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -196,15 +196,21 @@ class DeployService:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    async def start(self) -> None:
-        """Start tracking every configured environment (a no-op when already started)."""
+    async def start(self, only: Collection[EnvKey] | None = None) -> None:
+        """Start tracking every configured environment, or `only` these (a command that needs
+        one environment's state need not catch up on all of them); a no-op when started."""
         if self._started:
             return
         self._started = True
         from vmkit_tui.tracking.polling import RateBudget, TrackingTiming
         from vmkit_tui.tracking.tracker import EnvironmentTracker
 
-        environments = [(repo.name, env) for repo in self.config.repos for env in repo.environments]
+        environments = [
+            (repo.name, env)
+            for repo in self.config.repos
+            for env in repo.environments
+            if only is None or (repo.name, env.name) in only
+        ]
         try:
             github = await self.github_client()
         except ValidationError as error:  # an API URL the client refuses (plain http, …)

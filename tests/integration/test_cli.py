@@ -65,6 +65,26 @@ def test_deploys_json_lists_the_environment_newest_first(shared: Sandbox, run_cl
     assert all(row["repo"] == REPO and row["environment"] == "production" for row in rows)
 
 
+def test_deploys_asks_github_about_its_environment_only(shared: Sandbox, run_cli: Cli) -> None:
+    """One environment's sync need not catch up on every configured one (slow with many)."""
+    start = shared.runtime.on_github(lambda github: len(github.requests))
+    assert isinstance(start, int)
+    done = run_cli(shared, "deploys", REPO, "staging", "--json", "--limit", "1")
+    assert done.code == 0, done.err
+    sent = shared.runtime.on_github(
+        lambda github: [(r.path, r.query) for r in github.requests[start:]]
+    )
+    assert isinstance(sent, list)
+    repos = {
+        path.split("/")[2] + "/" + path.split("/")[3]
+        for path, _ in sent
+        if path.startswith("/repos/")
+    }
+    assert repos == {REPO}, sent  # the other configured repos were not asked about
+    listings = [query for path, query in sent if path.endswith("/runs")]
+    assert listings and all("branch=staging" in query for query in listings), listings
+
+
 def test_deploys_exits_1_and_says_unsynced_when_github_refuses(
     shared: Sandbox, run_cli: Cli, tmp_path: Path
 ) -> None:

@@ -176,7 +176,7 @@ async def _require_github(service: DeployService) -> None:
 async def _sync(service: DeployService, repo: str, environment: str) -> SourceHealth | None:
     """One tracking round, so what is printed is what GitHub says now: the environment's first
     GitHub health report (OK after a round, or why it failed); None if none came in time."""
-    async with tracking(service) as queue:
+    async with tracking(service, repo, environment) as queue:
         health = await next_update(
             queue,
             lambda u: (
@@ -217,7 +217,7 @@ async def _rollback(service: DeployService, args: argparse.Namespace) -> int:
     if not args.wait:
         record = await _send_rollback(service, args, preflight)
         return _sent(args, record, f"vmkit-tui logs {record.id} --follow")
-    async with tracking(service) as queue:
+    async with tracking(service, repo, environment) as queue:
         record = await _send_rollback(service, args, preflight)
         if record.status is Status.FAILED:
             return _sent(args, record, "")
@@ -314,7 +314,8 @@ async def _cancel(service: DeployService, args: argparse.Namespace) -> int:
         raise Failed(f"refused: {clean(check.refusal)}")
     await _confirm(args, f"{'Force-cancel' if args.force else 'Cancel'} deploy {deploy_id}?")
     async with contextlib.AsyncExitStack() as stack:
-        queue = await stack.enter_async_context(tracking(service)) if args.wait else None
+        watching = tracking(service, repo, environment)
+        queue = await stack.enter_async_context(watching) if args.wait else None
         try:
             result = await (await service.actions()).cancel(
                 deploy_id, trigger=Trigger.MANUAL, actor=local_actor(), force=args.force
@@ -398,7 +399,8 @@ async def _follow(
         position, printed = moved, printed + count
         return count > 0
 
-    async with tracking(service) as queue:
+    deploy = (await service.record(deploy_id)).deploy
+    async with tracking(service, deploy.repo, deploy.environment) as queue:
         waiter = asyncio.create_task(wait_final(service, queue, deploy_id, lambda _r: None))
         try:
             while not waiter.done():

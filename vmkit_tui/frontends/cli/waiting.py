@@ -24,11 +24,11 @@ Queue = asyncio.Queue[Update]
 
 
 @contextlib.asynccontextmanager
-async def tracking(service: DeployService) -> AsyncIterator[Queue]:
-    """The service's updates, subscribed before tracking starts (nothing is missed); tracking
-    is stopped on the way out."""
+async def tracking(service: DeployService, repo: str, environment: str) -> AsyncIterator[Queue]:
+    """The service's updates, subscribed before tracking of this one environment starts
+    (nothing is missed); tracking is stopped on the way out."""
     async with service.updates.subscription() as queue:
-        await service.start()
+        await service.start(only={(repo, environment)})
         try:
             yield queue
         finally:
