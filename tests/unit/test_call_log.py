@@ -6,7 +6,11 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
+from vmkit_tui.__main__ import main
 from vmkit_tui.domain.calls import Call, CallLog
+from vmkit_tui.frontends.cli.calls import log_calls
 from vmkit_tui.store.calls import CallFile, read_calls, session_files, session_of
 
 TOKEN = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
@@ -82,3 +86,47 @@ def test_a_torn_line_is_skipped(tmp_path: Path) -> None:
         b'{"seq":2,"at":'
     )
     assert [c.what for c in read_calls(path)] == ["ls"]
+
+
+async def test_log_calls_prints_the_newest_session_and_follows_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "calls"
+    older = CallFile(folder)
+    older._name = "calls-20200101T000000Z-1"
+    log = CallLog()
+    log.listen(older.add)
+    log.ssh("deploy@old", "old command", 0, time.perf_counter(), "")
+    await older.aclose()
+    newest, log = CallFile(folder), CallLog()
+    log.listen(newest.add)
+    log.github("api.github.com", "GET /repos/a/b", 200, time.perf_counter(), remaining=4999)
+    await newest.aclose()
+    assert main(["log-calls", "--data-dir", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 1 and " github api.github.com GET /repos/a/b 200 " in printed[0]
+    assert printed[0].endswith("4999 left")
+    assert main(["log-calls", "--data-dir", str(tmp_path), "--sessions", "2"]) == 0
+    assert "old command exit 0" in capsys.readouterr().out
+
+    looks = []
+
+    def more() -> bool:  # one new call arrives between the first and second look
+        if len(looks) == 1:
+            log.ssh("deploy@vm", "kamal app details", 0, time.perf_counter(), "")
+            newest._write(newest._pending)
+        looks.append(1)
+        return len(looks) < 3
+
+    out: list[str] = []
+    assert log_calls(folder, follow=True, out=out.append, keep_going=more) == 0
+    assert [line.split()[4] for line in out] == ["GET", "kamal"]
+
+
+def test_log_calls_without_files_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["log-calls", "--data-dir", str(tmp_path)]) == 1
+    assert (
+        capsys.readouterr().err.strip() == f"vmkit-tui: no calls recorded in {tmp_path / 'calls'}"
+    )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,14 +36,25 @@ def session_of(path: Path) -> str:
     return path.stem.rpartition("-")[0]
 
 
-def read_calls(path: Path) -> Iterator[Call]:
-    """The calls in one file (a line that is not a call, e.g. a torn last line, is skipped)."""
+def read_calls(path: Path) -> list[Call]:
+    """The calls in one file."""
+    return read_calls_from(path, 0)[0]
+
+
+def read_calls_from(path: Path, start: int) -> tuple[list[Call], int]:
+    """The calls in the whole lines from byte `start` on, and where the next read starts (a
+    torn last line is left for then); a line that is not a call is skipped."""
     with path.open("rb") as file:
-        for line in file:
-            try:
-                yield Call.from_json(orjson.loads(line))
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue
+        file.seek(start)
+        data = file.read()
+    whole = data[: data.rfind(b"\n") + 1]
+    calls = []
+    for line in whole.splitlines():
+        try:
+            calls.append(Call.from_json(orjson.loads(line)))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+    return calls, start + len(whole)
 
 
 class CallFile:
