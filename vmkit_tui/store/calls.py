@@ -137,9 +137,9 @@ class CallFile:
         """Start the session's next file and delete the oldest beyond `keep`."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self._part += 1
-        self.path = self.folder / f"{self._name}-{self._part:03d}.jsonl"
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.close(fd)
+        path = self.folder / f"{self._name}-{self._part:03d}.jsonl"
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        self.path = path  # only once it exists: readers look at it from other threads
         self._size = 0
         for old in session_files(self.folder)[: -self.keep]:
             try:
