@@ -142,6 +142,18 @@ def _add_script_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         metavar="S",
         help="only lines from S: github, kamal, kamal-proxy, vmkit-agent or app",
     )
+    calls = commands.add_parser(
+        "log-calls", help="print the GitHub requests and SSH commands of the newest session"
+    )
+    calls.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing the newest session's calls"
+    )
+    calls.add_argument(
+        "--sessions", type=_positive, default=1, metavar="N", help="the N newest sessions"
+    )
+    calls.add_argument(
+        "--data-dir", metavar="DIR", help="the data dir (default: from the config, then the user's)"
+    )
 
 
 def _add_environment(parser: argparse.ArgumentParser) -> None:
@@ -195,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             config = _load(args)
             return serve(config, _history_path(args, config), readonly=args.readonly)
+        if args.command == "log-calls":
+            return _log_calls(args)
         if args.command in ("deploys", "rollback", "cancel", "logs"):
             from vmkit_tui.frontends.cli.commands import run
 
@@ -245,6 +259,20 @@ def _tui(args: argparse.Namespace) -> int:
     if config.ui.theme:
         app.theme = config.ui.theme
     return run_app(app)
+
+
+def _log_calls(args: argparse.Namespace) -> int:
+    from vmkit_tui.frontends.cli.calls import log_calls
+
+    if args.data_dir:
+        data_dir = Path(args.data_dir).expanduser()
+    else:
+        config = _load_optional(args)
+        data_dir = (config.data_dir if config else None) or default_data_dir()
+    try:
+        return log_calls(data_dir / "calls", sessions=args.sessions, follow=args.follow)
+    except KeyboardInterrupt:  # the way out of --follow
+        return EXIT_OK
 
 
 def _history(args: argparse.Namespace) -> int:

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vmkit_tui.config import Config
+from vmkit_tui.domain.calls import CallLog
 from vmkit_tui.domain.models import DeployRecord, ValidationError, utcnow
 from vmkit_tui.domain.overview import EnvironmentSummary, newest_first, summarize
 from vmkit_tui.domain.updates import Broadcaster, Health, SourceHealth, Update
+from vmkit_tui.store.calls import CallFile
 from vmkit_tui.store.history import AsyncHistory
 
 if TYPE_CHECKING:
@@ -120,7 +122,8 @@ class DeployService:
     and its rate-limit waits are not announced: build it with `on_rate_limit` for that).
     `tracking_timing`: polling intervals and the `sleep` they use (the sandbox's clock in tests
     and the demo); the wall clock is `now`. `ssh_options`: for the VM streams (hermetic ones in
-    tests and the demo)."""
+    tests and the demo). `record_calls`: keep the command log of every GitHub request and SSH
+    command (`calls`, and a session file under `<data dir>/calls`); off only to measure it."""
 
     def __init__(
         self,
@@ -132,6 +135,7 @@ class DeployService:
         github: GitHubClient | None = None,
         tracking_timing: TrackingTiming | None = None,
         ssh_options: SshOptions | None = None,
+        record_calls: bool = True,
     ) -> None:
         self.config = config
         self.history = history
@@ -142,6 +146,11 @@ class DeployService:
         self._own_github: GitHubClient | None = None
         self._timing = tracking_timing
         self._ssh_options = ssh_options
+        self.calls = CallLog()
+        self.call_file: CallFile | None = None
+        if record_calls:
+            self.call_file = CallFile(data_dir / "calls")
+            self.calls.listen(self.call_file.add)
         self._trackers: dict[EnvKey, EnvironmentTracker] = {}
         self._vm: VmWatchers | None = None  # made when first needed (imports the SSH stack)
         self._tasks: list[asyncio.Task[None]] = []
@@ -243,10 +252,20 @@ class DeployService:
 
     async def github_client(self) -> GitHubClient | None:
         """The one GitHub client (tracking and actions share its ETag cache and rate budget),
-        opened on first use; None without a token."""
+        opened on first use; None without a token. Its requests go to the command log."""
         if self._github is None and self._own_github is None:
             await self._open_github()
-        return self._github or self._own_github
+        client = self._github or self._own_github
+        if client is not None and self.call_file is not None:
+            client.calls = self.calls
+        return client
+
+    def _ssh(self) -> SshOptions:
+        """The SSH options, recording every command in the command log."""
+        from vmkit_tui.sources.ssh import SshOptions
+
+        options = self._ssh_options or SshOptions()
+        return options if self.call_file is None else replace(options, calls=self.calls)
 
     async def _open_github(self) -> GitHubClient | None:
         """A client from the config's token, else one discovered like `gh` does (a subprocess,
@@ -295,6 +314,8 @@ class DeployService:
         if self._own_github is not None:
             await self._own_github.aclose()
             self._own_github = None
+        if self.call_file is not None:
+            await self.call_file.aclose()
         self._started = False
 
     def track_now(self, repo: str, environment: str) -> None:
@@ -319,7 +340,7 @@ class DeployService:
                 self.data_dir,
                 self.updates,
                 now=self.now,
-                ssh_options=self._ssh_options,
+                ssh_options=self._ssh(),
                 after_dispatch=self.track_now,
                 vm_watchers=self._vm_watchers(),
             )
@@ -336,7 +357,7 @@ class DeployService:
                 self.data_dir,
                 self.updates,
                 now=self.now,
-                ssh_options=self._ssh_options,
+                ssh_options=self._ssh(),
             )
         return self._vm
 

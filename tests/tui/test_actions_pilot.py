@@ -206,3 +206,52 @@ async def test_a_second_rollback_is_refused_in_its_dialog(
     finally:
         await service.stop()
     assert runtime.dispatch_requests() == 1
+
+
+async def test_the_command_log_lists_a_rollbacks_calls_without_a_token(
+    sandbox: tuple[SandboxRuntime, DeployService],
+) -> None:
+    from vmkit_tui.frontends.tui.calls import CallsScreen
+    from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN
+
+    runtime, service = sandbox
+    app = VmkitApp(service, now=runtime.now, spinners=False)
+    try:
+        async with app.run_test(size=(200, 45)) as pilot:
+            await open_environment(pilot, app)
+            target = default_rollback_target(app.overview.deploys[(REPO, ENV)])
+            assert target is not None
+            await (await service.actions()).rollback(
+                REPO, ENV, target.id, trigger=Trigger.MANUAL, actor="tester"
+            )
+            await pilot.press("@")
+            screen = app.screen
+            assert isinstance(screen, CallsScreen)
+            table = screen.query_one(DataTable)
+
+            def shown() -> list[str]:
+                return [
+                    " ".join(str(cell) for cell in table.get_row_at(row))
+                    for row in range(table.row_count)
+                ]
+
+            dispatch = f"POST /repos/{REPO}/actions/workflows/deploy.yml/dispatches"
+            await wait_for(pilot, lambda: any(dispatch in row for row in shown()), "the dispatch")
+            # it follows while open: the VM streams of the rollback show up as they start
+            await wait_for(
+                pilot, lambda: any(" ssh " in f" {row} " for row in shown()), "an SSH command"
+            )
+            rows = shown()
+            seqs = [int(row.split()[0]) for row in rows]
+            assert seqs == sorted(seqs, reverse=True) and len(seqs) > 10  # newest first
+            ssh_row = next(row for row in rows if " ssh " in f" {row} ")
+            assert "deploy@127.0.0.1:" in ssh_row and "--follow" in ssh_row
+            await pilot.press("slash", *"dispatches", "enter")
+            assert shown() and all("dispatches" in row for row in shown())
+            pane = "\n".join(rows)
+    finally:
+        await service.stop()
+    files = sorted((service.data_dir / "calls").glob("calls-*.jsonl"))
+    written = "".join(path.read_text() for path in files)
+    assert dispatch in written
+    assert SANDBOX_TOKEN not in pane and SANDBOX_TOKEN not in written

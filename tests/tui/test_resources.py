@@ -12,6 +12,8 @@ from textual.widgets._footer import FooterKey
 
 from tests.tui.factory import NOW, build_sample, make_app
 from tests.tui.test_pilot import loaded, wait_for
+from vmkit_tui.domain.updates import DeployChanged
+from vmkit_tui.frontends.tui.dashboard import ServiceUpdate
 from vmkit_tui.frontends.tui.log_lines import FILTER_FIRST, FILTER_INLINE, LogLines
 from vmkit_tui.frontends.tui.log_pane import LogPane, view_filter
 from vmkit_tui.store.spool import LogRecord, SpoolReader, SpoolWriter
@@ -133,3 +135,19 @@ def test_a_copied_reader_outlives_the_original(tmp_path: Path) -> None:
     assert [r.text for r in twin.lines(0, 100)] == [r.text for r in records]
     assert twin.search("line 98") == 98
     twin.close()
+
+
+async def test_updates_arriving_while_the_panes_are_gone_are_dropped(tmp_path: Path) -> None:
+    """At exit the panes are removed before the service's last updates and the clock's last
+    tick are handled: those are dropped, not raised (seen as NoMatches in a loaded run)."""
+    sample = build_sample(tmp_path)
+    app = make_app(sample)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        record = next(iter(app.overview.deploys.values()))[0]
+        await app.main.query_one("#top").remove()  # the lists go first
+        assert app._panes_gone
+        app.post_message(ServiceUpdate((DeployChanged(record),)))
+        app._clock()
+        await pilot.pause()
+        assert app.is_running

@@ -77,6 +77,7 @@ class VmkitApp(Dashboard):
         Binding("r", "rollback", "Roll back", id="deploy.rollback"),
         Binding("c", "cancel_deploy", "Cancel", id="deploy.cancel"),
         Binding("a", "audit", "Audit trail", show=False, id="deploy.audit"),
+        Binding("at", "calls", "Command log", show=False, id="app.calls"),
         # Tried only when the binding above cannot act: a refused key says why, never nothing.
         Binding("r", "refused('rollback')", "Roll back: why not", show=False, id=_WHY_ROLLBACK),
         Binding("c", "refused('cancel_deploy')", "Cancel: why not", show=False, id=_WHY_CANCEL),
@@ -330,6 +331,12 @@ class VmkitApp(Dashboard):
             from vmkit_tui.frontends.tui.audit import AuditScreen
 
             self.push_screen(AuditScreen(record))
+
+    def action_calls(self) -> None:
+        """`@`: every GitHub request and SSH command of this session, as it happens."""
+        from vmkit_tui.frontends.tui.calls import CallsScreen
+
+        self.push_screen(CallsScreen(self.service.calls, self.service.call_file))
 
     def action_zoom(self) -> None:
         """Give the focused pane the whole screen (again to restore): small terminals."""

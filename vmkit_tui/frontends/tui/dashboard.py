@@ -330,9 +330,15 @@ class Dashboard(App[None]):
     def selected_record(self) -> DeployRecord | None:
         return self.overview.find(self.deploy_id) if self.deploy_id else None
 
+    @property
+    def _panes_gone(self) -> bool:
+        """Shutting down (or not composed yet): the panes are not there to show anything, and
+        updates or ticks still in flight are moot."""
+        return not self.screen_stack or not self.main.query(ReposTable)
+
     @on(ServiceUpdate)
     def _service_update(self, message: ServiceUpdate) -> None:
-        if not self.screen_stack:  # shutting down: updates still in flight are moot
+        if self._panes_gone:
             return
         changed: set[tuple[str, str]] = set()  # the environments whose deploys changed
         for update in message.updates:
@@ -432,7 +438,7 @@ class Dashboard(App[None]):
     def _clock(self) -> None:
         """Once a second: the deploys' ages and running times, where their text changed (most
         seconds none does, and nothing is repainted)."""
-        if self.screen_stack:
+        if not self._panes_gone:
             self.main.query_one(DeploysTable).tick()
 
     # --- cursors -------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import (
     AsyncGenerator,
     Awaitable,
@@ -37,6 +38,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from vmkit_tui.domain.calls import CallLog
 from vmkit_tui.domain.models import ValidationError
 from vmkit_tui.domain.secret import Secret, install_log_redaction
 from vmkit_tui.sources.github.body import (
@@ -168,6 +170,8 @@ class ApiSession:
         self._guessed_limits = 0  # consecutive limits where GitHub named no wait
         self.stats = RequestStats()
         self.last_rate_limit: RateLimit | None = None
+        self.calls: CallLog | None = None  # where each request is recorded (the `@` log)
+        self._host = httpx.URL(self.api_url).netloc.decode("ascii", "replace")
         self._http = httpx.AsyncClient(
             headers={"User-Agent": user_agent},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
@@ -254,6 +258,7 @@ class ApiSession:
             headers = {"Accept": ACCEPT, "X-GitHub-Api-Version": API_VERSION}
             if cached is not None:
                 headers["If-None-Match"] = cached.etag
+            started = time.perf_counter()
             try:
                 async with asyncio.timeout(self._deadline):
                     self.stats.sent += 1
@@ -264,10 +269,12 @@ class ApiSession:
                     finally:
                         await response.aclose()
             except ExceptionGroup as group:  # from inside the connection pool (anyio's connect)
+                self._log_call(endpoint, None, started, note="cannot connect")
                 raise Unavailable(
                     f"cannot connect: {_first_cause(group)}", endpoint=endpoint
                 ) from None
             except _TRANSIENT as error:
+                self._log_call(endpoint, None, started, note=type(error).__name__)
                 if not safe and not isinstance(error, _CONNECT_FAILURES):
                     raise ResponseLost(
                         f"no answer ({type(error).__name__})", endpoint=endpoint
@@ -282,7 +289,17 @@ class ApiSession:
                 continue
             status = response.status_code
             log.debug("%s → %d", endpoint, status)
-            self.last_rate_limit = RateLimit.from_headers(response.headers) or self.last_rate_limit
+            limit = RateLimit.from_headers(response.headers)
+            self.last_rate_limit = limit or self.last_rate_limit
+            if self.calls is not None:
+                self.calls.github(
+                    self._host,
+                    endpoint,
+                    status,
+                    started,
+                    cached=status == 304,
+                    remaining=limit.remaining if limit else None,
+                )
             if status == 304 and cached is not None:
                 self.stats.not_modified += 1
                 return _Reply(
@@ -351,6 +368,10 @@ class ApiSession:
             self._cache.put(str(target), self._identity, CachedResponse(etag, body, next_url))
         return reply
 
+    def _log_call(self, endpoint: str, status: int | None, started: float, note: str) -> None:
+        if self.calls is not None:
+            self.calls.github(self._host, endpoint, status, started, note=note)
+
     async def _respect_rate_limit(self, endpoint: str) -> None:
         """Never send while limited: wait if the limit ends soon, else raise."""
         remaining = self._limited_until - self._clock()
@@ -380,15 +401,21 @@ class ApiSession:
         url = reply.url.join(location)
         if url.scheme != "https" and not (url.scheme == "http" and url.host in _LOOPBACK):
             return "redirect to a non-https URL"
+        started, status = time.perf_counter(), None
         try:
             async with asyncio.timeout(self._deadline * 3):
                 async with self._http.stream("GET", url, auth=None) as response:
+                    status = response.status_code
                     if response.status_code != 200:
                         return f"log storage answered {response.status_code}"
                     # keep the tail (errors are there); an endless log stops at MAX_LOG_READ
                     body = await read_tail(response, keep=self._max_log_bytes, stop=MAX_LOG_READ)
         except _TRANSIENT as error:
             return f"log storage unreachable ({type(error).__name__})"
+        finally:  # the path only: the signature is in the query
+            if self.calls is not None:
+                path = _endpoint("GET", url)
+                self.calls.github(url.netloc.decode("ascii", "replace"), path, status, started)
         text = body.data.decode("utf-8", errors="replace")
         dropped = body.total > len(body.data)
         if dropped:

@@ -13,8 +13,10 @@ success.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shlex
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
@@ -82,25 +84,49 @@ def _stream_error(exc: BaseException, target: SshTarget) -> ConnectionDropped:
 async def _process(
     target: SshTarget, command: str, options: SshOptions
 ) -> AsyncIterator[asyncssh.SSHClientProcess[bytes]]:
-    """Connect, start the guarded command, and always close channel and connection."""
+    """Connect, start the guarded command, and always close channel and connection. The
+    command (as the VM runs it, inside the guard) goes to `options.calls` when it starts and
+    when it ends."""
     import asyncssh
 
-    conn = await connect(target, options)
+    calls, started, proc, note = options.calls, time.perf_counter(), None, ""
     try:
+        conn = await connect(target, options)
         try:
-            proc = await conn.create_process(
-                _guarded(command), stderr=asyncssh.STDOUT, encoding=None
-            )
-        except (OSError, asyncssh.Error) as exc:
-            raise _stream_error(exc, target) from None
-        try:
-            yield proc
+            try:
+                proc = await conn.create_process(
+                    _guarded(command), stderr=asyncssh.STDOUT, encoding=None
+                )
+            except (OSError, asyncssh.Error) as exc:
+                raise _stream_error(exc, target) from None
+            if calls is not None:
+                calls.ssh(str(target), command, None, started, "running")
+            try:
+                yield proc
+            finally:
+                proc.close()
         finally:
-            proc.close()
+            conn.close()
+            with contextlib.suppress(Exception):
+                await conn.wait_closed()
+    except BaseException as exc:
+        note = _why_ended(exc)
+        raise
     finally:
-        conn.close()
-        with contextlib.suppress(Exception):
-            await conn.wait_closed()
+        if calls is not None:
+            status = proc.exit_status if proc is not None else None
+            if proc is not None and proc.exit_signal is not None:
+                note = f"killed by signal {proc.exit_signal[0]}"
+            if status is None or status < 0:
+                status, note = None, note or "stopped"
+            calls.ssh(str(target), command, status, started, note)
+
+
+def _why_ended(exc: BaseException) -> str:
+    """The command log's note for a command that ended by an exception."""
+    if isinstance(exc, GeneratorExit | asyncio.CancelledError):
+        return "stopped"
+    return str(exc) or type(exc).__name__
 
 
 async def _lines(

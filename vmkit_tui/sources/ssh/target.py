@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from vmkit_tui.domain.calls import CallLog
 from vmkit_tui.domain.models import ValidationError
 
 _USER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
@@ -106,7 +107,8 @@ def parse_target(
 @dataclass(frozen=True, slots=True)
 class SshOptions:
     """Connection and stream behaviour. Tests pass `use_ssh_config=False, use_agent=False`
-    with an explicit identity file so nothing from the developer's ~/.ssh leaks in."""
+    with an explicit identity file so nothing from the developer's ~/.ssh leaks in. `calls`:
+    where every command is recorded (the `@` log), when it starts and when it ends."""
 
     connect_timeout: float = 10.0
     keepalive_interval: float = 15.0
@@ -116,3 +118,4 @@ class SshOptions:
     max_line_bytes: int = 64 * 1024
     reconnect_delay: float = 1.0
     reconnect_max_delay: float = 30.0
+    calls: CallLog | None = field(default=None, compare=False, repr=False)
