@@ -9,8 +9,8 @@ terminal (`ESC[31mERROR (…): …ESC[0m`), so every line is read without its es
 `--lock-wait`, recent Kamal prints `Deploy lock is held by:` and the lock's details, then
 `Retrying in Ns (Ms remaining)...` until it gets the lock or gives up with `ERROR
 (Kamal::Cli::LockError): Timed out waiting for deploy lock` (or, for a lock taken by hand,
-`Deploy lock held manually, not waiting. …`). Also: the deploy step of a GitHub run (where Kamal swaps the
-container, so a cancel may not stop it) and `kamal lock status` output.
+`Deploy lock held manually, not waiting. …`). Also: the deploy step of a GitHub run (where
+Kamal swaps the container, so a cancel may not stop it) and `kamal lock status` output.
 """
 
 from __future__ import annotations
