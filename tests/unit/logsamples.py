@@ -262,3 +262,123 @@ KAMAL_PROXY_OK = [
     '{"time":"2026-05-01T10:00:04.000Z","level":"INFO","msg":"Deployed",'
     '"service":"web-web-production"}',
 ]
+
+# Heroku's classic buildpacks (e.g. via herokuish) word detection failures differently from CNB.
+CLASSIC_BUILDPACK_FAILED = [
+    "-----> Fetching buildpack https://github.com/heroku/heroku-buildpack-ruby",
+    "-----> App not compatible with buildpack: https://github.com/heroku/heroku-buildpack-ruby",
+    "       More info: https://devcenter.heroku.com/articles/buildpacks#detection-failure",
+]
+CLASSIC_BUILDPACK_UNSUPPORTED = ["Application not supported by 'heroku/nodejs' buildpack"]
+
+
+def push_step(*output: str) -> str:
+    """A failed `docker push` step: the registry is named in the script and the header only."""
+    return github_log(
+        SET_UP,
+        [
+            f"##[group]Run docker push {IMAGE}",
+            f"docker push {IMAGE}",
+            "shell: /usr/bin/bash -e {0}",
+            "##[endgroup]",
+            *output,
+        ],
+        FAILED_STEP,
+        CLEANUP,
+    )
+
+
+GHCR_401 = push_step(
+    "The push refers to repository [registry.example/acme/web]",
+    "7c2d9a1e55f0: Preparing",
+    "unauthorized: unauthenticated: User cannot be authenticated with the token provided.",
+)
+GHCR_403_PAREN = push_step(
+    "9e8d7c6b5a41: Preparing",
+    "ERROR: failed to push: unexpected status: 403 (Forbidden)",
+)
+GHCR_403_ORG = push_step(
+    "9e8d7c6b5a41: Preparing",
+    "denied: installation not allowed to Create organization package",
+)
+DOCKERHUB_403 = github_log(
+    ["##[group]Run docker push acme/web:1.2", "docker push acme/web:1.2", "##[endgroup]"],
+    ["ERROR: failed to push: unexpected status: 403 (Forbidden)"],
+    FAILED_STEP,
+)
+
+# Kamal 1.x checked health itself, with a throwaway `healthcheck-…` container.
+KAMAL1_HEALTHCHECK = [
+    "  INFO [5a6b7c8d] Running docker run --detach --name healthcheck-web-3c4d5e6 … on 198.51.100.4",
+    "  INFO container not ready (starting), retrying in 1s (attempt 1/7)...",
+    "  INFO container not ready (unhealthy), retrying in 2s (attempt 2/7)...",
+    "  Finished all in 41.0 seconds",
+    "  ERROR (Kamal::Cli::Healthcheck::Error): Exception while executing on host 198.51.100.4: "
+    "container not ready (unhealthy)",
+]
+KAMAL1_HEALTHY = [
+    *KAMAL1_HEALTHCHECK[:3],
+    "  INFO [9d8c7b6a] Running docker container ls --all --filter name=^healthcheck-web$ … on h",
+    "  Finished all in 22.3 seconds",
+]
+
+SSH_DNS_KAMAL = [
+    "Pull app image...",
+    "  Finished all in 0.4 seconds",
+    "  ERROR (SocketError): Exception while executing on host app-1.internal.example: "
+    "getaddrinfo: Name or service not known",
+]
+SSH_IO_TIMEOUT_KAMAL = [
+    f"  INFO [e1e2e3e4] Running docker pull {IMAGE} on 203.0.113.10",
+    "  Finished all in 64.9 seconds",
+    "  ERROR (IO::TimeoutError): Exception while executing on host 203.0.113.10: "
+    "Blocking operation timed out!",
+]
+SSH_DISCONNECT_KAMAL = [
+    "Pull app image...",
+    "  Finished all in 1.3 seconds",
+    "  ERROR (Net::SSH::Disconnect): Exception while executing on host 203.0.113.10: "
+    "connection closed by remote host",
+]
+
+
+def health_answered(status: int) -> list[str]:
+    """kamal-proxy got an answer from the health path, but not a 2xx; then Kamal's relay."""
+    return [
+        '{"time":"2026-05-01T10:00:01.5Z","level":"INFO","msg":"Healthcheck failed",'
+        f'"error":"unexpected status ({status})"}}',
+        f'172.18.0.2 - - [01/May/2026:10:00:02 +0000] "GET /up HTTP/1.1" {status} 0 "-" '
+        '"kamal-proxy"',
+        "  Finished all in 44.0 seconds",
+        "  ERROR (SSHKit::Command::Failed): Exception while executing on host 203.0.113.10: "
+        "docker exit status: 1",
+        "docker stderr: Error: target failed to become healthy within configured timeout (30s)",
+    ]
+
+
+# Successful logs full of words that look like trouble.
+SCARY_SUCCESS_LOG = github_log(
+    SET_UP,
+    [
+        "##[group]Run npm ci",
+        "npm ci",
+        "##[endgroup]",
+        "err: npm WARN deprecated inflight@1.0.6: This module is not supported",
+        "Error: 0 vulnerabilities found",
+    ],
+    [line for line in DEPLOY_OK if line != "Acquiring the deploy lock..."][:12],
+    [
+        "Acquiring the deploy lock (waiting up to 60s)...",
+        "Deploy lock is held by:",
+        "Locked by: Ana Lima at 2026-05-01T09:58:12Z",
+        "Retrying in 10s (49s remaining)...",
+    ],
+    DEPLOY_OK[12:],
+    CLEANUP,
+)
+CANCELLED_LOG = github_log(
+    SET_UP,
+    DEPLOY_OK[:10],
+    ["##[error]The operation was canceled."],
+    CLEANUP,
+)

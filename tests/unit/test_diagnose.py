@@ -147,7 +147,9 @@ def test_search_is_confined_to_the_failing_step() -> None:
     earlier = ["##[group]Run ./bin/check", "./bin/check", "##[endgroup]", "Deploy lock found"]
     failing = ["##[group]Run ./bin/smoke", "./bin/smoke", "##[endgroup]", "smoke test failed"]
     log = s.github_log(earlier, failing, s.FAILED_STEP)
-    assert diagnose(lines_of(log)) is None
+    found = diagnose(lines_of(log))
+    assert found is not None and found.cause == "Unrecognised failure: smoke test failed"
+    assert "lock" not in found.fix.lower() and found.line == "smoke test failed"
 
 
 def test_falls_back_to_an_earlier_error_when_the_last_explains_nothing() -> None:
@@ -164,7 +166,10 @@ def test_script_echo_under_the_step_header_is_not_evidence() -> None:
         "##[endgroup]",
         "some unrelated failure",
     ]
-    assert diagnose(lines_of(s.github_log(step, s.FAILED_STEP))) is None
+    found = diagnose(lines_of(s.github_log(step, s.FAILED_STEP)))
+    assert found is not None and found.cause.startswith("Unrecognised failure")
+    assert "lock" not in found.cause.lower() + found.fix.lower()
+    assert found.line == "some unrelated failure"
 
 
 def test_ansi_colours_do_not_hide_a_match() -> None:
@@ -181,3 +186,101 @@ def test_github_log_without_error_is_not_diagnosed_even_with_failure_words() -> 
 def test_quoted_line_is_bounded() -> None:
     found = diagnose(["Net::SSH::AuthenticationFailed " + "x" * 10_000], source="kamal")
     assert found is not None and len(found.line) == 500
+
+
+@pytest.mark.parametrize("lines", [s.CLASSIC_BUILDPACK_FAILED, s.CLASSIC_BUILDPACK_UNSUPPORTED])
+def test_classic_heroku_buildpack_wording(lines: list[str]) -> None:
+    found = diagnose(lines, source="github")
+    assert found is not None and found.cause.startswith("Buildpack detection failed")
+
+
+@pytest.mark.parametrize(
+    ("log", "cause_part"),
+    [
+        (s.GHCR_401, "401 unauthenticated"),
+        (s.GHCR_403_PAREN, "403 Forbidden"),
+        (s.GHCR_403_ORG, "cannot write packages"),
+    ],
+    ids=["401", "403-paren", "403-org"],
+)
+def test_ghcr_denials_when_ghcr_is_named_anywhere_in_the_step(log: str, cause_part: str) -> None:
+    found = diagnose(lines_of(log))
+    assert found is not None and cause_part in found.cause
+    assert "ghcr.io" not in found.line  # the evidence line itself does not name the registry
+
+
+def test_a_403_from_another_registry_is_not_blamed_on_ghcr() -> None:
+    found = diagnose(lines_of(s.DOCKERHUB_403))
+    assert found is not None and found.cause.startswith("Unrecognised failure")
+    assert "GHCR" not in found.cause + found.fix
+
+
+def test_kamal_1_healthcheck_error() -> None:
+    found = diagnose(s.KAMAL1_HEALTHCHECK, source="kamal")
+    assert found is not None and found.cause.startswith("Health check")
+    assert found.line_number == len(s.KAMAL1_HEALTHCHECK)  # the ERROR line, not the retries
+    assert diagnose(s.KAMAL1_HEALTHY, source="kamal") is None  # retries alone are normal
+
+
+@pytest.mark.parametrize(
+    ("lines", "cause"),
+    [
+        (s.SSH_DNS_KAMAL, "Kamal could not resolve the VM's host name (app-1.internal.example)"),
+        (s.SSH_IO_TIMEOUT_KAMAL, "Kamal's SSH session to the VM timed out (203.0.113.10)"),
+    ],
+)
+def test_dns_and_mid_session_timeouts_are_reachability(lines: list[str], cause: str) -> None:
+    found = diagnose(lines, source="kamal")
+    assert found is not None and found.cause == cause
+    assert "port 22" in found.fix
+
+
+def test_a_closed_connection_is_ambiguous_and_says_both() -> None:
+    found = diagnose(s.SSH_DISCONNECT_KAMAL, source="kamal")
+    assert found is not None
+    assert "authentication" in found.cause and "network" in found.cause
+    assert "authorized_keys" in found.fix and "reachable" in found.fix
+
+
+@pytest.mark.parametrize(
+    ("status", "cause", "fix"),
+    [(301, "answered 301", "redirects"), (404, "answered 404", "not found")],
+)
+def test_a_health_path_answering_3xx_or_4xx_gets_path_advice(
+    status: int, cause: str, fix: str
+) -> None:
+    found = diagnose(s.health_answered(status), source="kamal")
+    assert found is not None and cause in found.cause
+    assert fix in found.fix and "0.0.0.0" not in found.fix
+
+
+def test_lock_wait_giving_up_is_the_lock() -> None:
+    lines = [
+        "Deploy lock is held by:",
+        "Locked by: Ana Lima at 2026-05-01T09:58:12Z",
+        "Timed out after 60s waiting for the deploy lock",
+        "  Finished all in 61.4 seconds",
+        "  \x1b[31mERROR (Kamal::Cli::LockError): Timed out waiting for deploy lock\x1b[0m",
+    ]
+    found = diagnose(lines, source="kamal")
+    assert found is not None and "Locked by: Ana Lima" in found.cause
+    assert found.line == "ERROR (Kamal::Cli::LockError): Timed out waiting for deploy lock"
+
+
+def test_an_unknown_kamal_error_is_unrecognised_and_quotes_it() -> None:
+    lines = [
+        "  Finished all in 3.0 seconds",
+        "  ERROR (Kamal::ConfigurationError): servers/web: should be an array or a hash",
+    ]
+    found = diagnose(lines, source="kamal")
+    assert found is not None
+    assert found.cause == (
+        "Unrecognised failure: ERROR (Kamal::ConfigurationError): servers/web: should be an "
+        "array or a hash"
+    )
+    assert found.line_number == 2
+
+
+@pytest.mark.parametrize("log", [s.SCARY_SUCCESS_LOG, s.CANCELLED_LOG], ids=["ok", "cancelled"])
+def test_no_claim_on_successful_or_cancelled_logs(log: str) -> None:
+    assert diagnose(lines_of(log)) is None

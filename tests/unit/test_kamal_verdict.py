@@ -81,6 +81,74 @@ def test_failures_take_bin_kamals_error_line(lines: list[str], error: str) -> No
     assert verdict.error.startswith(error)
 
 
+RED, RESET = "\x1b[31m", "\x1b[0m"
+# bin/kamal colours its last line red even into a pipe (seen from the real Kamal 2.11).
+REFUSED_RED = [
+    "  Finished all in 0.2 seconds",
+    f"  {RED}ERROR (Errno::ECONNREFUSED): Exception while executing on host 127.0.0.1: "
+    f"Connection refused - connect(2) for 127.0.0.1:2299{RESET}",
+]
+# `kamal deploy --lock-wait`: the holder's details once, retries, then Kamal gives up.
+LOCK_WAIT_TIMED_OUT = [
+    "Acquiring the deploy lock (waiting up to 60s)...",
+    "Deploy lock is held by:",
+    "Locked by: Ana Lima at 2026-05-01T09:58:12Z",
+    f"Version: {SHA}",
+    "Message: Automatic deploy lock",
+    "Retrying in 10s (59s remaining)...",
+    "Retrying in 10s (9s remaining)...",
+    "Timed out after 60s waiting for the deploy lock",
+    "  Finished all in 61.4 seconds",
+    f"  {RED}ERROR (Kamal::Cli::LockError): Timed out waiting for deploy lock{RESET}",
+]
+LOCK_WAIT_MANUAL = [
+    "Acquiring the deploy lock (waiting up to 60s)...",
+    "Deploy lock is held by:",
+    "Locked by: Ana Lima at 2026-05-01T09:58:12Z",
+    f"Version: {SHA}",
+    "Message: migrating the orders table, do not deploy",
+    "  Finished all in 1.1 seconds",
+    "  ERROR (Kamal::Cli::LockError): Deploy lock held manually, not waiting. Run 'kamal lock "
+    "help' for more information",
+]
+LOCK_WAIT_THEN_DEPLOYED = [
+    "Acquiring the deploy lock (waiting up to 60s)...",
+    "Deploy lock is held by:",
+    "Locked by: Ana Lima at 2026-05-01T09:58:12Z",
+    "Retrying in 10s (59s remaining)...",
+    *SUCCESS[1:],
+]
+
+
+def test_a_red_error_line_is_read_without_its_escapes() -> None:
+    verdict = kamal_verdict(REFUSED_RED, 1)
+    assert not verdict.succeeded
+    assert verdict.error == (
+        "ERROR (Errno::ECONNREFUSED): Exception while executing on host 127.0.0.1: "
+        "Connection refused - connect(2) for 127.0.0.1:2299"
+    )
+    # Even the fallback that quotes Kamal's last line shows no escape.
+    odd = kamal_verdict([f"{RED}something Kamal never prints{RESET}"], 1)
+    assert "\x1b" not in odd.error and odd.error.endswith("something Kamal never prints")
+
+
+@pytest.mark.parametrize(
+    ("lines", "error"),
+    [
+        (LOCK_WAIT_TIMED_OUT, "ERROR (Kamal::Cli::LockError): Timed out waiting for deploy lock"),
+        (LOCK_WAIT_MANUAL, "ERROR (Kamal::Cli::LockError): Deploy lock held manually, not waiting"),
+    ],
+)
+def test_lock_wait_giving_up_is_a_failure(lines: list[str], error: str) -> None:
+    verdict = kamal_verdict(lines, 1)
+    assert not verdict.succeeded and verdict.error.startswith(error)
+
+
+def test_waiting_for_the_lock_then_deploying_is_a_success() -> None:
+    verdict = kamal_verdict(LOCK_WAIT_THEN_DEPLOYED, 0)
+    assert verdict.succeeded and verdict.error == ""
+
+
 def test_an_error_line_fails_even_with_exit_status_0() -> None:
     assert not kamal_verdict([*SUCCESS, *LOCK_HELD[-1:]], 0).succeeded
 
@@ -116,6 +184,7 @@ def test_lock_status() -> None:
         "Version: 3c4d5e6f",
         "Message: Automatic deploy lock",
     )
+    assert parse_lock_status([f"{RED}There is no deploy lock{RESET}"]).held is False
     assert parse_lock_status(["ERROR (SSHKit::Runner::ExecuteError): boom"]).held is None
     assert parse_lock_status([]).held is None
 

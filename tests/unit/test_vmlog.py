@@ -243,3 +243,54 @@ def test_proxy_summary_reads_like_a_log_line() -> None:
     assert proxy_summary("plain text [/]") == "plain text [/]"
     assert proxy_summary('{"broken"') == '{"broken"'
     assert proxy_summary('["a list"]') == '["a list"]'
+
+
+def old_proxy_story(healthy_at: float, *, deploying: bool) -> list[LogRecord]:
+    """kamal-proxy before March 2025: `Target health updated` after every check, with `success`
+    and no `was`; the live old target keeps logging passing checks all along."""
+    new = "5e1f0c2b9a77:3000"
+    lines = [
+        rec("vmkit-agent", f"watching new container {CONTAINER} (5e1f0c2b9a77)", 0.9),
+        rec("kamal-proxy", proxy("Target health updated", 0.6, target="0a1b2c3d4e5f:3000", success=True, state="healthy")),
+        rec("kamal-proxy", proxy("Deploying", 1, service="web", hosts=["shop.example"], target=new, tls=True)),
+        rec("kamal-proxy", proxy("Target health updated", 2, target=new, success=False, state="adding")),
+        rec("kamal-proxy", proxy("Target health updated", 2.5, target="0a1b2c3d4e5f:3000", success=True, state="healthy")),
+        rec("kamal-proxy", proxy("Target health updated", healthy_at, target=new, success=True, state="healthy")),
+        rec("kamal-proxy", proxy("Target health updated", healthy_at + 1, target=new, success=True, state="healthy")),
+        rec("kamal-proxy", proxy("Target health updated", healthy_at + 2, target=new, success=False, state="healthy")),
+    ]  # fmt: skip
+    return lines if deploying else [line for line in lines if '"Deploying"' not in line.text]
+
+
+@pytest.mark.parametrize("deploying", [True, False])
+def test_first_healthy_from_the_older_proxy_format(deploying: bool) -> None:
+    events = parse_records(old_proxy_story(healthy_at=3.5, deploying=deploying))
+    assert first_healthy(events, sha=SHA, since=T0) == T0 + timedelta(seconds=3.5)
+    assert first_healthy(events, sha=OLD, since=T0) is None  # the old target is nobody's here
+
+
+def test_older_proxy_format_failing_checks_are_not_healthy() -> None:
+    line = proxy(
+        "Target health updated", 2, target="5e1f0c2b9a77:3000", success=False, state="healthy"
+    )
+    assert parse_proxy_line(line, T0) is None
+    adding = proxy(
+        "Target health updated", 2, target="5e1f0c2b9a77:3000", success=False, state="adding"
+    )
+    assert parse_proxy_line(adding, T0) is None
+
+
+def test_newer_proxy_format_without_the_deploying_line() -> None:
+    story = [r for r in deploy_story(healthy_at=4.25) if '"Deploying"' not in r.text]
+    assert first_healthy(parse_records(story), sha=SHA, since=T0) == T0 + timedelta(seconds=4.25)
+
+
+def test_a_healthy_target_of_another_version_never_counts() -> None:
+    # The agent ties the target to OLD: its passing checks are not this deploy's moment.
+    story = [
+        rec("vmkit-agent", f"watching new container web-web-production-{OLD} (5e1f0c2b9a77)", 0.5),
+        *old_proxy_story(healthy_at=3.5, deploying=True)[1:],
+    ]
+    events = parse_records(story)
+    assert first_healthy(events, sha=SHA, since=T0) is None
+    assert first_healthy(events, sha=OLD, since=T0) == T0 + timedelta(seconds=3.5)

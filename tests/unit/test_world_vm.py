@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -252,10 +253,14 @@ async def test_kamal_app_containers_lists_what_docker_ps_would(
     execution = world.start_kamal(env.deploy_host, ["kamal", "app", "containers"])
     lines = [line async for line in _consume(execution.lines(), clock)]
     assert lines[0] == f"App Host: {world.vm(env.deploy_host).address}"
-    assert any(
-        line.endswith(f"{env.service}-web-production-{env.live_sha}") and "   Up   " in line
-        for line in lines
-    )
+    assert lines[1].split() == [
+        "CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"
+    ]  # fmt: skip
+    live = [line for line in lines if line.endswith(f"{env.service}-web-production-{env.live_sha}")]
+    assert len(live) == 1 and re.search(r" ago {3,}Up (?:\d+ \w+|About an? \w+) {3,}", live[0])
+    # Columns line up under their headers (docker's tabwriter), ages are relative.
+    assert live[0].index(f"{env.service}-web-") == lines[1].index("NAMES")
+    assert live[0].index(" ago ") + 1 < lines[1].index("STATUS") <= live[0].index("Up ")
     unknown = world.start_kamal(env.deploy_host, ["kamal", "destroy"])
     assert [line async for line in _consume(unknown.lines(), clock)] == [
         'Could not find command "destroy".'
@@ -277,3 +282,15 @@ async def _consume(lines, clock: ManualClock):  # type: ignore[no-untyped-def]
             yield step.result()
         except StopAsyncIteration:
             return
+
+
+def test_docker_words_ages_like_docker() -> None:
+    from datetime import timedelta
+
+    from vmkit_tui.sandbox.world.kamal import docker_duration
+
+    cases = {0.2: "Less than a second", 45: "45 seconds", 70: "About a minute",
+             600: "10 minutes", 3600: "About an hour", 3 * 3600: "3 hours",
+             50 * 3600: "2 days", 20 * 86400: "2 weeks", 90 * 86400: "3 months"}  # fmt: skip
+    for seconds, words in cases.items():
+        assert docker_duration(timedelta(seconds=seconds)) == words

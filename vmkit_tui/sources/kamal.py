@@ -4,8 +4,13 @@ Kamal's exit status is not enough: `kamal rollback` of a version
 that is no longer a stopped container prints "The app version '<v>' is not available as a
 container" and exits 0; `Finished all in N seconds` is printed even on failure, *before*
 bin/kamal's `ERROR (<class>): <message>` line. So the verdict is read from the lines, and the
-exit status only confirms it. Also: the deploy step of a GitHub run (where Kamal swaps the
-container, so a cancel may not stop it) and `kamal lock status` output.
+exit status only confirms it. bin/kamal prints that line in red even when its output is not a
+terminal (`ESC[31mERROR (…): …ESC[0m`), so every line is read without its escapes. With
+`--lock-wait`, recent Kamal prints `Deploy lock is held by:` and the lock's details, then
+`Retrying in Ns (Ms remaining)...` until it gets the lock or gives up with `ERROR
+(Kamal::Cli::LockError): Timed out waiting for deploy lock` (or, for a lock taken by hand,
+`Deploy lock held manually, not waiting. …`). Also: the deploy step of a GitHub run (where
+Kamal swaps the container, so a cancel may not stop it) and `kamal lock status` output.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from vmkit_tui.domain.text import plain
 from vmkit_tui.sources.github.results import Job, Step
 
 __all__ = [
@@ -55,7 +61,8 @@ def kamal_verdict(lines: Iterable[str], exit_status: int | None, failure: str = 
     finished: float | None = None
     error = ""
     last = ""
-    for line in lines:
+    for raw in lines:
+        line = plain(raw)
         if line.strip():
             last = line.strip()
         if _NOT_RETAINED.search(line):
@@ -87,11 +94,12 @@ class LockStatus:
 
 
 def parse_lock_status(lines: Iterable[str]) -> LockStatus:
-    """`kamal lock status` output: "There is no deploy lock", or the lock's details file
-    (`Locked by: <who> at <when>`, `Version: <v>`, `Message: <m>`)."""
+    """`kamal lock status` output: "There is no deploy lock", or only the lock's details file
+    (`Locked by: <who> at <when>`, `Version: <v>`, `Message: <m>`); SSHKit lines around them
+    (`INFO [id] Running …`, seen with `-v`) are skipped."""
     details: list[str] = []
     for line in lines:
-        text = line.strip()
+        text = plain(line).strip()
         if text.startswith(_NO_LOCK):
             return LockStatus(False)
         if text.startswith(_LOCK_FIELDS):

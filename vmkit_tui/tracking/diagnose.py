@@ -6,7 +6,10 @@ confined to the step that produced it (from its `##[group]Run …` header); if t
 nothing, the previous `##[error]` is tried. Command echoes (`INFO [id] Running …`, the script
 shown under `##[group]Run …`, `##[command]…`) are never evidence: a successful deploy prints the
 very strings a failure would. When several rules match, the most specific wins, then the one
-closest to the anchor.
+closest to the anchor. A rule may also need a word somewhere in the step (e.g. `ghcr.io` for a
+bare `403 (Forbidden)`, which names no registry on its own line). A failed step no rule explains
+gets an "unrecognised failure" that quotes its last error lines and claims nothing; a cancelled
+job (`##[error]The operation was canceled.`) is not a failure.
 """
 
 from __future__ import annotations
@@ -23,6 +26,15 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _KAMAL_RUNNING = re.compile(r"^\s*(?:INFO|DEBUG)\s+\[[0-9a-f]{8}\]\s+Running\s")
 _ON_HOST = re.compile(r"(?:on host|executing on host)\s+([^\s:]+)")
 _PROCFILE_MISSING = re.compile(r"(?i)procfile not found|no procfile|missing procfile")
+_CANCELLED = "##[error]The operation was canceled."
+_ERRORISH = re.compile(r"(?i)\berror\b|\bfatal\b|\bfailed\b|\bdenied\b|exception")
+_KAMAL_ERROR = re.compile(r"^\s*ERROR \([^)]*\):")  # bin/kamal's last word on a failure
+UNRECOGNISED = "Unrecognised failure"
+# The health path answered, but not 2xx: kamal-proxy's `unexpected status (301)`, or an access
+# log line for the check path with a 3xx/4xx status.
+_HEALTH_STATUS = re.compile(
+    r"(?i)unexpected status \(([34]\d\d)\)|\"(?:GET|HEAD) /up\S* HTTP/[\d.]+\" ([34]\d\d)\b"
+)
 _LOOPBACK_BIND = re.compile(
     r"(?i)(?:listening|running|serving|bound|started)\b.{0,40}?"
     r"(?:https?://)?(?:127\.0\.0\.1|localhost|\[::1\]):(\d{2,5})"
@@ -48,6 +60,7 @@ class Rule:
     specificity: int
     cause: Callable[[re.Match[str], Sequence[_Text]], str]
     fix: Callable[[re.Match[str], Sequence[_Text]], str]
+    context: re.Pattern[str] | None = None  # must appear somewhere in the step as well
 
 
 def _const(text: str) -> Callable[[re.Match[str], Sequence[_Text]], str]:
@@ -60,6 +73,10 @@ def _host_suffix(match: re.Match[str], _window: Sequence[_Text]) -> str:
 
 
 def _ssh_unreachable_cause(match: re.Match[str], window: Sequence[_Text]) -> str:
+    if "getaddrinfo" in match.string:
+        return f"Kamal could not resolve the VM's host name{_host_suffix(match, window)}"
+    if "IO::TimeoutError" in match.group():
+        return f"Kamal's SSH session to the VM timed out{_host_suffix(match, window)}"
     return f"Kamal could not connect to the VM over SSH{_host_suffix(match, window)}"
 
 
@@ -67,7 +84,18 @@ def _ssh_auth_cause(match: re.Match[str], window: Sequence[_Text]) -> str:
     return f"The VM refused Kamal's SSH key{_host_suffix(match, window)}"
 
 
+def _health_status(window: Sequence[_Text]) -> str:
+    for line in window:
+        found = _HEALTH_STATUS.search(line.text)
+        if found:
+            return found.group(1) or found.group(2)
+    return ""
+
+
 def _health_cause(match: re.Match[str], window: Sequence[_Text]) -> str:
+    status = _health_status(window)
+    if status:
+        return f"Health check failed: the health path answered {status}, not 2xx"
     for line in window:
         bound = _LOOPBACK_BIND.search(line.text)
         if bound:
@@ -76,6 +104,31 @@ def _health_cause(match: re.Match[str], window: Sequence[_Text]) -> str:
                 f"{bound.group(1)}, which kamal-proxy cannot reach from outside the container"
             )
     return "Health check timed out: kamal-proxy never got a 2xx from the new container"
+
+
+def _health_fix(_match: re.Match[str], window: Sequence[_Text]) -> str:
+    status = _health_status(window)
+    if status.startswith("3"):
+        return (
+            f"The health path redirects ({status}): serve it without a redirect (e.g. exempt "
+            "/up from force_ssl / host checks) or set proxy.healthcheck.path in deploy.yml"
+        )
+    if status:
+        return (
+            f"The health path is not found or refused ({status}): add the route (/up by "
+            "default) or set proxy.healthcheck.path in deploy.yml to one that answers 2xx"
+        )
+    return (
+        "Make the app listen on 0.0.0.0:$PORT (not 127.0.0.1) and answer 2xx on the "
+        "health check path (/up by default)"
+    )
+
+
+def _ssh_ambiguous_cause(match: re.Match[str], window: Sequence[_Text]) -> str:
+    return (
+        f"The VM closed Kamal's SSH connection{_host_suffix(match, window)}: either it refused "
+        "the key (authentication) or the network/sshd dropped it; the log does not say which"
+    )
 
 
 def _buildpack_cause(_match: re.Match[str], window: Sequence[_Text]) -> str:
@@ -95,12 +148,15 @@ def _rollback_fix(match: re.Match[str], _window: Sequence[_Text]) -> str:
     return f"Deploy that image from GHCR instead: `kamal deploy --skip-push --version {shown}`"
 
 
+_GHCR = re.compile(r"(?i)\bghcr\.io\b")
+
 RULES: tuple[Rule, ...] = (
     Rule(
         "buildpack_detection_failed",
         re.compile(
             r"No buildpack groups? passed detection|failed to detect: no buildpacks participating"
-            r"|No default language could be detected"
+            r"|No default language could be detected|App not compatible with buildpack"
+            r"|Application not supported by '[^']*' buildpack"
         ),
         3,
         _buildpack_cause,
@@ -125,23 +181,37 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "ghcr_push_forbidden",
-        re.compile(r"(?i)ghcr\.io.*403 Forbidden|403 Forbidden.*ghcr\.io"),
+        re.compile(r"(?i)\b403 \(?Forbidden\)?"),
         2,
-        _const("Image push to GHCR was refused (403 Forbidden)"),
+        _const("GHCR refused the request (403 Forbidden): the token cannot write this package"),
         _const("Give the job `permissions: packages: write` in the workflow"),
+        _GHCR,
+    ),
+    Rule(
+        "ghcr_unauthenticated",
+        re.compile(
+            r"unauthorized: unauthenticated|User cannot be authenticated with the token provided"
+            r"|\b401 Unauthorized|: unauthorized\b"
+        ),
+        2,
+        _const("GHCR did not accept the credentials (401 unauthenticated)"),
+        _const(
+            "Log in to ghcr.io with a valid token: in the workflow `docker/login-action` with "
+            "`secrets.GITHUB_TOKEN`; for Kamal on the VM, a KAMAL_REGISTRY_PASSWORD token with "
+            "read:packages that has not expired"
+        ),
+        _GHCR,
     ),
     Rule(
         "health_check_timeout",
         re.compile(
             r"target failed to become healthy|container not ready after \d+ seconds"
+            r"|(?:HealthcheckError|Healthcheck::Error)\b.*container not ready"
             r"|First \S+ container is unhealthy|never became healthy"
         ),
         3,
         _health_cause,
-        _const(
-            "Make the app listen on 0.0.0.0:$PORT (not 127.0.0.1) and answer 2xx on the "
-            "health check path (/up by default)"
-        ),
+        _health_fix,
     ),
     Rule(
         "ssh_auth_failed",
@@ -156,20 +226,33 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "ssh_unreachable",
         re.compile(
-            r"Net::SSH::(?:ConnectionTimeout|Disconnect)"
+            r"Net::SSH::ConnectionTimeout|IO::TimeoutError"
             r"|Errno::(?:ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT)"
-            r"|connect\(2\) for \S+:22\b"
+            r"|connect\(2\) for \S+:22\b|SocketError\b.*getaddrinfo"
         ),
         3,
         _ssh_unreachable_cause,
         _const(
-            "Check that the VM is running and that port 22 is open to the GitHub runners "
-            "(a firewall or security-group change?)"
+            "Check that the VM is running, that its host name resolves (DNS), and that port 22 "
+            "is open to the GitHub runners (a firewall or security-group change?)"
+        ),
+    ),
+    Rule(
+        "ssh_disconnected",
+        re.compile(r"Net::SSH::Disconnect"),
+        3,
+        _ssh_ambiguous_cause,
+        _const(
+            "Check both: the deploy key is in the deploy user's authorized_keys on the VM, "
+            "and the VM's sshd is up and reachable (MaxStartups, fail2ban, a firewall?)"
         ),
     ),
     Rule(
         "deploy_lock_held",
-        re.compile(r"Deploy lock already in place|Kamal::Cli::LockError|Deploy lock found"),
+        re.compile(
+            r"Deploy lock already in place|Kamal::Cli::LockError|Deploy lock found"
+            r"|Timed out waiting for deploy lock|Deploy lock held manually"
+        ),
         3,
         _lock_cause,
         _const(
@@ -214,16 +297,48 @@ def diagnose(lines: Sequence[object], *, source: str = "github") -> Diagnosis | 
     optionally `.number` (joblog.LogLine, sandbox VmLine…).
     """
     texts = [_normalise(item, index) for index, item in enumerate(lines)]
-    anchors = [i for i, line in enumerate(texts) if line.text.startswith("##[error]")]
+    anchors = [
+        i
+        for i, line in enumerate(texts)
+        if line.text.startswith("##[error]") and not line.text.startswith(_CANCELLED)
+    ]
     if not anchors:
         if any(line.text.startswith("##[") for line in texts):
-            return None  # a GitHub log without an error: the job did not fail
-        return _best(texts, 0, len(texts) - 1, source)
+            return None  # a GitHub log without an error (or only cancelled): no failure
+        found = _best(texts, 0, len(texts) - 1, source)
+        if found is None and any(_KAMAL_ERROR.match(line.text) for line in texts):
+            return _unrecognised(_evidence(texts, 0, len(texts) - 1), source)
+        return found
     for anchor in reversed(anchors):
         found = _best(texts, _step_start(texts, anchor), anchor, source)
         if found is not None:
             return found
-    return None
+    last = anchors[-1]
+    return _unrecognised(_evidence(texts, _step_start(texts, last), last), source)
+
+
+def _unrecognised(window: Sequence[_Text], source: str) -> Diagnosis | None:
+    """No rule explains the failure: quote its last error lines, claim no cause."""
+    errors = [
+        line
+        for line in window
+        if _ERRORISH.search(line.text) and not line.text.startswith("##[error]Process completed")
+    ]
+    # Nothing says "error": the step's last output lines are what it said before it failed.
+    errors = (
+        errors or [ln for ln in window if ln.text.strip() and not ln.text.startswith("##[")][-3:]
+    )
+    if not errors:
+        return None
+    last = errors[-3:]
+    quoted = " · ".join(line.text.removeprefix("##[error]").strip() for line in last)
+    return Diagnosis(
+        cause=f"{UNRECOGNISED}: {quoted}"[:LINE_LIMIT],
+        fix="No known cause matches: read the failing step's last error lines in the log",
+        line=last[-1].text.removeprefix("##[error]").strip()[:LINE_LIMIT],
+        source=source,
+        line_number=last[-1].number,
+    )
 
 
 def _normalise(item: object, index: int) -> _Text:
@@ -263,9 +378,15 @@ def _evidence(texts: Sequence[_Text], start: int, end: int) -> list[_Text]:
 
 def _best(texts: Sequence[_Text], start: int, end: int, source: str) -> Diagnosis | None:
     window = _evidence(texts, start, end)
+    step = texts[start : end + 1]
+    rules = [
+        rule
+        for rule in RULES
+        if rule.context is None or any(rule.context.search(line.text) for line in step)
+    ]
     best: tuple[int, int, Rule, re.Match[str], _Text] | None = None
     for position, line in enumerate(window):
-        for rule in RULES:
+        for rule in rules:
             match = rule.pattern.search(line.text)
             if match and (best is None or (rule.specificity, position) >= best[:2]):
                 best = (rule.specificity, position, rule, match, line)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from vmkit_tui.sandbox.world import seed_data
@@ -134,19 +134,36 @@ class Kamal:
         return KamalExecution(self.clock, lines, script.exit_status)
 
     def _containers_table(self, env: _Env, at: datetime) -> list[str]:
+        """`kamal app containers`: per host `App Host: H`, then `docker ps -a`'s default table
+        (relative CREATED and STATUS, columns padded like docker's tabwriter)."""
         lines = []
         for host in env.target.hosts:
             lines.append(f"App Host: {host.address}")
-            lines.append("CONTAINER ID   IMAGE   COMMAND   CREATED   STATUS   PORTS   NAMES")
+            rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]]
             for container in self._containers_at(host.vm, at):
-                state = "Up" if container.running else "Exited (0)"
                 seed = f"{self.seed}:cid:{container.name}:{container.started_at.isoformat()}"
                 ident = f"{random.Random(seed).getrandbits(48):012x}"
-                lines.append(
-                    f'{ident}   {env.repo.image}:{container.sha}   "/cnb/process/web"   '
-                    f"{container.started_at.strftime('%Y-%m-%d %H:%M:%S +0000 UTC')}   {state}   "
-                    f"{env.target.stack.app_port}/tcp   {container.name}"
+                up = container.stopped_at is None
+                status = (
+                    f"Up {docker_duration(at - container.started_at)}"
+                    if up
+                    else f"Exited (0) {docker_duration(at - container.stopped_at)} ago"
                 )
+                rows.append(
+                    [
+                        ident,
+                        f"{env.repo.image}:{container.sha}",
+                        '"/cnb/process/web"',
+                        f"{docker_duration(at - container.started_at)} ago",
+                        status,
+                        f"{env.target.stack.app_port}/tcp" if up else "",
+                        container.name,
+                    ]
+                )
+            widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+            for row in rows:
+                cells = [cell.ljust(width + 3) for cell, width in zip(row, widths, strict=False)]
+                lines.append("".join(cells) + row[-1])
         return lines
 
     def _kamal_outcome(
@@ -234,3 +251,32 @@ def _text_script(lines: list[str]) -> KamalScript:
 
 def _error_script(message: str) -> KamalScript:
     return KamalScript(console=[(0.5, message)], duration=0.5, exit_status=1)
+
+
+def docker_duration(elapsed: timedelta) -> str:
+    """How docker words an age (go-units' HumanDuration): `Less than a second`, `45 seconds`,
+    `About a minute`, `3 hours`, `2 days`, `5 weeks`, `3 months`, `2 years`."""
+    seconds = int(elapsed.total_seconds())
+    if seconds < 1:
+        return "Less than a second"
+    if seconds == 1:
+        return "1 second"
+    if seconds < 60:
+        return f"{seconds} seconds"
+    minutes = seconds // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(seconds / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"

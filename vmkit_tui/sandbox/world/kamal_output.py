@@ -7,8 +7,11 @@ journal lines, the app container's own output, containers started/stopped, traff
 The world turns offsets into moments and cuts the script short when a run is cancelled.
 
 Strings are those Kamal 2.12 and kamal-proxy print: SSHKit's `INFO [id] Running … on HOST`,
-`Finished all in N seconds` before the `ERROR (…)` line, kamal-proxy's slog JSON
-(`Deploying`, `Healthcheck failed`, `Target health updated`, `Deployed`).
+`Finished all in N seconds` before the `ERROR (…)` line, which bin/kamal colours red even into a
+pipe (`  ESC[31mERROR (…): …ESC[0m`, the reset after the message's last line), kamal-proxy's
+slog JSON (`Deploying`, `Healthcheck failed`, `Target health updated`, `Deployed`; a timed-out
+deploy is not logged by kamal-proxy: its CLI's error reaches Kamal's output), GHCR's
+`manifest unknown` for a deleted tag.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from enum import StrEnum
 from vmkit_tui.sandbox.world.seed_data import Stack
 
 DEPLOY_TIMEOUT = 30  # seconds; Kamal's default deploy_timeout → kamal-proxy --deploy-timeout
-PROXY_IP = "172.18.0.2"  # kamal-proxy's address on the `kamal` docker network
+PROXY_IP = "172.18.0.2"
+RED, RESET = "\x1b[31m", "\x1b[0m"  # kamal-proxy's address on the `kamal` docker network
 
 
 class Outcome(StrEnum):
@@ -179,6 +183,8 @@ class _Builder:
         self.t += self.rng.uniform(0.01, 0.05)
         # print_runtime runs in an `ensure`: its line comes before bin/kamal's ERROR line.
         self.say(f"  Finished all in {self.t + self.rng.uniform(0.8, 1.6):.1f} seconds")
+        if error:
+            error = f"  {RED}{error.lstrip()}{RESET}"
         for line in error.splitlines():
             self.say(line)
         self.script.duration = self.t
@@ -293,15 +299,6 @@ def _deploy_one_host(
         b.proxy(host, check, "Healthcheck failed", url=url, error=failure)
         check += 1.0
     if not healthy:
-        b.proxy(
-            host,
-            give_up,
-            "Target failed to become healthy",
-            level="ERROR",
-            service=target.proxy_service,
-            target=f"{cid}:{port}",
-            error=f"target failed to become healthy within configured timeout ({DEPLOY_TIMEOUT}s)",
-        )
         old = target.container_name(previous) if previous else "the previous container"
         b.vm_line(
             host,
@@ -450,10 +447,7 @@ def deploy_script(
     if outcome is Outcome.IMAGE_MISSING:
         b.started(primary, f"docker pull {target.image}:{version}")
         b.t += rng.uniform(0.8, 2.5)
-        stderr = (
-            f"Error response from daemon: manifest for {target.image}:{version} not found: "
-            "manifest unknown: manifest unknown"
-        )
+        stderr = "Error response from daemon: manifest unknown"
         return b.finish(_command_failed(primary, stderr), status=1)
     b.run_all(f"docker pull {target.image}:{version}", 3.0, 12.0)
     b.run_all(
@@ -539,16 +533,17 @@ def rollback_script(
 def lock_status_script(
     rng: random.Random, target: KamalTarget, start: datetime, lock: LockInfo | None
 ) -> KamalScript:
+    """Only the lock's details or "There is no deploy lock" (no `Finished all in`: only the
+    commands that change the servers time themselves)."""
     b = _Builder(rng, target, start)
-    b.t = rng.uniform(0.3, 0.9)
-    b.run(target.hosts[0], "/usr/bin/env mkdir -p .kamal", 0.05, 0.1)
-    b.t += 0.15
+    b.t = rng.uniform(0.3, 0.65)
     if lock is None:
         b.say("There is no deploy lock")
     else:
         for line in lock_details(lock):
             b.say(line)
-    return b.finish()
+    b.script.duration = b.t
+    return b.script
 
 
 def lock_release_script(

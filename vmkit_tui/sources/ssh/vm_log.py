@@ -11,11 +11,15 @@ kamal-proxy writes Go `slog` JSON lines (source: basecamp/kamal-proxy `internal/
     {"time":"…","level":"INFO","msg":"Deploying","service":"web-web-production","hosts":[…],"target":"…:3000","tls":true}
     {"time":"…","level":"INFO","msg":"Healthcheck failed","url":"http://…/up","error":"…"}
     {"time":"…","level":"INFO","msg":"Target health updated","target":"…:3000","state":"healthy","was":"adding"}
-    {"time":"…","level":"INFO","msg":"Target failed to become healthy","hosts":[…],"target":"…"}
     {"time":"…","level":"INFO","msg":"Deployed","service":"…","hosts":[…],"target":"…"}
 
-and the `kamal-proxy deploy` CLI fails with `Error: target failed to become healthy within
-configured timeout (30s)`, which Kamal relays as plain text.
+Releases before March 2025 log `Target health updated` after *every* check, with a `success`
+field and no `was` (`"success":false,"state":"adding"` while the app boots, then
+`"success":true,"state":"healthy"` on each passing check): the first passing one of a target is
+its first-healthy moment. A deploy that times out is not logged by kamal-proxy as such in
+current releases: `kamal-proxy deploy` returns `Error: target failed to become healthy within
+configured timeout (30s)`, which Kamal relays as plain text (`docker stderr: Error: …`); some
+old releases also logged `Target failed to become healthy`, still read here.
 
 vmkit-agent lines (journald messages; plain sentences naming the container, optionally with
 logfmt fields such as `sha=`, `container=`, `level=`, or the same as JSON with `msg`):
@@ -67,6 +71,7 @@ __all__ = [
 PROXY_SOURCE = "kamal-proxy"
 AGENT_SOURCE = "vmkit-agent"
 _FAILED_TO_BECOME_HEALTHY = "failed to become healthy"
+_CHECK_PASSED = "check passed"  # kamal-proxy before March 2025: `success` true, no `was`
 _SHA = re.compile(r"(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])")
 _AGENT_TROUBLE = ("unhealthy", "never became healthy", "not healthy", "failed", "error:")
 _FIELD = re.compile(r'([A-Za-z_][A-Za-z0-9_.-]*)=("(?:[^"\\]|\\.)*"|\S*)')
@@ -180,11 +185,12 @@ def parse_proxy_line(
     elif msg in ("Deployed", "Deployed for rollout"):
         kind = VmEventKind.DEPLOYED
     elif msg == "Target health updated":
-        state, was = _text(doc.get("state")), _text(doc.get("was"))
-        if state == "healthy":
-            kind, detail = VmEventKind.TARGET_HEALTHY, f"was {was}" if was else ""
+        state, was, success = _text(doc.get("state")), _text(doc.get("was")), doc.get("success")
+        detail = f"was {was}" if was else (_CHECK_PASSED if success is True else "")
+        if state == "healthy" and success is not False:
+            kind = VmEventKind.TARGET_HEALTHY
         elif state == "unhealthy":
-            kind, detail = VmEventKind.TARGET_UNHEALTHY, f"was {was}" if was else ""
+            kind = VmEventKind.TARGET_UNHEALTHY
     elif msg == "Healthcheck failed":
         kind, detail = VmEventKind.HEALTHCHECK_FAILED, error
         target = target or _text(doc.get("url"))
@@ -277,7 +283,8 @@ class HealthWatch:
     """One deploy's first-healthy moment as VM events arrive (from any host, in any order).
 
     kamal-proxy decides: a target it is deploying (or, when the `Deploying` line was missed,
-    one going from `adding` to `healthy`) marked healthy, when the target is this deploy's
+    one going from `adding` to `healthy`, or one whose check passed in the older format that
+    logs every check: its first such line counts) marked healthy, when the target is this deploy's
     version (see Attribution above). A healthy target whose version is not known yet waits
     for the agent line that names it. The agent's earliest `container healthy` for this SHA is
     kept as `fallback`. Events before `since` (the deploy's start) are ignored."""
@@ -324,7 +331,7 @@ class HealthWatch:
     def _counts(self, key: tuple[str, str], event: VmEvent) -> bool:
         if any(host == event.host for host, _ in self._deploying):
             return key in self._deploying
-        return event.detail == "was adding"
+        return event.detail in ("was adding", _CHECK_PASSED)
 
     def _learn(self, key: tuple[str, str], sha: str) -> VmEvent | None:
         self._versions[key] = sha
