@@ -313,7 +313,7 @@ class DeployService:
                 self.data_dir,
                 self.updates,
                 now=self.now,
-                ssh_options=self._ssh_options,
+                ssh_options=self.ssh_options(),
                 after_dispatch=self.track_now,
                 vm_watchers=self._vm_watchers(),
             )
@@ -330,9 +330,18 @@ class DeployService:
                 self.data_dir,
                 self.updates,
                 now=self.now,
-                ssh_options=self._ssh_options,
+                ssh_options=self.ssh_options(),
             )
         return self._vm
+
+    def ssh_options(self) -> SshOptions:
+        """The options given (hermetic ones in tests and the demo), else the defaults with the
+        config's `[ssh]` settings."""
+        if self._ssh_options is None:
+            from vmkit_tui.sources.ssh import SshOptions
+
+            self._ssh_options = SshOptions(ssh_config=self.config.ssh.config)
+        return self._ssh_options
 
     # ---------------------------------------------------------------- what trackers report
 
