@@ -55,7 +55,7 @@ from vmkit_tui.store.history import AsyncHistory, History
 from vmkit_tui.tracking.polling import TrackingTiming
 
 EnvKey = tuple[str, str]
-HERMETIC = SshOptions(use_ssh_config=False, use_agent=False)
+HERMETIC = SshOptions(ssh_config=None, use_agent=False)
 
 
 def build_config(world: World, api_url: str, vms: VmSandbox) -> Config:

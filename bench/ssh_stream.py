@@ -39,7 +39,7 @@ from vmkit_tui.sources import ssh
 from vmkit_tui.store.spool import LogRecord, SpoolWriter, spool_path
 
 BATCH = 8192  # records per spool write (about what the watcher's 50 ms flush gathers here)
-OPTIONS = ssh.SshOptions(use_ssh_config=False, use_agent=False)
+OPTIONS = ssh.SshOptions(ssh_config=None, use_agent=False)
 
 
 # ------------------------------------------------------------------ the VM (child process)

@@ -34,7 +34,7 @@ _HOSTNAME = re.compile(
     r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
 _HOST_SPEC = re.compile(
-    r"(?P<user>[^@]+)@(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>[0-9]{1,5}))?"
+    r"(?:(?P<user>[^@]+)@)?(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>[0-9]{1,5}))?"
 )
 _WORKFLOW = re.compile(r"[A-Za-z0-9_.-]+\.ya?ml|[0-9]+")
 _BRANCH = re.compile(r"(?!.*\.\.)(?!/)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![/.])")
@@ -72,25 +72,27 @@ class RollbackStrategy(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class HostSpec:
-    """`user@host[:port]`, validated; hosts end up in SSH connections and on screen."""
+    """`[user@]host[:port]`, validated; hosts end up in SSH connections and on screen. A user
+    or port left out (None) comes from the SSH config, as for `ssh`: `host` may be an alias."""
 
-    user: str
+    user: str | None
     host: str
-    port: int = 22
+    port: int | None = None
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.user}@{host}" + (f":{self.port}" if self.port != 22 else "")
+        user = f"{self.user}@" if self.user else ""
+        return f"{user}{host}" + (f":{self.port}" if self.port not in (None, 22) else "")
 
     @classmethod
     def parse(cls, text: str) -> HostSpec:
-        """Raise ValueError with the expected form when `text` is not `user@host[:port]`."""
-        bad = ValueError(f'expected user@host[:port], got "{text:.80}"')
+        """Raise ValueError with the expected form when `text` is not `[user@]host[:port]`."""
+        bad = ValueError(f'expected [user@]host[:port], got "{text:.80}"')
         match = _HOST_SPEC.fullmatch(text)
-        if match is None or not _USER.fullmatch(match["user"]):
+        if match is None or (match["user"] is not None and not _USER.fullmatch(match["user"])):
             raise bad
-        port = int(match["port"]) if match["port"] else 22
-        if not 1 <= port <= 65535:
+        port = int(match["port"]) if match["port"] else None
+        if port is not None and not 1 <= port <= 65535:
             raise bad
         if match["ipv6"] is not None:
             try:
@@ -147,6 +149,13 @@ class UiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SshConfig:
+    """`config`: the OpenSSH client config file honoured for every host (None: none)."""
+
+    config: Path | None = Path("~/.ssh/config")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path | None
     github: GitHubConfig = GitHubConfig()
@@ -154,6 +163,7 @@ class Config:
     history_path: Path | None = None
     data_dir: Path | None = None
     ui: UiConfig = UiConfig()
+    ssh: SshConfig = SshConfig()
 
     def repo(self, name: str) -> RepoConfig:
         for repo in self.repos:
@@ -348,6 +358,7 @@ def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
     data_dir = paths.path_value("data_dir")
     paths.finish()
     ui = _parse_ui(root.table("ui"))
+    ssh = _parse_ssh(root.table("ssh"))
     repos_raw = root.get("repos", list, [])
     repos = []
     names: set[str] = set()
@@ -365,7 +376,19 @@ def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
         history_path=history,
         data_dir=data_dir,
         ui=ui,
+        ssh=ssh,
     )
+
+
+def _parse_ssh(table: _Table) -> SshConfig:
+    """`config = ""` turns the SSH config off; any other value must be a file path."""
+    if table.data.get("config") == "":
+        table.seen.add("config")
+        path = None
+    else:
+        path = table.path_value("config", SshConfig().config)
+    table.finish()
+    return SshConfig(config=path)
 
 
 def _parse_github(table: _Table) -> GitHubConfig:

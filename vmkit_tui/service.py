@@ -260,13 +260,6 @@ class DeployService:
             client.calls = self.calls
         return client
 
-    def _ssh(self) -> SshOptions:
-        """The SSH options, recording every command in the command log."""
-        from vmkit_tui.sources.ssh import SshOptions
-
-        options = self._ssh_options or SshOptions()
-        return options if self.call_file is None else replace(options, calls=self.calls)
-
     async def _open_github(self) -> GitHubClient | None:
         """A client from the config's token, else one discovered like `gh` does (a subprocess,
         so in a thread); None without a token."""
@@ -340,7 +333,7 @@ class DeployService:
                 self.data_dir,
                 self.updates,
                 now=self.now,
-                ssh_options=self._ssh(),
+                ssh_options=self.ssh_options(),
                 after_dispatch=self.track_now,
                 vm_watchers=self._vm_watchers(),
             )
@@ -357,9 +350,19 @@ class DeployService:
                 self.data_dir,
                 self.updates,
                 now=self.now,
-                ssh_options=self._ssh(),
+                ssh_options=self.ssh_options(),
             )
         return self._vm
+
+    def ssh_options(self) -> SshOptions:
+        """The options given (hermetic ones in tests and the demo), else the defaults with the
+        config's `[ssh]` settings; with the command log recording every command."""
+        if self._ssh_options is None:
+            from vmkit_tui.sources.ssh import SshOptions
+
+            self._ssh_options = SshOptions(ssh_config=self.config.ssh.config)
+        options = self._ssh_options
+        return options if self.call_file is None else replace(options, calls=self.calls)
 
     # ---------------------------------------------------------------- what trackers report
 

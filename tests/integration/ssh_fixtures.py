@@ -25,7 +25,7 @@ TEST_OPTIONS = SshOptions(
     connect_timeout=5,
     keepalive_interval=1,
     keepalive_count_max=3,
-    use_ssh_config=False,
+    ssh_config=None,
     use_agent=False,
     reconnect_delay=0.05,
     reconnect_max_delay=0.5,
@@ -71,7 +71,8 @@ class Sshd:
     process: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def start(cls, directory: Path) -> Sshd:
+    def start(cls, directory: Path, extra: tuple[str, ...] = ()) -> Sshd:
+        """`extra`: more sshd_config lines (e.g. `AllowTcpForwarding yes` for a jump host)."""
         host_key = asyncssh.generate_private_key("ssh-ed25519")
         write_key(directory / "hostkey", host_key)
         user_key = write_key(directory / "userkey", asyncssh.generate_private_key("ssh-ed25519"))
@@ -94,6 +95,7 @@ class Sshd:
                     "MaxStartups 50",
                     "MaxSessions 50",
                     "LogLevel VERBOSE",
+                    *extra,
                     "",
                 ]
             )

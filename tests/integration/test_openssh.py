@@ -252,7 +252,7 @@ async def test_half_open_link_is_detected_by_keepalives(sshd: Sshd, tmp_path: Pa
     known.write_text(f"[127.0.0.1]:{port} {sshd.host_key.export_public_key().decode().strip()}\n")
     options = SshOptions(
         connect_timeout=5, keepalive_interval=0.3, keepalive_count_max=2,
-        use_ssh_config=False, use_agent=False,
+        ssh_config=None, use_agent=False,
     )  # fmt: skip
     command = "sh -c 'while :; do echo tick; sleep 0.05; done'"
     records = stream(sshd.target(port=port, known_hosts=known), command, "app", options=options)

@@ -59,7 +59,7 @@ def test_good_config_with_defaults(tmp_path: Path) -> None:
     assert prod.workflow == "deploy.yml" and prod.branch == "main"
     assert prod.rollback is RollbackStrategy.GITHUB
     assert prod.hosts == (
-        HostSpec("deploy", "203.0.113.10", 22),
+        HostSpec("deploy", "203.0.113.10"),
         HostSpec("deploy", "2001:db8::1", 2222),
     )
     assert str(prod.hosts[1]) == "deploy@[2001:db8::1]:2222"
@@ -81,19 +81,19 @@ def test_github_defaults_when_section_missing(tmp_path: Path) -> None:
     [
         (
             'hosts = ["deploy@"]',
-            'repos[0].environments.production.hosts[0]: expected user@host[:port], got "deploy@"',
+            'repos[0].environments.production.hosts[0]: expected [user@]host[:port], got "deploy@"',
         ),
         (
             'hosts = ["deploy@host:99999"]',
-            "repos[0].environments.production.hosts[0]: expected user@host[:port]",
+            "repos[0].environments.production.hosts[0]: expected [user@]host[:port]",
         ),
         (
-            'hosts = ["203.0.113.10"]',
-            "repos[0].environments.production.hosts[0]: expected user@host[:port]",
+            'hosts = ["-oProxyCommand=id"]',
+            "repos[0].environments.production.hosts[0]: expected [user@]host[:port]",
         ),
         (
             'hosts = ["deploy@a;rm -rf /"]',
-            "repos[0].environments.production.hosts[0]: expected user@host[:port]",
+            "repos[0].environments.production.hosts[0]: expected [user@]host[:port]",
         ),
         (
             "hosts = [1]",
@@ -206,7 +206,7 @@ def test_cli_bad_config_exits_2_with_one_line(
     assert main(["--config", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
-    assert 'hosts[0]: expected user@host[:port], got "deploy@"' in err
+    assert 'hosts[0]: expected [user@]host[:port], got "deploy@"' in err
     assert "Traceback" not in err
 
 

@@ -254,6 +254,6 @@ def test_auth_failure_without_identity_file_names_what_was_tried(
         asyncssh.PermissionDenied("denied"), SshTarget("deploy", "vm1"), SshOptions()
     )
     assert "default keys" in str(mapped) and "ssh-agent" in str(mapped)
-    hermetic = SshOptions(use_ssh_config=False, use_agent=False)
+    hermetic = SshOptions(ssh_config=None, use_agent=False)
     mapped = _connect_error(asyncssh.PermissionDenied("x"), SshTarget("deploy", "vm1"), hermetic)
     assert "ssh-agent" not in str(mapped) and "config" not in str(mapped)

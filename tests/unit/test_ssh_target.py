@@ -15,17 +15,20 @@ from vmkit_tui.sources.ssh import SshTarget, parse_target
 @pytest.mark.parametrize(
     ("text", "user", "host", "port"),
     [
-        ("deploy@203.0.113.10", "deploy", "203.0.113.10", 22),
+        ("deploy@203.0.113.10", "deploy", "203.0.113.10", None),
         ("deploy@vm1.example.com:2222", "deploy", "vm1.example.com", 2222),
-        ("root@localhost", "root", "localhost", 22),
-        ("deploy@[2001:db8::10]", "deploy", "2001:db8::10", 22),
+        ("root@localhost", "root", "localhost", None),
+        ("deploy@[2001:db8::10]", "deploy", "2001:db8::10", None),
         ("deploy@[2001:db8::10]:2200", "deploy", "2001:db8::10", 2200),
-        ("deploy@2001:db8::10", "deploy", "2001:db8::10", 22),
+        ("deploy@2001:db8::10", "deploy", "2001:db8::10", None),
         ("deploy@[::1]:22", "deploy", "::1", 22),
-        ("web_user@vm-2", "web_user", "vm-2", 22),
+        ("web_user@vm-2", "web_user", "vm-2", None),
+        # user and port left to ~/.ssh/config, as with `ssh web-1`
+        ("web-1", None, "web-1", None),
+        ("203.0.113.10:2222", None, "203.0.113.10", 2222),
     ],
 )
-def test_valid_targets(text: str, user: str, host: str, port: int) -> None:
+def test_valid_targets(text: str, user: str | None, host: str, port: int | None) -> None:
     target = parse_target(text)
     assert (target.user, target.host, target.port) == (user, host, port)
     assert parse_target(str(target)) == target  # str() round-trips
@@ -35,7 +38,6 @@ def test_valid_targets(text: str, user: str, host: str, port: int) -> None:
     "text",
     [
         "",
-        "203.0.113.10",
         "@host",
         "deploy@",
         "deploy@host:",
@@ -49,6 +51,7 @@ def test_valid_targets(text: str, user: str, host: str, port: int) -> None:
         "deploy@2001:db8::zz",
         "a@b@c",
         "-oProxyCommand=id@host",
+        "-oProxyCommand=id",
         "deploy@-oProxyCommand=id",
         "deploy@host name",
         "de ploy@host",
@@ -60,7 +63,7 @@ def test_valid_targets(text: str, user: str, host: str, port: int) -> None:
     ],
 )
 def test_invalid_targets_get_one_clear_error(text: str) -> None:
-    with pytest.raises(ValidationError, match=r"expected user@|invalid|out of range"):
+    with pytest.raises(ValidationError, match=r"expected \[user@\]|invalid|out of range"):
         parse_target(text)
 
 

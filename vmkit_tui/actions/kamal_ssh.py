@@ -49,7 +49,7 @@ def ssh_target(host: HostSpec, env: EnvironmentConfig) -> ssh.SshTarget:
 
 def host_label(target: ssh.SshTarget) -> str:
     """The host as log records show it (`host`, or `host:port` off port 22), as vm_watch does."""
-    return target.host if target.port == 22 else target.address
+    return target.label
 
 
 class KamalLog(SpoolLog):

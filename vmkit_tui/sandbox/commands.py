@@ -112,7 +112,7 @@ def sandbox_service(config: Config, runtime: SandboxRuntime) -> DeployService:
         config.data_dir,
         now=runtime.now,
         tracking_timing=TrackingTiming(sleep=sleep),
-        ssh_options=SshOptions(use_ssh_config=False, use_agent=False),
+        ssh_options=SshOptions(ssh_config=None, use_agent=False),
     )
 
 

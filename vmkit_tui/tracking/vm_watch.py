@@ -119,7 +119,7 @@ class VmWatcher:
             target = ssh.SshTarget(
                 host.user, host.host, host.port, env.identity_file, env.known_hosts
             )
-            label = target.host if target.port == 22 else target.address
+            label = target.label
             self._streams += [_Stream(str(host), label, target, spec) for spec in specs]
         self._deploys: dict[str, _DeployWatch] = {}
         self._health: dict[tuple[str, str], tuple[Health, str]] = {}

@@ -15,7 +15,7 @@ from vmkit_tui.config import HostSpec
 
 def spool_host(spec: HostSpec) -> str:
     """The host label the VM watcher writes into the spool for `spec`."""
-    if spec.port == 22:
+    if spec.port in (None, 22):
         return spec.host
     return f"[{spec.host}]:{spec.port}" if ":" in spec.host else f"{spec.host}:{spec.port}"
 

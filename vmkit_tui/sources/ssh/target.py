@@ -1,4 +1,7 @@
-"""Where to connect (`SshTarget`, parsed from `user@host[:port]`) and how (`SshOptions`).
+"""Where to connect (`SshTarget`, parsed from `[user@]host[:port]`) and how (`SshOptions`).
+
+A user or port left out is taken from the SSH client config (`~/.ssh/config`), as `ssh` does;
+the host may then be a `Host` alias there.
 
 Kept free of asyncssh so the config can parse targets at startup without paying its import.
 """
@@ -14,25 +17,30 @@ from vmkit_tui.domain.calls import CallLog
 from vmkit_tui.domain.models import ValidationError
 
 _USER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+DEFAULT_SSH_CONFIG = Path("~/.ssh/config")
+
 _HOST_PATTERN = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})")
 
 
 @dataclass(frozen=True, slots=True)
 class SshTarget:
-    """Where to connect and how to trust it. `known_hosts` None means `~/.ssh/known_hosts`
-    (never "don't check"); `identity_file` None means the default keys / ssh-agent."""
+    """Where to connect and how to trust it. `user`/`port` None: from the SSH config, else the
+    local user / 22. `known_hosts` None means `~/.ssh/known_hosts` (never "don't check");
+    `identity_file` None means the SSH config's keys, the default keys and ssh-agent."""
 
-    user: str
+    user: str | None
     host: str
-    port: int = 22
+    port: int | None = None
     identity_file: Path | None = None
     known_hosts: Path | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.user, str) or not _USER_PATTERN.fullmatch(self.user):
+        if self.user is not None and not _valid_user(self.user):
             raise ValidationError(f"invalid SSH user name: {self.user!r:.60}")
         if not _valid_host(self.host):
             raise ValidationError(f"invalid SSH host: {self.host!r:.80}")
+        if self.port is None:
+            return
         if isinstance(self.port, bool) or not isinstance(self.port, int):
             raise ValidationError(f"invalid SSH port: {self.port!r:.20}")
         if not 1 <= self.port <= 65535:
@@ -40,9 +48,14 @@ class SshTarget:
 
     @property
     def address(self) -> str:
-        """`host:port` as people write it (`[v6]:port`)."""
+        """`host:port` as people write it (`[v6]:port`; 22 when the port is left out)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return f"{host}:{self.port or 22}"
+
+    @property
+    def label(self) -> str:
+        """The host as log records show it: `host`, or `host:port` off port 22."""
+        return self.host if self.port in (None, 22) else self.address
 
     @property
     def known_hosts_path(self) -> Path:
@@ -50,8 +63,12 @@ class SshTarget:
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        suffix = "" if self.port == 22 else f":{self.port}"
-        return f"{self.user}@{host}{suffix}"
+        suffix = "" if self.port is None else f":{self.port}"
+        return (f"{self.user}@" if self.user else "") + f"{host}{suffix}"
+
+
+def _valid_user(user: object) -> bool:
+    return isinstance(user, str) and _USER_PATTERN.fullmatch(user) is not None
 
 
 def _valid_host(host: object) -> bool:
@@ -81,17 +98,18 @@ def _ipv6(host: str, whole: str) -> str:
 def parse_target(
     text: str, *, identity_file: Path | None = None, known_hosts: Path | None = None
 ) -> SshTarget:
-    """Parse `user@host`, `user@host:port`, `user@[v6]`, `user@[v6]:port` or `user@v6`."""
+    """Parse `[user@]host`, `[user@]host:port`, `[user@][v6]`, `[user@][v6]:port` or
+    `[user@]v6`; a bare `host` may be a `Host` alias of the SSH config."""
     if not isinstance(text, str):
-        raise ValidationError(f"expected user@host[:port], got {text!r:.60}")
-    user, at_sign, rest = text.partition("@")
-    if not at_sign or not user or not rest or "@" in rest:
-        raise ValidationError(f"expected user@host[:port], got {text!r:.80}")
-    port = 22
+        raise ValidationError(f"expected [user@]host[:port], got {text!r:.60}")
+    user, at_sign, rest = text.rpartition("@")
+    if (at_sign and not user) or not rest or "@" in user:
+        raise ValidationError(f"expected [user@]host[:port], got {text!r:.80}")
+    port = None
     if rest.startswith("["):
         host, bracket, after = rest[1:].partition("]")
         if not bracket or (after and not after.startswith(":")):
-            raise ValidationError(f"expected user@[address]:port, got {text!r:.80}")
+            raise ValidationError(f"expected [user@][address]:port, got {text!r:.80}")
         if after:
             port = _parse_port(after[1:], text)
         host = _ipv6(host, text)
@@ -101,19 +119,20 @@ def parse_target(
         host, colon, port_text = rest.partition(":")
         if colon:
             port = _parse_port(port_text, text)
-    return SshTarget(user, host, port, identity_file, known_hosts)
+    return SshTarget(user or None, host, port, identity_file, known_hosts)
 
 
 @dataclass(frozen=True, slots=True)
 class SshOptions:
-    """Connection and stream behaviour. Tests pass `use_ssh_config=False, use_agent=False`
-    with an explicit identity file so nothing from the developer's ~/.ssh leaks in. `calls`:
-    where every command is recorded (the `@` log), when it starts and when it ends."""
+    """Connection and stream behaviour. `ssh_config`: the OpenSSH client config file to honour
+    (None: none). Tests pass `ssh_config=None, use_agent=False` with an explicit identity file
+    so nothing from the developer's ~/.ssh leaks in. `calls`: where every command is recorded
+    (the `@` log), when it starts and when it ends."""
 
     connect_timeout: float = 10.0
     keepalive_interval: float = 15.0
     keepalive_count_max: int = 3
-    use_ssh_config: bool = True
+    ssh_config: Path | None = DEFAULT_SSH_CONFIG
     use_agent: bool = True
     max_line_bytes: int = 64 * 1024
     reconnect_delay: float = 1.0
