@@ -311,6 +311,38 @@ class DeployService:
             await self.call_file.aclose()
         self._started = False
 
+    async def fetch_logs(self, deploy_id: str) -> DeployRecord:
+        """The deploy, with its job logs (in its spool) and diagnosis fetched now if it finished
+        without them: the past recorded at the first start has none, and a user's first look
+        at a failed deploy should say why it failed. Through the environment's watcher when
+        tracking, else a watcher made for this one fetch (the CLI); a no-op without a token."""
+        from vmkit_tui.tracking.job_logs import logged_jobs
+
+        record = await self.history.record(deploy_id)
+        if not record.status.is_final or record.run_id is None or logged_jobs(record):
+            return record
+        repo, environment = record.deploy.repo, record.deploy.environment
+        tracker = self._trackers.get((repo, environment)) or await self._one_off_tracker(
+            repo, environment
+        )
+        if tracker is None or not await tracker.catch_up(deploy_id):
+            return record
+        return await self.history.record(deploy_id)
+
+    async def _one_off_tracker(self, repo: str, environment: str) -> EnvironmentTracker | None:
+        from vmkit_tui.tracking.tracker import EnvironmentTracker
+
+        try:
+            env = self.config.repo(repo).environment(environment)
+        except KeyError:  # no longer configured: nothing says which workflow it ran
+            return None
+        github = await self.github_client()
+        if github is None:
+            return None
+        return EnvironmentTracker(
+            repo, env, github, self.history, self.data_dir, self, now=self.now, timing=self._timing
+        )
+
     def track_now(self, repo: str, environment: str) -> None:
         """Poll this environment now rather than at its next interval (after a dispatch)."""
         tracker = self._trackers.get((repo, environment))

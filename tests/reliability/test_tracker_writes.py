@@ -104,7 +104,7 @@ def test_own_writes_are_adopted_and_another_process_write_is_read(
         for n in range(3):  # own writes: adopted from what the write returned
             await records._commit(events=[note(second.id, f"mine {n}")])
         assert (reads, parses) == (1, [])
-        assert [e.detail for e in records._runs[102].record.events][-1] == "mine 2"
+        assert [e.detail for e in records._runs[(102, 1)].record.events][-1] == "mine 2"
         published = [u.record for u in sink.updates if isinstance(u, DeployChanged)]
         assert [r.events[-1].detail for r in published] == ["mine 0", "mine 1", "mine 2"]
 
@@ -112,7 +112,7 @@ def test_own_writes_are_adopted_and_another_process_write_is_read(
         await records._commit(events=[note(second.id, "mine after theirs")])
         assert parses == [1], "another process wrote: its file was parsed, once"
         assert reads == 2, "and the environment read again"
-        assert theirs in {e.event_id for e in records._runs[101].record.events}
+        assert theirs in {e.event_id for e in records._runs[(101, 1)].record.events}
         await records._commit(events=[note(second.id, "mine again")])
         assert (reads, parses) == (2, [1])
 

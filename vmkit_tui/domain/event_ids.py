@@ -7,12 +7,15 @@ write the same fact. The strings are stored in existing history files: never cha
 
 from __future__ import annotations
 
+import hashlib
+
 from vmkit_tui.domain.models import Status
 
 __all__ = [
     "diagnosis_event_id",
     "first_healthy_id",
     "log_marker_id",
+    "rerun_deploy_id",
     "run_link_id",
     "status_event_id",
     "undo_note_id",
@@ -49,3 +52,10 @@ def diagnosis_event_id(deploy_id: str) -> str:
 def first_healthy_id(deploy_id: str) -> str:
     """The one FIRST_HEALTHY event of a deploy (two VM watchers never record it twice)."""
     return f"{deploy_id}:first_healthy"
+
+
+def rerun_deploy_id(repo: str, run_id: int, attempt: int) -> str:
+    """The deploy id of a re-run (attempt > 1) of a GitHub run: every process that sees the
+    attempt makes the same deploy, so the history records it once (a first attempt is recorded
+    once per run by the history itself)."""
+    return hashlib.sha256(f"{repo}:run:{run_id}:attempt:{attempt}".encode()).hexdigest()[:12]

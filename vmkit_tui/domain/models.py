@@ -371,6 +371,16 @@ class DeployRecord:
         return None
 
     @property
+    def run_attempt(self) -> int:
+        """Which attempt of its GitHub run this deploy is: a re-run is a deploy of its own,
+        whose CREATED event says its attempt (none said: the first)."""
+        for event in self.events:
+            if event.kind is EventKind.CREATED:
+                value = event.data.get("run_attempt", 1)
+                return value if type(value) is int and value > 0 else 1
+        return 1
+
+    @property
     def title(self) -> str:
         """The commit message's first line (or the run title), recorded at creation. Remote text."""
         for event in self.events:

@@ -2,7 +2,8 @@
 history up to date with them.
 
 `RunRecords` adopts the environment's records (other processes write the history too), plans
-what the history lacks for the listed runs (creates, links, status events; `runs`), writes it
+what the history lacks for the listed runs (creates, links, status events; `runs`; one record
+per attempt of a run: a re-run is a deploy of its own), writes it
 in one history write, drops the deploys that write pruned (their runs are never recorded
 again) and publishes what changed to the sink. A write returns the records it changed; the
 environment is read again only when someone else wrote since this watcher last looked. `EnvironmentTracker` builds its polling loop
@@ -27,6 +28,8 @@ from vmkit_tui.store.spool import delete_spool
 from vmkit_tui.tracking.job_logs import logged_jobs
 from vmkit_tui.tracking.polling import TrackingTiming
 from vmkit_tui.tracking.runs import (
+    RunKey,
+    attempt_started,
     link_event,
     new_deploy,
     recorded_statuses,
@@ -94,10 +97,10 @@ class RunRecords:
         self.sink = sink
         self.now = now
         self.timing = timing or TrackingTiming()
-        self._runs: dict[int, TrackedRun] = {}
+        self._runs: dict[RunKey, TrackedRun] = {}
         self._awaiting: dict[str, DeployRecord] = {}  # request id → dispatched, not yet linked
-        self._hints: dict[int, bool] = {}  # run id → `live` for a record about to be adopted
-        self._ignored: set[int] = set()  # runs whose records were pruned: never recreate them
+        self._hints: dict[RunKey, bool] = {}  # `live` for a record about to be adopted
+        self._ignored: set[RunKey] = set()  # run attempts whose records were pruned: never again
         self._last_seen: datetime | None = None  # newest deploy recorded before this session
         self._rounds = 0
         self._synced = -1  # the history generation these records reflect (History.generation)
@@ -108,14 +111,14 @@ class RunRecords:
         generation = self.history.history.generation
         records = await self.history.records(self.repo, self.env.name)
         self._awaiting = {}
-        present: set[int] = set()
+        present: set[RunKey] = set()
         for record in records:
             self._adopt(record)
             if record.run_id is not None:
-                present.add(record.run_id)
-        for run_id in [run_id for run_id in self._runs if run_id not in present]:
-            del self._runs[run_id]  # pruned by another process: never record it again
-            self._ignore(run_id)
+                present.add((record.run_id, record.run_attempt))
+        for key in [key for key in self._runs if key not in present]:
+            del self._runs[key]  # pruned by another process: never record it again
+            self._ignore(key)
         self._synced = generation
         return records
 
@@ -129,25 +132,29 @@ class RunRecords:
             return
         if any(r.id == record.id for r in self._awaiting.values()):  # linked to its run now
             self._awaiting = {k: r for k, r in self._awaiting.items() if r.id != record.id}
-        tracked = self._runs.get(run_id)
+        key = (run_id, record.run_attempt)
+        tracked = self._runs.get(key)
         if tracked is None or tracked.record.id != record.id:
-            live = self._hints.pop(run_id, not record.status.is_final)
-            self._runs[run_id] = TrackedRun(record, live)
+            live = self._hints.pop(key, not record.status.is_final)
+            self._runs[key] = TrackedRun(record, live)
         else:
             tracked.record = record
 
-    async def _fetch_stragglers(self, listed: dict[int, WorkflowRun]) -> None:
-        """Live runs too old for the list (a restart after a long break) are fetched one by one."""
+    async def _fetch_stragglers(self, listed: dict[RunKey, WorkflowRun]) -> None:
+        """Live runs too old for the list (a restart after a long break), and unfinished
+        attempts a re-run replaced in the list, are fetched one by one."""
         missing = [
-            run_id
-            for run_id, tracked in self._runs.items()
-            if tracked.live and not tracked.record.status.is_final and run_id not in listed
+            key
+            for key, tracked in self._runs.items()
+            if tracked.live and not tracked.record.status.is_final and key not in listed
         ]
-        for run_id in missing[: self.timing.backfill]:
+        for key in missing[: self.timing.backfill]:
             try:
-                listed[run_id] = await self.github.get_run(self.repo, run_id)
+                run = await self.github.get_run_attempt(self.repo, *key)
             except NotFound:
-                self._runs[run_id].live = False  # deleted on GitHub: nothing more to learn
+                self._runs[key].live = False  # deleted on GitHub: nothing more to learn
+                continue
+            listed[(run.id, run.run_attempt)] = run
 
     def _plan(
         self, runs: Sequence[WorkflowRun]
@@ -157,23 +164,30 @@ class RunRecords:
         events: list[NewEvent] = []
         awaiting = dict(self._awaiting)
         for run in runs:
-            if run.id in self._ignored:
+            key = (run.id, run.run_attempt)
+            if key in self._ignored:
                 continue
-            tracked = self._runs.get(run.id)
+            tracked = self._runs.get(key)
             if tracked is not None:
                 events += status_events(tracked.record.id, run, recorded_statuses(tracked.record))
                 continue
-            self._hints[run.id] = self._is_live(run)
-            request_id = request_id_of(run)
+            self._hints[key] = self._is_live(run)
+            request_id = request_id_of(run) if run.run_attempt == 1 else None
             dispatched = awaiting.pop(request_id, None) if request_id else None
             if dispatched is not None:
-                self._hints[run.id] = True
+                self._hints[key] = True
                 events.append(link_event(dispatched.id, run))
                 events += status_events(dispatched.id, run, recorded_statuses(dispatched))
                 continue
-            deploy, created = new_deploy(run, self.repo, self.env.name)
+            earlier = self._earlier_attempt(run)
+            deploy, created = new_deploy(run, self.repo, self.env.name, earlier)
             creates.append((deploy, [created, *status_events(deploy.id, run, ())]))
         return creates, events
+
+    def _earlier_attempt(self, run: WorkflowRun) -> Deploy | None:
+        """The recorded deploy of the latest attempt before this one, if any."""
+        attempts = [key for key in self._runs if key[0] == run.id and key[1] < run.run_attempt]
+        return self._runs[max(attempts)].record.deploy if attempts else None
 
     def _is_live(self, run: WorkflowRun) -> bool:
         """Whether a run seen for the first time still needs its logs and diagnosis: yes, unless
@@ -182,11 +196,11 @@ class RunRecords:
         while vmkit-tui was closed are caught up on)."""
         if self._rounds > 0 or not run.deploy_status.is_final:
             return True
-        return self._last_seen is not None and run.created_at > self._last_seen
+        return self._last_seen is not None and attempt_started(run) > self._last_seen
 
-    async def _record_runs(self, listed: dict[int, WorkflowRun]) -> None:
-        runs = sorted(listed.values(), key=lambda run: (run.created_at, run.id))
-        unknown = any(run.id not in self._runs and run.id not in self._ignored for run in runs)
+    async def _record_runs(self, listed: dict[RunKey, WorkflowRun]) -> None:
+        runs = sorted(listed.values(), key=lambda run: (run.created_at, run.id, run.run_attempt))
+        unknown = any(key not in self._runs and key not in self._ignored for key in listed)
         if unknown and self._rounds > 0:
             await self._reload()  # another process (or a dispatch) may have recorded them
         for _attempt in range(3):  # a duplicate create needs one more pass for its statuses
@@ -227,15 +241,15 @@ class RunRecords:
         return result
 
     def _forget(self, deploy_id: str) -> None:
-        for run_id, tracked in list(self._runs.items()):
+        for key, tracked in list(self._runs.items()):
             if tracked.record.id == deploy_id:
-                del self._runs[run_id]
-                self._ignore(run_id)
+                del self._runs[key]
+                self._ignore(key)
         self._awaiting = {k: r for k, r in self._awaiting.items() if r.id != deploy_id}
 
-    def _ignore(self, run_id: int) -> None:
-        self._ignored.add(run_id)
-        self._hints.pop(run_id, None)
+    def _ignore(self, key: RunKey) -> None:
+        self._ignored.add(key)
+        self._hints.pop(key, None)
 
     async def _pruned(self, result: ApplyResult) -> None:
         """Deploys this write pruned: their spools go, their runs are never recorded again."""
@@ -243,7 +257,7 @@ class RunRecords:
         gone = set(pruned)
         for record in result.records:
             if record.id in gone and record.run_id is not None:
-                self._ignore(record.run_id)
+                self._ignore((record.run_id, record.run_attempt))
         for deploy_id in pruned:
             self._forget(deploy_id)
             await asyncio.to_thread(delete_spool, self.data_dir, deploy_id)

@@ -2,9 +2,11 @@
 
 Every run becomes a deploy (push runs `push`, dispatched runs `manual`); a run that an action
 recorded before dispatching it (its CREATED event carries the `request_id` the run's title
-shows) is linked to that record with one RUN_LINKED event instead. Status changes become STATUS
-events at GitHub's own times, with deterministic ids, so two watchers (two TUIs, a TUI and the
-CLI) recording the same change write it once.
+shows) is linked to that record with one RUN_LINKED event instead. A re-run (`run_attempt` > 1)
+is a deploy of its own, with a deterministic id, its CREATED event naming the attempt: it has
+its own status, duration, jobs, logs and diagnosis, and the earlier attempt's record stays as
+it was. Status changes become STATUS events at GitHub's own times, with deterministic ids, so
+two watchers (two TUIs, a TUI and the CLI) recording the same change write it once.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import re
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
-from vmkit_tui.domain.event_ids import run_link_id, status_event_id
+from vmkit_tui.domain.event_ids import rerun_deploy_id, run_link_id, status_event_id
 from vmkit_tui.domain.models import (
     Deploy,
     DeployRecord,
@@ -28,6 +30,8 @@ from vmkit_tui.sources.github import Job, WorkflowRun
 
 __all__ = [
     "TITLE_LIMIT",
+    "RunKey",
+    "attempt_started",
     "link_event",
     "new_deploy",
     "recorded_statuses",
@@ -38,6 +42,7 @@ __all__ = [
 ]
 
 TITLE_LIMIT = 500  # characters of a run title kept in the history
+RunKey = tuple[int, int]  # (run id, attempt): what one deploy record of a GitHub run stands for
 # The request id the deploy workflow's run-name carries: "Roll back <env> to <sha7> [<id>]".
 _REQUEST_ID = re.compile(r"\[([A-Za-z0-9][A-Za-z0-9_.-]{7,63})\]")
 _FULL_SHA = re.compile(r"(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])")
@@ -56,30 +61,46 @@ def _title(run: WorkflowRun) -> str:
     return lines[0][:TITLE_LIMIT] if lines else ""
 
 
-def new_deploy(run: WorkflowRun, repo: str, environment: str) -> tuple[Deploy, NewEvent]:
-    """A deploy record for a run nobody recorded, and its CREATED event.
+def attempt_started(run: WorkflowRun) -> datetime:
+    """When this attempt of the run began: a re-run keeps the run's `created_at` and gets a new
+    `run_started_at`."""
+    if run.run_attempt == 1:
+        return run.created_at
+    return run.run_started_at or run.updated_at
+
+
+def new_deploy(
+    run: WorkflowRun, repo: str, environment: str, earlier: Deploy | None = None
+) -> tuple[Deploy, NewEvent]:
+    """A deploy record for a run (attempt) nobody recorded, and its CREATED event.
 
     A dispatched run deploys its `sha` input, which the runs API does not return: a full SHA in
-    the title is taken as that input, else the run's head SHA stands in."""
+    the title is taken as that input, else the run's head SHA stands in. A re-run deploys what
+    its `earlier` attempt did, when that is recorded."""
     dispatched = run.event == "workflow_dispatch"
     sha = run.head_sha
     if dispatched and (match := _FULL_SHA.search(run.display_title)):
         sha = match.group()
+    rerun = run.run_attempt > 1
+    at = attempt_started(run)
     deploy = Deploy(
-        id=new_deploy_id(),
+        id=rerun_deploy_id(repo, run.id, run.run_attempt) if rerun else new_deploy_id(),
         repo=repo,
         environment=environment,
-        sha=sha,
+        sha=earlier.sha if rerun and earlier else sha,
         triggered_by=Trigger.MANUAL if dispatched else Trigger.PUSH,
         actor=run.actor or "",
-        created_at=run.created_at,
+        created_at=at,
         run_id=run.id,
         run_url=run.html_url,
+        rollback_of=earlier.rollback_of if rerun and earlier else None,
     )
-    data: dict[str, str] = {"title": _title(run), "event": run.event}
+    data: dict[str, str | int] = {"title": _title(run), "event": run.event}
     if run.head_branch is not None:
         data["branch"] = run.head_branch
-    created = NewEvent(deploy.id, EventKind.CREATED, run.created_at, data=data)
+    if rerun:
+        data["run_attempt"] = run.run_attempt
+    created = NewEvent(deploy.id, EventKind.CREATED, at, data=data)
     return deploy, created
 
 
@@ -105,7 +126,7 @@ def status_events(deploy_id: str, run: WorkflowRun, recorded: Collection[Status]
     started = run.run_started_at or run.created_at
     if target is Status.PENDING:
         if not recorded:
-            wanted.append((Status.PENDING, run.created_at))
+            wanted.append((Status.PENDING, attempt_started(run)))
     elif target is Status.RUNNING:
         wanted.append((Status.RUNNING, started))
     else:
@@ -118,7 +139,9 @@ def status_events(deploy_id: str, run: WorkflowRun, recorded: Collection[Status]
             EventKind.STATUS,
             at,
             status=status,
-            detail=f"GitHub run {run.id}: {run.status}"
+            detail=f"GitHub run {run.id}"
+            + (f" attempt {run.run_attempt}" if run.run_attempt > 1 else "")
+            + f": {run.status}"
             + (f" ({run.conclusion})" if run.conclusion else ""),
             event_id=status_event_id(deploy_id, status),
         )

@@ -11,7 +11,8 @@ The first round records the environment's recent past (its newest `keep` runs) i
 write; logs and diagnoses are then caught up on for deploys the history left unfinished and for
 runs newer than it knew (they ran while vmkit-tui was closed), a few per poll. A job log is
 claimed before it is written: a crash in between loses that log rather than doubling it, and
-two trackers never both write it.
+two trackers never both write it. A finished deploy recorded without its logs (the past of the
+first start) gets them when someone looks at it (`catch_up`, through the service).
 
 Timing (`polling`): quick while something is live, slow when idle, jittered, stretched when
 GitHub's hourly budget runs low, and cut short when the wall clock jumps (the machine slept).
@@ -83,6 +84,9 @@ class EnvironmentTracker(RunRecords):
         self._health: tuple[Health, str] | None = None
         self._claim = uuid.uuid4().hex  # marks the job-log claims this watcher makes
         self._wake = asyncio.Event()
+        # One round at a time: a poll and a `catch_up` never fetch (and claim, with the same
+        # claim token) the same job's log together.
+        self._round_lock = asyncio.Lock()
 
     # ---------------------------------------------------------------- loop
 
@@ -118,10 +122,36 @@ class EnvironmentTracker(RunRecords):
 
     async def poll(self) -> None:
         """One round: the run list, what the history lacks, then jobs, logs and diagnoses."""
+        async with self._round_lock:
+            await self._poll()
+
+    async def catch_up(self, deploy_id: str) -> bool:
+        """Fetch a finished deploy's job logs now (and diagnose it, if it failed) when it has
+        none: the past recorded at the first start has none, and whoever looks at such a deploy
+        wants to see why it failed. True if it was followed now."""
+        async with self._round_lock:
+            await self._load()
+            tracked = next((t for t in self._runs.values() if t.record.id == deploy_id), None)
+            if tracked is None:
+                await self._reload()  # recorded by another process since
+                tracked = next((t for t in self._runs.values() if t.record.id == deploy_id), None)
+            if tracked is None or not tracked.record.status.is_final:
+                return False
+            if logged_jobs(tracked.record):
+                return False
+            tracked.live = True  # until its logs are in (or known never to come)
+            await self._follow([tracked])
+            return True
+
+    async def _load(self) -> None:
         if not self._loaded:
             records = await self._reload()
             self._last_seen = max((r.deploy.created_at for r in records), default=None)
             self._loaded = True
+
+    async def _poll(self) -> None:
+        if not self._loaded:
+            await self._load()
         elif self._reread:
             self._reread = False
             await self._reload()
@@ -132,7 +162,7 @@ class EnvironmentTracker(RunRecords):
             per_page=self._per_page,
             max_pages=self._pages,
         )
-        listed = {run.id: run for run in runs}
+        listed = {(run.id, run.run_attempt): run for run in runs}
         await self._fetch_stragglers(listed)
         await self._record_runs(listed)
         await self._follow_live()
@@ -195,12 +225,10 @@ class EnvironmentTracker(RunRecords):
         """Steps, VM hooks and job logs of live deploys (finished ones a few per poll, newest
         first), then diagnoses of the failed ones whose logs are all in."""
         backfill = self.timing.backfill
-        fetched: list[tuple[TrackedRun, Job, list[LogRecord]]] = []
         followed: list[TrackedRun] = []
         live = sorted(self._busy(), key=lambda t: t.record.deploy.created_at, reverse=True)
         for tracked in live:
-            record = tracked.record
-            final = record.status.is_final
+            final = tracked.record.status.is_final
             if not final and not tracked.started:
                 continue  # pending: no steps, no logs, nothing on the VM yet
             await self._vm_hooks(tracked)
@@ -208,16 +236,24 @@ class EnvironmentTracker(RunRecords):
                 if backfill == 0:
                     continue
                 backfill -= 1
+            followed.append(tracked)
+        await self._follow(followed)
+
+    async def _follow(self, followed: Sequence[TrackedRun]) -> None:
+        """Steps and newly completed job logs of these deploys (each its own run attempt's
+        jobs), then diagnoses of the failed ones whose logs are all in."""
+        fetched: list[tuple[TrackedRun, Job, list[LogRecord]]] = []
+        for tracked in followed:
+            record = tracked.record
             run_id = record.run_id
             assert run_id is not None
-            jobs = await self.github.list_jobs(self.repo, run_id)
+            jobs = await self.github.list_jobs(self.repo, run_id, record.run_attempt)
             tracked.jobs = tuple(jobs)
             steps = step_progress(jobs)
             if steps != tracked.steps:
                 tracked.steps = steps
                 self.sink.publish(StepsChanged(record.id, steps))
             fetched += await self._fetch_logs(tracked)
-            followed.append(tracked)
         await self._write_logs(fetched)
         await self._diagnose([t for t in followed if t.record.status.is_final])
 

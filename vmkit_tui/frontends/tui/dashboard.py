@@ -110,6 +110,7 @@ class Dashboard(App[None]):
         self._actions: tuple[bool | None, ...] = ()  # what the footer offers, as last shown
         self._first_data = asyncio.Event()  # the selected environment's deploys are painted
         self._select_new: tuple[str, str] | None = None  # select the next new deploy there
+        self._logs_asked: set[str] = set()  # finished deploys whose logs were asked for
 
     # --- layout --------------------------------------------------------------------------------
 
@@ -296,6 +297,21 @@ class Dashboard(App[None]):
         self.deploy_id = message.key
         self._refresh_details()
         self._open_log()
+        self._ask_for_logs()
+
+    def _ask_for_logs(self) -> None:
+        """The selected deploy, once finished, gets its job logs and diagnosis if it has none
+        (the past before the first start): asked once per deploy, in the background."""
+        record = self.selected_record
+        if not self.track or record is None or not record.status.is_final:
+            return
+        if record.id not in self._logs_asked:
+            self._logs_asked.add(record.id)
+            self._fetch_logs(record.id)
+
+    @work(group="logs", exit_on_error=False)
+    async def _fetch_logs(self, deploy_id: str) -> None:
+        await self.service.fetch_logs(deploy_id)  # what it finds arrives as updates
 
     def _open_log(self) -> None:
         pane = self.main.query_one(LogPane)
@@ -367,6 +383,8 @@ class Dashboard(App[None]):
     def _deploy_changed(self, record: DeployRecord) -> None:
         before = self.overview.find(record.id)
         self.overview.upsert(record)
+        if record.id == self.deploy_id:
+            self._ask_for_logs()  # selected before its final status was known
         where = (record.deploy.repo, record.deploy.environment)
         if (
             before is None

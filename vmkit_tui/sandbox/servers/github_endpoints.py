@@ -32,6 +32,7 @@ from vmkit_tui.sandbox.world.world import World
 
 DEFAULT_API_VERSION = "2022-11-28"
 CANCEL_DOCS = "https://docs.github.com/rest/actions/workflow-runs#cancel-a-workflow-run"
+RERUN_DOCS = "https://docs.github.com/rest/actions/workflow-runs#re-run-a-workflow"
 _STATUSES = ("completed", "in_progress", "queued", "requested", "waiting", "pending")
 
 
@@ -165,20 +166,41 @@ class Endpoints:
             self._run_cache[run.id] = cached
         return cached[1]
 
+    def _attempt_of(self, call: Call, run: Run) -> int | None:
+        """The attempt a path names (None: the current one); `WorldError` for one not made."""
+        if "attempt" not in call.params:
+            return None
+        attempt = int(call.params["attempt"])
+        if not 1 <= attempt <= run.run_attempt:
+            raise WorldError("Not Found")
+        return None if attempt == run.run_attempt else attempt
+
     async def _get_run(self, call: Call) -> Reply:
         run = self._run_of(call)
-        if run is None or call.params.get("attempt", "1") != "1":
+        try:
+            attempt = None if run is None else self._attempt_of(call, run)
+        except WorldError:
+            run = None
+        if run is None:
             return Reply(404, payloads.error("Not Found", 404))
-        return Reply(200, self._run_body(run))
+        if attempt is None:
+            return Reply(200, self._run_body(run))
+        state = self.world.run_status(run, attempt)
+        head = self.world.commit(run.repo, run.head_sha)
+        return Reply(200, payloads.workflow_run(self._urls(), run, state, head, attempt))
 
     async def _list_jobs(self, call: Call) -> Reply:
         run = self._run_of(call)
+        try:
+            jobs = [] if run is None else self.world.jobs(run, self._attempt_of(call, run))
+        except WorldError:
+            run = None
         if run is None:
             return Reply(404, payloads.error("Not Found", 404))
         assert call.repo is not None
-        jobs = self.world.jobs(run)
+        suffix = f"/attempts/{call.params['attempt']}" if "attempt" in call.params else ""
         chunk, headers = self._paginate(
-            call, jobs, f"/repositories/{call.repo.id}/actions/runs/{run.id}/jobs"
+            call, jobs, f"/repositories/{call.repo.id}/actions/runs/{run.id}{suffix}/jobs"
         )
         urls = self._urls()
         return Reply(
@@ -256,6 +278,17 @@ class Endpoints:
 
     async def _force_cancel(self, call: Call) -> Reply:
         return await self._cancel(call, force=True)
+
+    async def _rerun(self, call: Call) -> Reply:
+        """Re-run all of a completed run's jobs: GitHub answers 201 with an empty object."""
+        run = self._run_of(call)
+        if run is None:
+            return Reply(404, payloads.error("Not Found", 404))
+        try:
+            self.world.rerun(run)
+        except WorldError as exc:
+            return Reply(403, payloads.error(str(exc), 403, RERUN_DOCS))
+        return Reply(201, {})
 
     async def _list_workflows(self, call: Call) -> Reply:
         assert call.repo is not None

@@ -154,8 +154,12 @@ def workflow(urls: Urls, repo: Repo, flow: Workflow) -> Json:
     }
 
 
-def workflow_run(urls: Urls, run: Run, state: RunState, head: Commit | None) -> Json:
+def workflow_run(
+    urls: Urls, run: Run, state: RunState, head: Commit | None, attempt: int | None = None
+) -> Json:
+    """A run as GitHub shows it: its current attempt, or `attempt` (an earlier one)."""
     repo = run.repo
+    number = attempt or run.run_attempt
     url = f"{urls.repo(repo)}/actions/runs/{run.id}"
     repository = minimal_repository(urls, repo)
     actor = user(urls, run.actor)
@@ -190,7 +194,7 @@ def workflow_run(urls: Urls, run: Run, state: RunState, head: Commit | None) -> 
         "created_at": iso(run.created_at),
         "updated_at": iso(state.updated_at),
         "actor": actor,
-        "run_attempt": run.run_attempt,
+        "run_attempt": number,
         "referenced_workflows": [],
         "run_started_at": iso(state.run_started_at),
         "triggering_actor": actor,
@@ -200,7 +204,7 @@ def workflow_run(urls: Urls, run: Run, state: RunState, head: Commit | None) -> 
         "artifacts_url": f"{url}/artifacts",
         "cancel_url": f"{url}/cancel",
         "rerun_url": f"{url}/rerun",
-        "previous_attempt_url": None,
+        "previous_attempt_url": f"{url}/attempts/{number - 1}" if number > 1 else None,
         "workflow_url": f"{urls.repo(repo)}/actions/workflows/{run.workflow.id}",
         "head_commit": head_commit,
         "repository": repository,

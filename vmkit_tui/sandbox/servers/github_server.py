@@ -119,6 +119,13 @@ class GitHubSandbox(Endpoints):
                 "repo",
             ),
             ("GET", _REPO + r"/actions/runs/(?P<run_id>\d+)/jobs", self._list_jobs, "repo"),
+            (
+                "GET",
+                _REPO + r"/actions/runs/(?P<run_id>\d+)/attempts/(?P<attempt>\d+)/jobs",
+                self._list_jobs,
+                "repo",
+            ),
+            ("POST", _REPO + r"/actions/runs/(?P<run_id>\d+)/rerun", self._rerun, "repo"),
             ("GET", _REPO + r"/actions/jobs/(?P<job_id>\d+)", self._get_job, "repo"),
             ("GET", _REPO + r"/actions/jobs/(?P<job_id>\d+)/logs", self._job_logs, "repo"),
             ("POST", _REPO + r"/actions/runs/(?P<run_id>\d+)/cancel", self._cancel, "repo"),

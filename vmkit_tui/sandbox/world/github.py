@@ -98,6 +98,23 @@ class Run:
     inputs: Mapping[str, str] = field(default_factory=dict)
     cancel_requested_at: datetime | None = None
     force_cancelled: bool = False
+    attempt_started_at: datetime | None = None  # a re-run's start (None: the first attempt's)
+    past_attempts: list[PastAttempt] = field(default_factory=list)  # oldest first
+
+    @property
+    def started_at(self) -> datetime:
+        """When the current attempt was asked for (GitHub's `run_started_at`)."""
+        return self.attempt_started_at or self.created_at
+
+
+@dataclass(frozen=True, slots=True)
+class PastAttempt:
+    """An attempt a re-run replaced: what it did stays as it was (GitHub keeps it)."""
+
+    number: int
+    started_at: datetime
+    plan: RunPlan
+    context: RunContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,8 +287,12 @@ class GitHub:
     def run(self, run_id: int) -> Run | None:
         return self._runs.get(run_id)
 
-    def run_status(self, run: Run) -> RunState:
+    def run_status(self, run: Run, attempt: int | None = None) -> RunState:
+        """The run's state now, or that of one of its earlier attempts (None: the current)."""
         now = self.clock.now()
+        past = self._past_attempt(run, attempt)
+        if past is not None:
+            return RunState("completed", past.plan.conclusion, past.started_at, _last(past.plan))
         plan = self._plans[run.id]
         if now >= plan.completed_at:
             status, conclusion = "completed", plan.conclusion
@@ -282,18 +303,35 @@ class GitHub:
             waiting = gate is not None and now < self._plans[gate].completed_at
             status, conclusion = ("pending" if waiting else "queued"), None
         moments = plan.moments[: bisect.bisect_right(plan.moments, now)]
-        updated = max([run.created_at, *moments[-1:]])
+        updated = max([run.started_at, *moments[-1:]])
         if run.cancel_requested_at is not None and run.cancel_requested_at <= now:
             updated = max(updated, run.cancel_requested_at)
-        return RunState(status, conclusion, run.created_at, updated)
+        return RunState(status, conclusion, run.started_at, updated)
 
-    def jobs(self, run: Run) -> list[JobView]:
+    def _past_attempt(self, run: Run, attempt: int | None) -> PastAttempt | None:
+        if attempt is None or attempt == run.run_attempt:
+            return None
+        found = next((past for past in run.past_attempts if past.number == attempt), None)
+        if found is None:
+            raise WorldError("Not Found")
+        return found
+
+    def _attempt_of(self, run: Run, job: JobPlan) -> tuple[int, RunPlan, RunContext] | None:
+        """The attempt a job belongs to, with that attempt's plan and context."""
+        if job in self._plans[run.id].jobs:
+            return run.run_attempt, self._plans[run.id], self._contexts[run.id]
+        for past in run.past_attempts:
+            if job in past.plan.jobs:
+                return past.number, past.plan, past.context
+        return None
+
+    def jobs(self, run: Run, attempt: int | None = None) -> list[JobView]:
+        """The jobs of the run's current attempt (GitHub's default), or of an earlier one."""
         now = self.clock.now()
-        return [
-            self._job_view(run, job, now)
-            for job in self._plans[run.id].jobs
-            if job.created_at <= now
-        ]
+        past = self._past_attempt(run, attempt)
+        plan = past.plan if past is not None else self._plans[run.id]
+        number = past.number if past is not None else run.run_attempt
+        return [self._job_view(run, job, now, number) for job in plan.jobs if job.created_at <= now]
 
     def job(self, job_id: int) -> tuple[Run, JobView] | None:
         found = self._jobs.get(job_id)
@@ -301,11 +339,12 @@ class GitHub:
             return None
         run = self._runs[found[0]]
         job = found[1]
-        if job not in self._plans[run.id].jobs or job.created_at > self.clock.now():
+        attempt = self._attempt_of(run, job)
+        if attempt is None or job.created_at > self.clock.now():
             return None
-        return run, self._job_view(run, job, self.clock.now())
+        return run, self._job_view(run, job, self.clock.now(), attempt[0])
 
-    def _job_view(self, run: Run, job: JobPlan, now: datetime) -> JobView:
+    def _job_view(self, run: Run, job: JobPlan, now: datetime, attempt: int) -> JobView:
         if now >= job.completed_at:
             status, conclusion = "completed", job.conclusion
         elif now >= job.started_at:
@@ -337,7 +376,7 @@ class GitHub:
         return JobView(
             id=job.id,
             run_id=run.id,
-            run_attempt=run.run_attempt,
+            run_attempt=attempt,
             name=job.name,
             workflow_name=run.workflow.name,
             head_sha=run.head_sha,
@@ -363,8 +402,10 @@ class GitHub:
             return None
         if job_id not in self._job_logs:
             job = self._jobs[job_id][1]
+            attempt = self._attempt_of(run, job)
+            assert attempt is not None
             rng = random.Random(f"{self.seed}:log:{job_id}")
-            self._job_logs[job_id] = render_job_log(job, self._contexts[run.id], rng)
+            self._job_logs[job_id] = render_job_log(job, attempt[2], rng)
         return self._job_logs[job_id]
 
     def first_healthy_at(self, run: Run) -> datetime | None:
@@ -466,3 +507,7 @@ class GitHub:
         if found is None:
             raise WorldError("Not Found")
         return [change.filename for change in found.files]
+
+
+def _last(plan: RunPlan) -> datetime:
+    return max(plan.moments or [plan.completed_at])

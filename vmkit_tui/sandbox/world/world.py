@@ -40,7 +40,7 @@ from vmkit_tui.sandbox.world import seed_data
 from vmkit_tui.sandbox.world.base import Owner, WorldError, _Interval, _node_id, _plus
 from vmkit_tui.sandbox.world.clock import ScaledClock, SimClock
 from vmkit_tui.sandbox.world.environments import Environment, Environments, _Env
-from vmkit_tui.sandbox.world.github import Commit, GitHub, Repo, Run, Workflow
+from vmkit_tui.sandbox.world.github import Commit, GitHub, PastAttempt, Repo, Run, Workflow
 from vmkit_tui.sandbox.world.kamal import Kamal
 from vmkit_tui.sandbox.world.kamal_output import Outcome
 from vmkit_tui.sandbox.world.past import seed_history
@@ -214,6 +214,28 @@ class World(GitHub, Environments, Vms, Kamal):
         self._notify()
         return run
 
+    def rerun(self, run: Run, scenario: str = "success") -> None:
+        """Re-run a completed run, as GitHub's "Re-run all jobs" does: the same run id with the
+        next `run_attempt`, a new `run_started_at` and new jobs; the earlier attempt, its jobs
+        and logs stay as they were. Raises `WorldError` (GitHub's message) while it runs."""
+        if scenario not in SCENARIOS:
+            raise WorldError(f"unknown scenario {scenario!r}")
+        now = self.clock.now()
+        if self._plans[run.id].completed_at > now:
+            raise WorldError("This workflow is already running")
+        run.past_attempts.append(
+            PastAttempt(
+                run.run_attempt, run.started_at, self._plans[run.id], self._contexts[run.id]
+            )
+        )
+        run.run_attempt += 1
+        run.attempt_started_at = now
+        run.cancel_requested_at = None
+        run.force_cancelled = False
+        self._requested[run.id] = scenario
+        self._schedule(run, self._envs[(run.repo.full_name, run.environment)])
+        self._notify()
+
     def cancel(self, run: Run, force: bool = False) -> bool:
         """Ask the run to stop. False if it has already completed.
 
@@ -328,7 +350,7 @@ class World(GitHub, Environments, Vms, Kamal):
     def _schedule(self, run: Run, env: _Env) -> None:
         """Plan the run against the world as it is when the run is created, and record what it
         will do (log, VM lines, containers, traffic switch, image push) on the timeline."""
-        at = run.created_at
+        at = run.started_at
         gate: Run | None = None
         for other in sorted(self._active_runs(env, at), key=lambda r: r.created_at):
             if other.id == run.id:
@@ -361,7 +383,10 @@ class World(GitHub, Environments, Vms, Kamal):
             lock=self._lock_at(env, begin),
         )
         plan = plan_run(
-            random.Random(f"{self.seed}:plan:{run.id}"),
+            random.Random(
+                f"{self.seed}:plan:{run.id}"
+                + (f":{run.run_attempt}" if run.run_attempt > 1 else "")
+            ),
             context,
             created_at=at,
             gate=gate_at,
@@ -409,7 +434,7 @@ class World(GitHub, Environments, Vms, Kamal):
             plan = self._plans[follower_id]
             if plan.completed_at <= completed or plan.conclusion == "cancelled":
                 continue
-            self._drop_effects(follower_id, follower.created_at)
+            self._drop_effects(follower_id, follower.started_at)
             for job in plan.jobs:
                 self._jobs.pop(job.id, None)
             self._outages_drop(follower_id)

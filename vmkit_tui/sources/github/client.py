@@ -129,9 +129,19 @@ class GitHubClient(ApiSession):
         reply = await self._get(url, {"exclude_pull_requests": "true"})
         return _parse(reply, WorkflowRun.from_api, [reply.body])[0]
 
-    async def list_jobs(self, repo: str, run_id: int) -> list[Job]:
-        """Jobs of the run's latest attempt, with their steps (live progress while it runs)."""
-        url = self._repo_url(repo, f"actions/runs/{_id(run_id)}/jobs")
+    async def get_run_attempt(self, repo: str, run_id: int, attempt: int) -> WorkflowRun:
+        """The run as it was in one attempt (a re-run replaces what `get_run` shows)."""
+        url = self._repo_url(repo, f"actions/runs/{_id(run_id)}/attempts/{_id(attempt)}")
+        reply = await self._get(url, {"exclude_pull_requests": "true"})
+        return _parse(reply, WorkflowRun.from_api, [reply.body])[0]
+
+    async def list_jobs(self, repo: str, run_id: int, attempt: int | None = None) -> list[Job]:
+        """Jobs of one attempt of the run (None: its latest), with their steps (live progress
+        while it runs). A re-run's jobs are new jobs: each attempt has its own."""
+        where = f"actions/runs/{_id(run_id)}"
+        if attempt is not None:
+            where += f"/attempts/{_id(attempt)}"
+        url = self._repo_url(repo, f"{where}/jobs")
         return await self._collect(url, {"per_page": 100}, "jobs", 10, Job.from_api)
 
     async def job_log(self, repo: str, job_id: int) -> JobLog | None:

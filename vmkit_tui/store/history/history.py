@@ -102,6 +102,16 @@ class CreateResult(NamedTuple):
     created: bool  # False: the deploy (or one for the same GitHub run) was already recorded
 
 
+def _is_rerun(events: Sequence[NewEvent]) -> bool:
+    """A re-run of a recorded GitHub run is a deploy of its own: its CREATED event names an
+    attempt after the first, and its deterministic id (`event_ids.rerun_deploy_id`), not its
+    run id, keeps it from being recorded twice."""
+    return any(
+        event.kind is EventKind.CREATED and event.data.get("run_attempt", 1) != 1
+        for event in events
+    )
+
+
 class _Batch:
     """The changes of one `apply`, laid over the snapshot read under the lock."""
 
@@ -126,7 +136,7 @@ class _Batch:
     def create(self, deploy: Deploy, events: Sequence[NewEvent]) -> str:
         if self.deploy(deploy.id) is not None:
             return deploy.id
-        if deploy.run_id is not None:
+        if deploy.run_id is not None and not _is_rerun(events):
             holder = self.run_holder(deploy.repo, deploy.run_id)
             if holder is not None:
                 self.duplicates.add(deploy.id)
