@@ -3,6 +3,7 @@ connections themselves are tested against real sshd in tests/integration/)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,8 @@ def test_the_service_connects_with_the_configs_ssh_settings(tmp_path: Path) -> N
     given = DeployService(
         config, AsyncHistory(History(tmp_path / "h.json")), tmp_path, ssh_options=hermetic
     )
-    assert given.ssh_options() is hermetic
+    shown = given.ssh_options()  # the given options, with the command log attached
+    assert replace(shown, calls=hermetic.calls) == hermetic and shown.calls is given.calls
 
 
 def test_route_adds_the_configs_known_hosts_after_vmkits_own(tmp_path: Path) -> None:
