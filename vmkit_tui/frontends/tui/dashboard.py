@@ -389,7 +389,7 @@ class Dashboard(App[None]):
     def _clock(self) -> None:
         """Once a second: the deploys' ages and running times, where their text changed (most
         seconds none does, and nothing is repainted)."""
-        if self.screen_stack:
+        if self.screen_stack and self.screen is self.main:  # not under help or a dialog
             self.main.query_one(DeploysTable).tick()
 
     # --- cursors -------------------------------------------------------------------------------

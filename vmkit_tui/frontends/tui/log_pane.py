@@ -57,6 +57,7 @@ class LogPane(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.deploy_id: str | None = None
+        self._status = Text()  # the status line as last shown
 
     def compose(self) -> ComposeResult:
         yield Static(id="log-diagnosis", markup=False)
@@ -71,6 +72,8 @@ class LogPane(Vertical):
     def on_mount(self) -> None:
         self.query_one("#log-search", Input).display = False
         self.query_one("#log-diagnosis").display = False
+        for state in ("shown_rows", "pending", "filtered_upto"):
+            self.watch(self.lines, state, self._update_status, init=False)
         self._update_status()
 
     def show_diagnosis(self, diagnosis: Diagnosis | None) -> None:
@@ -147,8 +150,7 @@ class LogPane(Vertical):
         self._update_status()
 
     @on(LogLines.FollowChanged)
-    @on(LogLines.Grew)
-    def _lines_changed(self) -> None:
+    def _follow_changed(self) -> None:
         self._update_status()
 
     def watch_search_term(self) -> None:
@@ -172,5 +174,8 @@ class LogPane(Vertical):
         if self.search_term:
             text.append(" · /")
             text.append(self.search_term)
+        if text == self._status:
+            return  # unchanged: no repaint
+        self._status = text
         # One line high (styles): no layout pass, which would repaint every pane at each new line
         self.query_one("#log-status", Static).update(text, layout=False)
