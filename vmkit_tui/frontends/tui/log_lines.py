@@ -2,9 +2,10 @@
 
 Only the line index lives in memory (in the spool reader); a line is read from disk when it
 scrolls into view and its rendered strip is kept in a small LRU cache. New lines are picked up
-at most 4 times a second however fast they arrive (a timer set by the first new line, none
-while nothing arrives), so a flood of a million lines costs a handful of refreshes, not a million,
-and none while help or a dialog covers the view (it catches up when they close).
+at once after a quiet spell, then at most twice a second however fast they arrive (a timer set
+by the first new line, none while nothing arrives), so a flood of a million lines costs a
+handful of refreshes, not a million, and none while help or a dialog covers the view (it
+catches up when they close).
 A growing log changes only this view's scrollable size: that never needs a screen-wide layout
 (the view's own size is set by the panes, not by its content), so none is done; only this view
 and its scrollbar are repainted, and only when the rows on screen changed.
@@ -18,6 +19,7 @@ from array import array
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from time import monotonic
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from rich.segment import Segment
@@ -40,9 +42,10 @@ from vmkit_tui.sources.ssh.vm_log import proxy_summary
 MAX_RENDER_CHARS = 2_000  # a 1 MB line is shown cut, with a marker, never laid out whole
 STRIP_CACHE_SIZE = 2_000
 WIDE_LABELS = 100  # columns from which each line is labelled source@host, not just source
-# s: at most 4 refreshes a second while lines pour in. Each costs a frame (~5 ms: every pane is
-# composited again); at 10 a second a 20 lines/s log alone kept the dashboard near 5 % of a core.
-REFRESH_INTERVAL = 0.25
+# s: at most 2 refreshes a second while lines pour in. Each is a frame in which every pane is
+# composited again: at 10 a second a 20 lines/s log alone kept the dashboard near 5 % of a core.
+REFRESH_INTERVAL = 0.5
+FIRST_DELAY = 0.05  # s: a line after a quiet spell shows this soon (a burst is taken in whole)
 FILTER_INLINE = 2_000  # new lines filtered on the UI thread; more go to the filter worker
 FILTER_FIRST = 1_000  # lines in the filter worker's first chunk (the first screenful, soon)
 FILTER_CHUNK = 65_536  # lines per chunk after that
@@ -141,6 +144,7 @@ class LogLines(ScrollView, can_focus=True):
         self._strips: OrderedDict[tuple[int, int], Strip] = OrderedDict()
         self._dirty = False
         self._tick_timer: Timer | None = None
+        self._last_tick = 0.0  # monotonic time of the last timer tick
         self._width = 0
         self._highlight: str = ""
         self._match_row: int | None = None
@@ -200,10 +204,12 @@ class LogLines(ScrollView, can_focus=True):
         """New lines exist on disk; picked up by the next tick (coalesced)."""
         self._dirty = True
         if self._tick_timer is None:
-            self._tick_timer = self.set_timer(REFRESH_INTERVAL, self._timer_tick)
+            wait = max(FIRST_DELAY, self._last_tick + REFRESH_INTERVAL - monotonic())
+            self._tick_timer = self.set_timer(wait, self._timer_tick)
 
     def _timer_tick(self) -> None:
         self._tick_timer = None
+        self._last_tick = monotonic()
         if self.screen.is_active:  # under help or a dialog: caught up when they close
             self._tick()
 
