@@ -133,3 +133,17 @@ def test_a_copied_reader_outlives_the_original(tmp_path: Path) -> None:
     assert [r.text for r in twin.lines(0, 100)] == [r.text for r in records]
     assert twin.search("line 98") == 98
     twin.close()
+
+
+async def test_focus_changes_leave_no_footer_keys_behind(tmp_path: Path) -> None:
+    """Every focus change recomposes the footer: the keys it replaces must not stay alive."""
+    app = make_app(build_sample(tmp_path))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        await pilot.pause()
+        shown = len(app.screen.query(FooterKey))
+        for _ in range(20):
+            await pilot.press("tab")  # through the four panes, five times
+        await pilot.pause()
+        assert len(app.screen.query(FooterKey)) == shown
+        assert footer_keys() == shown

@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 from textual.worker import Worker, WorkerState
 
 from vmkit_tui.domain.models import DeployRecord, Status, Trigger, utcnow
@@ -36,6 +36,7 @@ from vmkit_tui.domain.updates import (
 from vmkit_tui.frontends.present import clean
 from vmkit_tui.frontends.tui.corrupt import CorruptHistoryScreen
 from vmkit_tui.frontends.tui.details import DeployDetails
+from vmkit_tui.frontends.tui.footer import KeysFooter
 from vmkit_tui.frontends.tui.log_pane import LogPane
 from vmkit_tui.frontends.tui.tables import (
     DeploysTable,
@@ -126,7 +127,7 @@ class Dashboard(App[None]):
                     yield Static(id="problems", markup=False)
                     yield DeployDetails(id="details")
                 yield LogPane(id="log")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.main.query_one("#repos").border_title = "Repos"
@@ -277,7 +278,7 @@ class Dashboard(App[None]):
 
     def _refresh_actions(self) -> None:
         """Refresh the footer only when the set of possible actions changed: each call makes
-        Textual's Footer rebuild its keys, and Textual 8.2.8 keeps the old ones alive."""
+        Textual's Footer rebuild all its keys."""
         actions = tuple(self.check_action(action, ()) for action in self.RECORD_ACTIONS)
         if actions != self._actions:
             self._actions = actions
