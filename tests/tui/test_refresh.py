@@ -1,13 +1,13 @@
-"""How the log view keeps up with new lines: no screen-wide layout, one frame per refresh
-(rows and status line together), and no repaint while help covers it."""
+"""How the log view keeps up with new lines: no screen-wide layout, the status line painted in
+the same frame as the rows, and no repaint while help covers it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from textual.pilot import Pilot
+from textual.app import App
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -17,33 +17,39 @@ from vmkit_tui.frontends.tui.log_lines import LogLines
 from vmkit_tui.store.spool import LogRecord, SpoolWriter
 
 
-def counting(calls: list[str], name: str, method: Callable[..., object]) -> Callable[..., object]:
-    def counted(*args: object, **kwargs: object) -> object:
-        calls.append(name)
-        return method(*args, **kwargs)
-
-    return counted
-
-
-async def grow(pilot: Pilot, data_dir: Path, deploy_id: str, count: int) -> None:
+async def grow(app: App[Any], data_dir: Path, deploy_id: str, count: int) -> None:
     """`count` more lines in the deploy's spool, announced as tracking announces them."""
     with SpoolWriter.for_deploy(data_dir, deploy_id) as spool:
         spool.append_many(
             LogRecord(NOW, "203.0.113.10", "vmkit-agent", f"tick {n}") for n in range(count)
         )
-    pilot.app.query_one(LogLines).lines_grew()
+    app.query_one(LogLines).lines_grew()
 
 
-def status(pilot: Pilot) -> str:
-    return str(pilot.app.query_one("#log-status", Static).content)
+def status(app: App[Any]) -> str:
+    return str(app.query_one("#log-status", Static).content)
 
 
-async def test_new_lines_while_following_need_no_layout_and_one_frame(
+async def test_new_lines_while_following_need_no_layout_and_no_frame_of_their_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
-    for name in ("_refresh_layout", "_compositor_refresh"):
-        monkeypatch.setattr(Screen, name, counting(calls, name, getattr(Screen, name)))
+    """No screen-wide layout; and every frame painted shows the status line of the rows it
+    paints (the status is not left to a later frame of its own)."""
+    layouts: list[str] = []
+    frames: list[bool] = []  # per frame: the status line counts the rows taken in
+    refresh_layout, compositor_refresh = Screen._refresh_layout, Screen._compositor_refresh
+
+    def counted_layout(screen: Screen[object], *args: object, **kwargs: object) -> None:
+        layouts.append("layout")
+        refresh_layout(screen, *args, **kwargs)  # type: ignore[arg-type]
+
+    def counted_frame(screen: Screen[object]) -> None:
+        lines = screen.app.query_one(LogLines)
+        frames.append(f"{lines.row_count:,} lines" in status(screen.app))
+        compositor_refresh(screen)
+
+    monkeypatch.setattr(Screen, "_refresh_layout", counted_layout)
+    monkeypatch.setattr(Screen, "_compositor_refresh", counted_frame)
     sample = build_sample(tmp_path)
     deploy = sample.ids["d5"]
     app = make_app(sample)
@@ -52,20 +58,23 @@ async def test_new_lines_while_following_need_no_layout_and_one_frame(
         await pilot.press("enter", "enter")  # production's running deploy, its log following
         lines = app.query_one(LogLines)
         await wait_for(pilot, lambda: lines.row_count > 0 and app.deploy_id == deploy, "its log")
-        await grow(pilot, sample.data_dir, deploy, 50)  # more than a screenful: it scrolls
+        await grow(app, sample.data_dir, deploy, 50)  # more than a screenful: it scrolls
         total = lines.row_count + 50
-        await wait_for(pilot, lambda: f"{total:,} lines" in status(pilot), "the log grown")
+        await wait_for(pilot, lambda: f"{total:,} lines" in status(app), "the log grown")
         await pilot.pause()
-        calls.clear()
+        layouts.clear()
+        frames.clear()
         for _ in range(3):
-            await grow(pilot, sample.data_dir, deploy, 7)
+            await grow(app, sample.data_dir, deploy, 7)
             total += 7
-            await wait_for(pilot, lambda n=total: f"{n:,} lines" in status(pilot), "the new lines")
+            shown = f"{total:,} lines"
+            await wait_for(pilot, lambda: shown in status(app), "the new lines")  # noqa: B023
             await wait_for(pilot, lambda: lines.scroll_y == lines.max_scroll_y > 0, "the end")
         await pilot.pause()
-        assert "_refresh_layout" not in calls
-        assert calls.count("_compositor_refresh") == 3  # rows, scrollbar, status: one frame
-        assert lines.line_at_row(int(lines.scroll_y) + lines.size.height - 1).text == "tick 6"  # type: ignore[union-attr]
+        assert layouts == []
+        assert frames and all(frames)
+        last = lines.line_at_row(int(lines.scroll_y) + lines.size.height - 1)
+        assert last is not None and last.text == "tick 6"
 
 
 async def test_no_repaint_under_help_and_caught_up_after(tmp_path: Path) -> None:
@@ -80,9 +89,9 @@ async def test_no_repaint_under_help_and_caught_up_after(tmp_path: Path) -> None
         before = lines.shown_rows
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: not app.main.is_active, "help open")
-        await grow(pilot, sample.data_dir, deploy, 5)
+        await grow(app, sample.data_dir, deploy, 5)
         await wait_for(pilot, lambda: lines._tick_timer is None, "the refresh timer fired")
         assert lines.shown_rows == before  # not taken in under help
         await pilot.press("escape")
         await wait_for(pilot, lambda: lines.shown_rows == before + 5, "caught up after help")
-        assert f"{before + 5:,} lines" in status(pilot)
+        assert f"{before + 5:,} lines" in status(app)
