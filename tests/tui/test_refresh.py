@@ -3,6 +3,7 @@ the same frame as the rows, and no repaint while help covers it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from textual.widgets import Static
 from tests.tui.factory import NOW, build_sample, make_app
 from tests.tui.test_pilot import loaded, wait_for
 from vmkit_tui.frontends.tui.log_lines import LogLines
+from vmkit_tui.frontends.tui.tables import TOOK, WHEN, DeploysTable
 from vmkit_tui.store.spool import LogRecord, SpoolWriter
 
 
@@ -95,3 +97,24 @@ async def test_no_repaint_under_help_and_caught_up_after(tmp_path: Path) -> None
         await pilot.press("escape")
         await wait_for(pilot, lambda: lines.shown_rows == before + 5, "caught up after help")
         assert f"{before + 5:,} lines" in status(app)
+
+
+async def test_the_clock_updates_ages_and_running_times_only(tmp_path: Path) -> None:
+    sample = build_sample(tmp_path)
+    moment = [NOW]
+    app = make_app(sample, now=lambda: moment[0])
+    async with app.run_test(size=(120, 36)) as pilot:  # all deploy columns shown
+        await loaded(pilot)
+        await pilot.press("enter", "enter")  # production: the running deploy first
+        table = app.query_one(DeploysTable)
+        running = table.get_row(sample.ids["d5"])
+        assert running[0].plain == "● running"
+        moment[0] += timedelta(minutes=90)
+        table.tick()
+        await pilot.pause()
+        later = table.get_row(sample.ids["d5"])
+        assert later[WHEN].plain != running[WHEN].plain  # older
+        assert later[TOOK].plain != running[TOOK].plain  # running 90 minutes longer
+        assert [c.plain for n, c in enumerate(later) if n not in (WHEN, TOOK)] == [
+            c.plain for n, c in enumerate(running) if n not in (WHEN, TOOK)
+        ]
