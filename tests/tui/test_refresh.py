@@ -118,3 +118,28 @@ async def test_the_clock_updates_ages_and_running_times_only(tmp_path: Path) -> 
         assert [c.plain for n, c in enumerate(later) if n not in (WHEN, TOOK)] == [
             c.plain for n, c in enumerate(running) if n not in (WHEN, TOOK)
         ]
+
+
+async def test_a_key_up_while_following_stops_following_before_new_lines(tmp_path: Path) -> None:
+    """`k` scrolls up with an animation: following must stop at the key, not after the move,
+    or the next refresh scrolls back to the end over it."""
+    sample = build_sample(tmp_path)
+    deploy = sample.ids["d5"]
+    app = make_app(sample)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter", "enter", "l")
+        lines = app.query_one(LogLines)
+        await wait_for(pilot, lambda: lines.row_count > 0 and app.deploy_id == deploy, "its log")
+        rows = lines.row_count + 50
+        await grow(app, sample.data_dir, deploy, 50)
+        await wait_for(pilot, lambda: lines.shown_rows == rows, "the lines taken in")
+        await wait_for(pilot, lambda: lines.scroll_y == lines.max_scroll_y > 0, "at the end")
+        assert lines.follow
+        rows += 5
+        lines.action_scroll_up()  # as `k` does, without waiting for the animation
+        await grow(app, sample.data_dir, deploy, 5)
+        await wait_for(pilot, lambda: lines.shown_rows == rows, "the new lines taken in")
+        await pilot.pause()
+        assert not lines.follow
+        assert lines.scroll_y < lines.max_scroll_y - 5

@@ -337,8 +337,10 @@ class LogLines(ScrollView, can_focus=True):
         self.post_message(self.FollowChanged(follow))
 
     def _user_scrolled(self) -> None:
-        """Any upward move stops following, so new lines never yank the view away."""
-        if self.follow and self.scroll_y < self.max_scroll_y:
+        """Any upward move stops following, so new lines never yank the view away. The target,
+        not the position: an animated move has not begun yet, and the next refresh would
+        otherwise scroll back to the end over it."""
+        if self.follow and self.scroll_target_y < self.max_scroll_y:
             self.follow = False
 
     def action_scroll_up(self) -> None:
