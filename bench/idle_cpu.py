@@ -185,7 +185,10 @@ def measure_streaming(
         cpu = cpu_percent(process, seconds)
         if help_open:
             tmux.keys(name, "Escape")
-        grew = log_lines(tmux.wait_for(name, LINES.search, "the log pane")) - first
+        # the log pane does not repaint under help: it catches up once help is closed
+        grew = (
+            log_lines(tmux.wait_for(name, lambda s: log_lines(s) > first, "the log grown")) - first
+        )
         if spy is not None:
             spy.wait(60)
         status = sandbox.get(f"/repos/{repo}/actions/runs/{run['id']}")["status"]

@@ -151,3 +151,17 @@ async def test_updates_arriving_while_the_panes_are_gone_are_dropped(tmp_path: P
         app._clock()
         await pilot.pause()
         assert app.is_running
+
+
+async def test_focus_changes_leave_no_footer_keys_behind(tmp_path: Path) -> None:
+    """Every focus change recomposes the footer: the keys it replaces must not stay alive."""
+    app = make_app(build_sample(tmp_path))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        await pilot.pause()
+        shown = len(app.screen.query(FooterKey))
+        for _ in range(20):
+            await pilot.press("tab")  # through the four panes, five times
+        await pilot.pause()
+        assert len(app.screen.query(FooterKey)) == shown
+        assert footer_keys() == shown

@@ -18,7 +18,7 @@ from vmkit_tui.store.spool import LogRecord, SpoolWriter
 
 __all__ = ["FLUSH_INTERVAL", "SpoolLog"]
 
-FLUSH_INTERVAL = 0.05  # seconds between spool writes (and LogGrew updates) of one deploy
+FLUSH_INTERVAL = 0.25  # seconds between spool writes (and LogGrew updates) of one deploy
 
 
 class SpoolLog:

@@ -336,7 +336,7 @@ class Dashboard(App[None]):
 
     def _refresh_actions(self) -> None:
         """Refresh the footer only when the set of possible actions changed: each call makes
-        Textual's Footer rebuild its keys, and Textual 8.2.8 keeps the old ones alive."""
+        Textual's Footer rebuild all its keys."""
         actions = tuple(self.check_action(action, ()) for action in self.RECORD_ACTIONS)
         if actions != self._actions:
             self._actions = actions
@@ -456,7 +456,7 @@ class Dashboard(App[None]):
     def _clock(self) -> None:
         """Once a second: the deploys' ages and running times, where their text changed (most
         seconds none does, and nothing is repainted)."""
-        if not self._panes_gone:
+        if not self._panes_gone and self.screen is self.main:  # not under help or a dialog
             self.main.query_one(DeploysTable).tick()
 
     # --- cursors -------------------------------------------------------------------------------

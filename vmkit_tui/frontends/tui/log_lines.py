@@ -2,8 +2,13 @@
 
 Only the line index lives in memory (in the spool reader); a line is read from disk when it
 scrolls into view and its rendered strip is kept in a small LRU cache. New lines are picked up
-at most ~20 times a second however fast they arrive (a timer set by the first new line, none
-while nothing arrives), so a flood of a million lines costs a handful of refreshes, not a million.
+at once after a quiet spell, then at most twice a second however fast they arrive (a timer set
+by the first new line, none while nothing arrives), so a flood of a million lines costs a
+handful of refreshes, not a million, and none while help or a dialog covers the view (it
+catches up when they close).
+A growing log changes only this view's scrollable size: that never needs a screen-wide layout
+(the view's own size is set by the panes, not by its content), so none is done; only this view
+and its scrollbar are repainted, and only when the rows on screen changed.
 Filtering (a source, folded groups) and search walk the spool in a worker thread, on a reader of
 their own, so keys keep answering whatever the log's size.
 """
@@ -14,6 +19,7 @@ from array import array
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from time import monotonic
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from rich.segment import Segment
@@ -22,7 +28,7 @@ from textual import work
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
@@ -37,7 +43,10 @@ from vmkit_tui.sources.ssh.vm_log import proxy_summary
 MAX_RENDER_CHARS = 2_000  # a 1 MB line is shown cut, with a marker, never laid out whole
 STRIP_CACHE_SIZE = 2_000
 LABEL_WIDTH = 11  # the longest source name (kamal-proxy, vmkit-agent)
-REFRESH_INTERVAL = 0.05  # s: at most 20 refreshes a second while lines pour in
+# s: at most 2 refreshes a second while lines pour in. Each is a frame in which every pane is
+# composited again: at 10 a second a 20 lines/s log alone kept the dashboard near 5 % of a core.
+REFRESH_INTERVAL = 0.5
+FIRST_DELAY = 0.05  # s: a line after a quiet spell shows this soon (a burst is taken in whole)
 FILTER_INLINE = 2_000  # new lines filtered on the UI thread; more go to the filter worker
 FILTER_FIRST = 1_000  # lines in the filter worker's first chunk (the first screenful, soon)
 FILTER_CHUNK = 65_536  # lines per chunk after that
@@ -98,20 +107,18 @@ class LogLines(ScrollView, can_focus=True):
         Binding("pageup", "page_up", "Page up", show=False),
     ]
 
-    follow: reactive[bool] = reactive(True)
+    # Plain state (no repaint of their own): the log pane watches them for its status line,
+    # synchronously, so the status is repainted in the same frame as the rows.
+    follow: var[bool] = var(True)
     folded = False  # render ##[group] headers as folded sections
-    pending: reactive[int] = reactive(0)  # lines that arrived while not following
+    pending: var[int] = var(0)  # lines that arrived while not following
+    shown_rows: var[int] = var(0)  # rows taken in at the last tick
+    filtered_upto: var[int] = var(0)  # spool lines the filter looked at
 
     class FollowChanged(Message):
         def __init__(self, follow: bool) -> None:
             super().__init__()
             self.follow = follow
-
-    class Grew(Message):
-        """Rows were added (posted at most once per refresh tick)."""
-
-        def can_replace(self, message: Message) -> bool:
-            return isinstance(message, LogLines.Grew)
 
     class Filtered(Message):
         """The filter worker's next rows: spool lines up to `upto` looked at, `rows` kept."""
@@ -137,13 +144,12 @@ class LogLines(ScrollView, can_focus=True):
         self._source: LineSource | None = None
         self._rows: array[int] | None = None  # view row → spool line, when filtered
         self._row_filter: Callable[[LogLine], bool] | None = None
-        self._filtered_upto = 0
         self._filter_generation = 0  # bumped by every new filter or source: stale chunks drop
         self._filter_total = 0  # the worker filters up to here (0: no worker running)
         self._strips: OrderedDict[tuple[int, int], Strip] = OrderedDict()
         self._dirty = False
         self._tick_timer: Timer | None = None
-        self._shown_rows = 0  # rows laid out at the last tick
+        self._last_tick = 0.0  # monotonic time of the last timer tick
         self._width = 0
         self.search_state = SearchState()
         self._search_generation = 0  # results of an older search (or deploy, or view) are moot
@@ -166,10 +172,10 @@ class LogLines(ScrollView, can_focus=True):
         if self._source is not None and self._source is not source:
             self._source.close()
         self._source = source
-        self._shown_rows = 0
+        self.shown_rows = 0
         self._rows = None
         self._row_filter = None
-        self._filtered_upto = 0
+        self.filtered_upto = 0
         self._strips.clear()
         self._width = 0
         self.clear_search()
@@ -210,8 +216,8 @@ class LogLines(ScrollView, can_focus=True):
         self._stop_filter()
         self._row_filter = keep
         self._rows = array("L") if keep else None
-        self._filtered_upto = 0
-        self._shown_rows = 0
+        self.filtered_upto = 0
+        self.shown_rows = 0
         self._strips.clear()
         self._match_row = None
         self._dirty = True
@@ -221,22 +227,32 @@ class LogLines(ScrollView, can_focus=True):
             self.scroll_end(animate=False)
         self._recount_search()
 
+    def on_mount(self) -> None:
+        self.app.screen_change_signal.subscribe(self, self._screen_changed)
+
     def lines_grew(self) -> None:
         """New lines exist on disk; picked up by the next tick (coalesced)."""
         self._dirty = True
         if self._tick_timer is None:
-            self._tick_timer = self.set_timer(REFRESH_INTERVAL, self._timer_tick)
+            wait = max(FIRST_DELAY, self._last_tick + REFRESH_INTERVAL - monotonic())
+            self._tick_timer = self.set_timer(wait, self._timer_tick)
 
     def _timer_tick(self) -> None:
         self._tick_timer = None
-        self._tick()
+        self._last_tick = monotonic()
+        if self.screen.is_active:  # under help or a dialog: caught up when they close
+            self._tick()
+
+    def _screen_changed(self, screen: object) -> None:
+        if screen is self.screen and self._dirty:
+            self.lines_grew()
 
     @property
     def filter_progress(self) -> float | None:
         """How far the filter worker got (0..1), or None when it is not running."""
         if not self._filter_total:
             return None
-        return self._filtered_upto / self._filter_total
+        return self.filtered_upto / self._filter_total
 
     @property
     def row_count(self) -> int:
@@ -264,30 +280,42 @@ class LogLines(ScrollView, can_focus=True):
         if self._source is not None:
             self._source.refresh()
             self._extend_filter()
-        before, after = self._shown_rows, self.row_count
-        self._shown_rows = after
-        self.virtual_size = Size(max(self._width, self.scrollable_content_region.width), after)
+        before, after = self.shown_rows, self.row_count
+        region = self.scrollable_content_region
+        if min(before, after) < int(self.scroll_y) + region.height:
+            self.refresh()  # rows on screen came, went or changed (a new filter or spool)
+        self._set_virtual_size(Size(self._width, after))
         if after != before:
             if self.follow:
-                # After the refresh: the new virtual size must be laid out before it can scroll.
-                self.scroll_end(animate=False)
+                self.scroll_end(animate=False, immediate=True)  # a scroll repaints the view
             elif new:
                 self.pending += max(0, after - before)
-            self.post_message(self.Grew())
-        self.refresh()
+        self.shown_rows = after
+
+    def _fit_width(self) -> None:
+        self._set_virtual_size(Size(self._width, self.shown_rows))
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """The scrollable size, without the screen-wide layout that assigning `virtual_size`
+        asks for: this view's region does not depend on it. Textual's own path for a size that
+        needs no layout (`Widget._size_updated(layout=False)`, `OptionList`): set the reactive
+        quietly, then update the scrollbars (a layout follows only if one appears or goes)."""
+        if size != self.virtual_size:
+            self.set_reactive(ScrollView.virtual_size, size)
+            self._scroll_update(size)
 
     def _extend_filter(self) -> None:
         """Filter the lines not looked at yet: a few here, many in the worker."""
         source, keep, rows = self._source, self._row_filter, self._rows
         if rows is None or source is None or keep is None or self._filter_total:
             return
-        start, total = self._filtered_upto, len(source)
+        start, total = self.filtered_upto, len(source)
         if total - start > FILTER_INLINE:
             self._filter_total = total
             self._filter_worker(source.copy(), keep, start, total, self._filter_generation)
             return
         rows.extend(start + n for n, line in enumerate(source.lines(start, total)) if keep(line))
-        self._filtered_upto = total
+        self.filtered_upto = total
 
     def _stop_filter(self) -> None:
         self._filter_generation += 1
@@ -324,12 +352,11 @@ class LogLines(ScrollView, can_focus=True):
         if message.generation != self._filter_generation or self._rows is None:
             return  # a chunk of a filter (or a spool) since replaced
         self._rows.extend(message.rows)
-        self._filtered_upto = message.upto
         if message.upto >= self._filter_total:
             self._filter_total = 0  # done: lines that came meanwhile are picked up next
+        self.filtered_upto = message.upto  # after the total: the status shows the progress
         self._dirty = True
         self._tick(new=False)
-        self.post_message(self.Grew())  # the progress shown moved on
 
     # --- follow --------------------------------------------------------------------------------
 
@@ -340,8 +367,10 @@ class LogLines(ScrollView, can_focus=True):
         self.post_message(self.FollowChanged(follow))
 
     def _user_scrolled(self) -> None:
-        """Any upward move stops following, so new lines never yank the view away."""
-        if self.follow and self.scroll_y < self.max_scroll_y:
+        """Any upward move stops following, so new lines never yank the view away. The target,
+        not the position: an animated move has not begun yet, and the next refresh would
+        otherwise scroll back to the end over it."""
+        if self.follow and self.scroll_target_y < self.max_scroll_y:
             self.follow = False
 
     def action_scroll_up(self) -> None:
@@ -404,7 +433,7 @@ class LogLines(ScrollView, can_focus=True):
         self.refresh()
         state, source = self.search_state, self._source
         filtered = self._rows is not None
-        stop = self._filtered_upto if filtered else self.row_count
+        stop = self.filtered_upto if filtered else self.row_count
         if source is None:
             self.post_message(self.SearchResult(self._search_generation, [], 0, step))
             return
@@ -472,7 +501,8 @@ class LogLines(ScrollView, can_focus=True):
                 self._strips.popitem(last=False)
             if strip.cell_length > self._width:
                 self._width = strip.cell_length
-                self.virtual_size = Size(self._width, self.row_count)
+                # After this frame: a scrollbar that comes would move the rows being rendered
+                self.call_later(self._fit_width)
         if row == self._match_row:  # the mark runs the full width
             base += self.get_component_rich_style("loglines--cursor")
         return strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(scroll_x, row)

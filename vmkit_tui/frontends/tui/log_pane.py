@@ -59,6 +59,7 @@ class LogPane(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.deploy_id: str | None = None
+        self._status = Text()  # the status line as last shown
 
     def compose(self) -> ComposeResult:
         yield DiagnosisBanner(id="log-diagnosis")
@@ -79,6 +80,8 @@ class LogPane(Vertical):
     def on_mount(self) -> None:
         self.query_one("#log-search", Input).display = False
         self.query_one("#log-diagnosis").display = False
+        for state in ("shown_rows", "pending", "filtered_upto"):
+            self.watch(self.lines, state, self._update_status, init=False)
         self._update_status()
 
     def show_diagnosis(self, diagnosis: Diagnosis | None) -> None:
@@ -150,8 +153,7 @@ class LogPane(Vertical):
         self._update_status()
 
     @on(LogLines.FollowChanged)
-    @on(LogLines.Grew)
-    def _lines_changed(self) -> None:
+    def _follow_changed(self) -> None:
         self._update_status()
 
     def _update_status(self) -> None:
@@ -174,5 +176,8 @@ class LogPane(Vertical):
             text.append(" · /")
             text.append(sanitise(search.term))
             text.append(f" {search.label()}")
+        if text == self._status:
+            return  # unchanged: no repaint
+        self._status = text
         # One line high (styles): no layout pass, which would repaint every pane at each new line
         self.query_one("#log-status", Static).update(text, layout=False)

@@ -279,6 +279,9 @@ class EnvironmentsTable(NavTable):
         self.set_rows(rows)
 
 
+WHEN, TOOK = 5, 6  # the deploys' columns that change with the clock
+
+
 class DeploysTable(NavTable):
     COMPONENT_CLASSES: ClassVar[set[str]] = STATUS_CLASSES
 
@@ -305,9 +308,19 @@ class DeploysTable(NavTable):
 
     def tick(self) -> None:
         """The clock moved: cells that show ages or running times get their new text (only
-        those whose text changed are updated; nothing in the table animates)."""
-        if self._records:
-            self.set_rows([(r.id, self._cells(r)) for r in self._records])
+        those whose text changed are updated; nothing in the table animates). Only those two
+        columns are recomputed: the others (a record's title walks its events) cannot change."""
+        if not self._records:
+            return
+        rows = []
+        for record, (key, cells) in zip(self._records, self._rows, strict=True):
+            now = list(cells)
+            now[WHEN], now[TOOK] = self._when(record), Text(self._took(record))
+            rows.append((key, now))
+        self.set_rows(rows)
+
+    def _when(self, record: DeployRecord) -> Text:
+        return Text(format_age(self._now() - record.deploy.created_at), no_wrap=True)
 
     def _took(self, record: DeployRecord) -> str:
         duration = record.duration
@@ -337,7 +350,7 @@ class DeploysTable(NavTable):
             Text(clip(title, 200), no_wrap=True),
             Text(deploy.triggered_by.value),
             Text(clip(deploy.actor, 16), no_wrap=True),
-            Text(format_age(self._now() - deploy.created_at), no_wrap=True),
+            self._when(record),
             Text(self._took(record)),
             note,
         ]

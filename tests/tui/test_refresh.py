@@ -1,0 +1,145 @@
+"""How the log view keeps up with new lines: no screen-wide layout, the status line painted in
+the same frame as the rows, and no repaint while help covers it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.app import App
+from textual.screen import Screen
+from textual.widgets import Static
+
+from tests.tui.factory import NOW, build_sample, make_app
+from tests.tui.test_pilot import loaded, wait_for
+from vmkit_tui.frontends.tui.log_lines import LogLines
+from vmkit_tui.frontends.tui.tables import TOOK, WHEN, DeploysTable
+from vmkit_tui.store.spool import LogRecord, SpoolWriter
+
+
+async def grow(app: App[Any], data_dir: Path, deploy_id: str, count: int) -> None:
+    """`count` more lines in the deploy's spool, announced as tracking announces them."""
+    with SpoolWriter.for_deploy(data_dir, deploy_id) as spool:
+        spool.append_many(
+            LogRecord(NOW, "203.0.113.10", "vmkit-agent", f"tick {n}") for n in range(count)
+        )
+    app.query_one(LogLines).lines_grew()
+
+
+def status(app: App[Any]) -> str:
+    return str(app.query_one("#log-status", Static).content)
+
+
+async def test_new_lines_while_following_need_no_layout_and_no_frame_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No screen-wide layout; and every frame painted shows the status line of the rows it
+    paints (the status is not left to a later frame of its own)."""
+    layouts: list[str] = []
+    frames: list[bool] = []  # per frame: the status line counts the rows taken in
+    refresh_layout, compositor_refresh = Screen._refresh_layout, Screen._compositor_refresh
+
+    def counted_layout(screen: Screen[object], *args: object, **kwargs: object) -> None:
+        layouts.append("layout")
+        refresh_layout(screen, *args, **kwargs)  # type: ignore[arg-type]
+
+    def counted_frame(screen: Screen[object]) -> None:
+        lines = screen.app.query_one(LogLines)
+        frames.append(f"{lines.row_count:,} lines" in status(screen.app))
+        compositor_refresh(screen)
+
+    monkeypatch.setattr(Screen, "_refresh_layout", counted_layout)
+    monkeypatch.setattr(Screen, "_compositor_refresh", counted_frame)
+    sample = build_sample(tmp_path)
+    deploy = sample.ids["d5"]
+    app = make_app(sample)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter", "enter")  # production's running deploy, its log following
+        lines = app.query_one(LogLines)
+        await wait_for(pilot, lambda: lines.row_count > 0 and app.deploy_id == deploy, "its log")
+        await grow(app, sample.data_dir, deploy, 50)  # more than a screenful: it scrolls
+        total = lines.row_count + 50
+        await wait_for(pilot, lambda: f"{total:,} lines" in status(app), "the log grown")
+        await pilot.pause()
+        layouts.clear()
+        frames.clear()
+        for _ in range(3):
+            await grow(app, sample.data_dir, deploy, 7)
+            total += 7
+            shown = f"{total:,} lines"
+            await wait_for(pilot, lambda: shown in status(app), "the new lines")  # noqa: B023
+            await wait_for(pilot, lambda: lines.scroll_y == lines.max_scroll_y > 0, "the end")
+        await pilot.pause()
+        assert layouts == []
+        assert frames and all(frames)
+        last = lines.line_at_row(int(lines.scroll_y) + lines.size.height - 1)
+        assert last is not None and last.text == "tick 6"
+
+
+async def test_no_repaint_under_help_and_caught_up_after(tmp_path: Path) -> None:
+    sample = build_sample(tmp_path)
+    deploy = sample.ids["d5"]
+    app = make_app(sample)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter", "enter")
+        lines = app.query_one(LogLines)
+        await wait_for(pilot, lambda: lines.row_count > 0 and app.deploy_id == deploy, "its log")
+        before = lines.shown_rows
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: not app.main.is_active, "help open")
+        await grow(app, sample.data_dir, deploy, 5)
+        await wait_for(pilot, lambda: lines._tick_timer is None, "the refresh timer fired")
+        assert lines.shown_rows == before  # not taken in under help
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: lines.shown_rows == before + 5, "caught up after help")
+        assert f"{before + 5:,} lines" in status(app)
+
+
+async def test_the_clock_updates_ages_and_running_times_only(tmp_path: Path) -> None:
+    sample = build_sample(tmp_path)
+    moment = [NOW]
+    app = make_app(sample, now=lambda: moment[0])
+    async with app.run_test(size=(120, 36)) as pilot:  # all deploy columns shown
+        await loaded(pilot)
+        await pilot.press("enter", "enter")  # production: the running deploy first
+        table = app.query_one(DeploysTable)
+        running = table.get_row(sample.ids["d5"])
+        assert running[0].plain == "● running"
+        moment[0] += timedelta(minutes=90)
+        table.tick()
+        await pilot.pause()
+        later = table.get_row(sample.ids["d5"])
+        assert later[WHEN].plain != running[WHEN].plain  # older
+        assert later[TOOK].plain != running[TOOK].plain  # running 90 minutes longer
+        assert [c.plain for n, c in enumerate(later) if n not in (WHEN, TOOK)] == [
+            c.plain for n, c in enumerate(running) if n not in (WHEN, TOOK)
+        ]
+
+
+async def test_a_key_up_while_following_stops_following_before_new_lines(tmp_path: Path) -> None:
+    """`k` scrolls up with an animation: following must stop at the key, not after the move,
+    or the next refresh scrolls back to the end over it."""
+    sample = build_sample(tmp_path)
+    deploy = sample.ids["d5"]
+    app = make_app(sample)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter", "enter", "l")
+        lines = app.query_one(LogLines)
+        await wait_for(pilot, lambda: lines.row_count > 0 and app.deploy_id == deploy, "its log")
+        rows = lines.row_count + 50
+        await grow(app, sample.data_dir, deploy, 50)
+        await wait_for(pilot, lambda: lines.shown_rows == rows, "the lines taken in")
+        await wait_for(pilot, lambda: lines.scroll_y == lines.max_scroll_y > 0, "at the end")
+        assert lines.follow
+        rows += 5
+        lines.action_scroll_up()  # as `k` does, without waiting for the animation
+        await grow(app, sample.data_dir, deploy, 5)
+        await wait_for(pilot, lambda: lines.shown_rows == rows, "the new lines taken in")
+        await pilot.pause()
+        assert not lines.follow
+        assert lines.scroll_y < lines.max_scroll_y - 5
