@@ -16,7 +16,7 @@ from textual.widgets import DataTable
 from tests.tui.test_pilot import wait_for
 from vmkit_tui.actions.preflight import default_rollback_target
 from vmkit_tui.config import load_config
-from vmkit_tui.domain.models import EventKind, Status, Trigger
+from vmkit_tui.domain.models import DeployRecord, EventKind, Status, Trigger
 from vmkit_tui.frontends.tui.app import VmkitApp
 from vmkit_tui.frontends.tui.confirm import CancelScreen, RollbackScreen
 from vmkit_tui.sandbox.commands import sandbox_service
@@ -56,21 +56,25 @@ async def open_environment(pilot: Pilot, app: VmkitApp) -> None:
     )
 
 
+async def open_rollback_dialog(pilot: Pilot, app: VmkitApp) -> tuple[DeployRecord, RollbackScreen]:
+    """`r` on the default rollback target, once the dialog has its preflight facts."""
+    await open_environment(pilot, app)
+    target = default_rollback_target(app.overview.deploys[(REPO, ENV)])
+    assert target is not None
+    app.select(REPO, ENV, target.id)
+    await pilot.press("r")
+    screen = app.screen
+    assert isinstance(screen, RollbackScreen)
+    await wait_for(pilot, lambda: screen.checked is not None, "the preflight facts", timeout=20)
+    return target, screen
+
+
 async def test_rollback_from_the_keyboard(sandbox: tuple[SandboxRuntime, DeployService]) -> None:
     runtime, service = sandbox
     app = VmkitApp(service, now=runtime.now, spinners=False)
     try:
         async with app.run_test(size=(150, 45)) as pilot:
-            await open_environment(pilot, app)
-            target = default_rollback_target(app.overview.deploys[(REPO, ENV)])
-            assert target is not None
-            app.select(REPO, ENV, target.id)
-            await pilot.press("r")
-            screen = app.screen
-            assert isinstance(screen, RollbackScreen)
-            await wait_for(
-                pilot, lambda: screen.checked is not None, "the preflight facts", timeout=20
-            )
+            target, screen = await open_rollback_dialog(pilot, app)
             facts = str(screen.query_one("#confirm-facts").render())
             assert target.deploy.sha in facts and "is in GHCR" in facts
             await pilot.press("y")
@@ -176,14 +180,7 @@ async def test_a_second_rollback_is_refused_in_its_dialog(
     app = VmkitApp(service, now=runtime.now, spinners=False)
     try:
         async with app.run_test(size=(150, 45)) as pilot:
-            await open_environment(pilot, app)
-            target = default_rollback_target(app.overview.deploys[(REPO, ENV)])
-            assert target is not None
-            app.select(REPO, ENV, target.id)
-            await pilot.press("r")
-            first = app.screen
-            assert isinstance(first, RollbackScreen)
-            await wait_for(pilot, lambda: first.checked is not None, "the facts", timeout=20)
+            target, _first = await open_rollback_dialog(pilot, app)
             await pilot.press("y")
             await wait_for(
                 pilot,
