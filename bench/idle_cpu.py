@@ -36,6 +36,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bare_app import bare_app
 from tui_driver import (
     PYTHON,
     ROOT,
@@ -49,24 +50,7 @@ from tui_driver import (
     write_private,
 )
 
-BARE = """
-from textual.app import App
-from textual.widgets import DataTable, Footer, Header
-
-class Bare(App):
-    def compose(self):
-        yield Header()
-        yield DataTable()
-        yield Footer()
-
-    def on_mount(self):
-        table = self.query_one(DataTable)
-        table.add_columns("Status", "SHA", "Message", "When")
-        for n in range(50):
-            table.add_row("succeeded", f"{n:07x}", f"Merge pull request #{n}", f"{n}h ago")
-
-Bare().run()
-"""
+BARE = bare_app(first_frame_only=False)
 DIAGNOSIS = {"cause": "health check timed out", "fix": "bind 0.0.0.0:$PORT", "source": "kamal",
              "line": "target failed to become healthy within 30s", "line_number": 212}  # fmt: skip
 LINES = re.compile(r"Log · .*? · ([\d,]+) lines")

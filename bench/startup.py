@@ -24,29 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from bare_app import bare_app
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-BARE = """
-from textual.app import App
-from textual.widgets import DataTable, Footer, Header
-
-class Bare(App):
-    def compose(self):
-        yield Header()
-        yield DataTable()
-        yield Footer()
-
-    def on_mount(self):
-        table = self.query_one(DataTable)
-        table.add_columns("Status", "SHA", "Message", "When")
-        for n in range(50):
-            table.add_row("succeeded", f"{n:07x}", f"Merge pull request #{n}", f"{n}h ago")
-        self.call_after_refresh(self.exit)
-
-Bare().run(headless=True, size=(120, 36))
-"""
+BARE = bare_app(first_frame_only=True)
 
 OURS = """
 import sys
