@@ -284,3 +284,14 @@ def test_an_unknown_kamal_error_is_unrecognised_and_quotes_it() -> None:
 @pytest.mark.parametrize("log", [s.SCARY_SUCCESS_LOG, s.CANCELLED_LOG], ids=["ok", "cancelled"])
 def test_no_claim_on_successful_or_cancelled_logs(log: str) -> None:
     assert diagnose(lines_of(log)) is None
+
+
+def test_the_health_status_pattern_reads_both_shapes_of_a_non_2xx_answer() -> None:
+    from vmkit_tui.tracking.diagnose import _HEALTH_STATUS
+
+    access = _HEALTH_STATUS.search('10.0.0.2 - - [01/May/2026] "GET /up HTTP/1.1" 404 0 "-"')
+    assert access is not None and access.group(2) == "404"
+    proxy = _HEALTH_STATUS.search("health check failed: unexpected status (301)")
+    assert proxy is not None and proxy.group(1) == "301"
+    assert _HEALTH_STATUS.search('"GET /up HTTP/1.1" 200 2') is None
+    assert _HEALTH_STATUS.search('"GET /up HTTP/１.1" 404 0') is None  # ASCII digits only

@@ -33,11 +33,11 @@ UNRECOGNISED = "Unrecognised failure"
 # The health path answered, but not 2xx: kamal-proxy's `unexpected status (301)`, or an access
 # log line for the check path with a 3xx/4xx status.
 _HEALTH_STATUS = re.compile(
-    r"(?i)unexpected status \(([34]\d\d)\)|\"(?:GET|HEAD) /up\S* HTTP/[\d.]+\" ([34]\d\d)\b"
+    r"(?i)unexpected status \(([34][0-9][0-9])\)|\"(?:GET|HEAD) /up\S* HTTP/[0-9.]+\" ([34][0-9][0-9])\b"
 )
 _LOOPBACK_BIND = re.compile(
     r"(?i)(?:listening|running|serving|bound|started)\b.{0,40}?"
-    r"(?:https?://)?(?:127\.0\.0\.1|localhost|\[::1\]):(\d{2,5})"
+    r"(?:https?://)?(?:127\.0\.0\.1|localhost|\[::1\]):([0-9]{2,5})"
 )
 
 
@@ -205,7 +205,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "health_check_timeout",
         re.compile(
-            r"target failed to become healthy|container not ready after \d+ seconds"
+            r"target failed to become healthy|container not ready after [0-9]+ seconds"
             r"|(?:HealthcheckError|Healthcheck::Error)\b.*container not ready"
             r"|First \S+ container is unhealthy|never became healthy"
         ),
