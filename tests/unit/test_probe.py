@@ -4,7 +4,7 @@ to any of the watcher's runs would show on it."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from vmkit_tui.sources.github import WorkflowRun
 from vmkit_tui.tracking.probe import PAGE, Look
@@ -17,16 +17,28 @@ RUN = WorkflowRun(
 )  # fmt: skip
 
 
-def look(ids: range) -> Look:
-    runs = tuple(replace(RUN, id=i) for i in ids)
-    return Look(0, AT, runs, frozenset(ids))
+def look(ids: range, branch: str = "main") -> Look:
+    """Runs one minute apart, newest first, as GitHub lists them."""
+    runs = [
+        replace(RUN, id=i, created_at=AT + timedelta(minutes=i), head_branch=branch) for i in ids
+    ]
+    return Look.of(AT + timedelta(days=1), tuple(reversed(runs)))
 
 
-def test_a_full_page_covers_only_the_runs_on_it() -> None:
+def test_a_full_page_covers_only_the_runs_on_it_and_what_came_after_its_oldest() -> None:
     full = look(range(1000, 1000 + PAGE))
-    assert full.covers([1000, 1050]) and full.covers([])
-    assert not full.covers([1000, 999])  # an older run of ours is off the page: list it
+    since = AT + timedelta(minutes=1000)  # the page's oldest run
+    assert full.covers([1000, 1050], since) and full.covers([], since)
+    assert not full.covers([1000, 999], since)  # an older run of ours is off the page: list it
+    # a run of ours created after an earlier `since` may have been pushed off the page
+    assert not full.covers([], since - timedelta(seconds=1))
 
 
 def test_a_page_that_is_not_full_holds_the_whole_workflow() -> None:
-    assert look(range(10, 20)).covers([5, 999])
+    assert look(range(10, 20)).covers([5, 999], AT)
+
+
+def test_runs_are_grouped_by_branch() -> None:
+    page = Look.of(AT, (*look(range(3, 5), "staging").runs, *look(range(1, 3)).runs))
+    assert [run.id for run in page.on("main")] == [2, 1]
+    assert [run.id for run in page.on("staging")] == [4, 3] and page.on("other") == ()

@@ -38,7 +38,7 @@ from vmkit_tui.domain.models import EventKind, NewEvent, Status, ValidationError
 from vmkit_tui.domain.secret import redact
 from vmkit_tui.domain.text import sanitise
 from vmkit_tui.domain.updates import Health, LogGrew, SourceHealth, StepsChanged
-from vmkit_tui.sources.github import GitHubClient, GitHubError, Job, RateLimited
+from vmkit_tui.sources.github import GitHubClient, GitHubError, Job, RateLimited, WorkflowRun
 from vmkit_tui.store.history import AsyncHistory, HistoryError
 from vmkit_tui.store.spool import LogRecord
 from vmkit_tui.tracking.job_logs import (
@@ -90,7 +90,8 @@ class EnvironmentTracker(RunRecords):
         self._wake = asyncio.Event()
         self.probes = probes
         self._listed: frozenset[int] = frozenset()  # run ids our last own list returned
-        self._listed_under: int | None = None  # the shared look's version before that list
+        # when the shared look before that list was taken, and our branch's runs on it
+        self._listed_under: tuple[datetime, tuple[WorkflowRun, ...]] | None = None
         self._as_of: datetime | None = None  # a round that took the shared look's word: its time
         # One round at a time: a poll and a `catch_up` never fetch (and claim, with the same
         # claim token) the same job's log together.
@@ -169,7 +170,12 @@ class EnvironmentTracker(RunRecords):
         idle = self._rounds > 0 and not (woken or self._busy() or self._waiting())
         if self.probes is not None and idle:
             look = await self.probes.look(self.repo, self.env.workflow)
-            if look.version == self._listed_under and look.covers(self._listed):
+            under = self._listed_under
+            if (
+                under
+                and look.on(self.env.branch) == under[1]
+                and look.covers(self._listed, under[0])
+            ):
                 self._as_of = look.at  # nothing of ours changed on GitHub up to then
                 self._rounds += 1
                 return
@@ -187,7 +193,7 @@ class EnvironmentTracker(RunRecords):
         self._rounds += 1
         # Only a round that got all the way here may be stood in for by the shared look.
         self._listed = frozenset(run.id for run in runs)
-        self._listed_under = look.version if look is not None else None
+        self._listed_under = (look.at, look.on(self.env.branch)) if look is not None else None
 
     # ---------------------------------------------------------------- health and timing
 
