@@ -212,6 +212,7 @@ class DeployService:
             return
         self._started = True
         from vmkit_tui.tracking.polling import RateBudget, TrackingTiming
+        from vmkit_tui.tracking.probe import Probes
         from vmkit_tui.tracking.tracker import EnvironmentTracker
 
         environments = [
@@ -232,6 +233,7 @@ class DeployService:
             return
         timing = self._timing or TrackingTiming()
         budget = RateBudget(watchers=len(environments))
+        probes = Probes(github, self.now, timing.probe_age)  # one look per workflow, shared
         for repo, env in environments:
             key = (repo, env.name)
             if env.hosts:
@@ -246,6 +248,7 @@ class DeployService:
                 now=self.now,
                 timing=timing,
                 budget=budget,
+                probes=probes,
             )
             self._trackers[key] = tracker
             self._tasks.append(asyncio.create_task(tracker.run(), name=f"track {repo} {env.name}"))

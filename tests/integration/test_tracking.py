@@ -6,6 +6,7 @@ anything; dispatched deploys are linked; pruning never derails a watcher."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -177,22 +178,47 @@ async def test_the_first_round_records_the_past_in_one_write_and_idle_polls_are_
                 await asyncio.sleep(0.01)
     assert history.writes == len(envs)
     assert (tmp_path / "history.json").read_bytes() == recorded
-    last: dict[tuple[str, str], datetime] = {}
-    polls = 0
+    last: datetime | None = None
+    looks = 0
+    own: Counter[str] = Counter()
     for request in sandbox.requests:
         assert request.path == RUNS_PATH, request.path  # no jobs or logs for the past
         assert request.at is not None
-        url = (request.path, request.query)
-        if url in last:
+        if "branch=" in request.query:  # a watcher's own list
+            own[request.query] += 1
+            continue
+        # the workflow's shared look (all branches) stands in for idle watchers' own lists
+        if last is not None:
             assert request.status == 304, request  # counted requests after the first round: 0
-            # never faster than the idle interval (TrackingTiming.idle, no jitter here)
-            assert request.at - last[url] >= timedelta(seconds=15)
-            polls += begin <= request.at < end
-        last[url] = request.at
-    assert len(last) == len(envs)
+            assert request.at - last >= timedelta(seconds=5)  # TrackingTiming.probe_age
+            looks += begin <= request.at < end
+        last = request.at
     # Virtual time: while one watcher waits for an answer, the other's sleeps move the clock,
-    # so gaps vary; the watchers must still have kept polling.
-    assert polls >= len(envs) * 600 / 60
+    # so gaps vary; the watchers must still have kept looking.
+    assert looks >= 600 / 60
+    # the first round's list, then one more under the first look: no more while nothing changed
+    assert len(own) == len(envs) and max(own.values()) <= 2
+
+
+async def test_an_idle_watcher_notices_a_push_within_its_interval_without_listing_its_branch(
+    world: World, sandbox: GitHubSandbox, clock: ManualClock, tmp_path: Path
+) -> None:
+    # One watcher: in virtual time every watcher's sleep moves the one clock, so only a lone
+    # watcher's rounds are exactly an interval apart.
+    async with tracking(sandbox, clock, tmp_path, environments=("staging",)) as (_, up):
+        await up.wait(health_is(Health.OK, "staging"))
+        quiet_until = clock.now() + timedelta(minutes=2)
+        async with asyncio.timeout(20):
+            while clock.now() < quiet_until:
+                await asyncio.sleep(0.01)
+        seen = len(sandbox.requests)
+        run = world.push(REPO, "staging", "success")
+        await up.wait(record_of(run.id))
+    lists = [r for r in sandbox.requests[seen:] if "branch=staging" in r.query]
+    assert lists and lists[0].at is not None
+    assert lists[0].at - run.created_at <= timedelta(seconds=15)  # TrackingTiming.idle
+    earlier = [r for r in sandbox.requests[:seen] if "branch=" in r.query]
+    assert len(earlier) <= 2  # while nothing happened: the first two rounds only
 
 
 async def test_two_services_on_one_history_and_a_restart_add_nothing_twice(

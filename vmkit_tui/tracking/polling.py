@@ -45,6 +45,7 @@ class TrackingTiming:
     backfill: int = 5  # finished deploys whose logs one poll may fetch (the rest: next polls)
     recent: float = 120.0  # a deploy that finished this recently still gets its VM lines
     dispatch_wait: float = 600.0  # a dispatched deploy waits this long for its run, polling quick
+    probe_age: float = 5.0  # idle watchers share one look at their workflow's runs this old
     sleep: Sleep = asyncio.sleep
 
 

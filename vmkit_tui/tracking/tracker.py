@@ -16,6 +16,8 @@ first start) gets them when someone looks at it (`catch_up`, through the service
 
 Timing (`polling`): quick while something is live, slow when idle, jittered, stretched when
 GitHub's hourly budget runs low, and cut short when the wall clock jumps (the machine slept).
+With nothing live, a round asks the workflow's shared look (`probe`) first and lists its own
+branch only when that look changed since its last list (or does not cover its runs).
 Every failure becomes a `SourceHealth` and a retry; only cancellation stops a watcher. No
 Textual; history I/O goes through `AsyncHistory`, files through threads.
 """
@@ -36,7 +38,7 @@ from vmkit_tui.domain.models import EventKind, NewEvent, Status, ValidationError
 from vmkit_tui.domain.secret import redact
 from vmkit_tui.domain.text import sanitise
 from vmkit_tui.domain.updates import Health, LogGrew, SourceHealth, StepsChanged
-from vmkit_tui.sources.github import GitHubClient, GitHubError, Job, RateLimited
+from vmkit_tui.sources.github import GitHubClient, GitHubError, Job, RateLimited, WorkflowRun
 from vmkit_tui.store.history import AsyncHistory, HistoryError
 from vmkit_tui.store.spool import LogRecord
 from vmkit_tui.tracking.job_logs import (
@@ -46,6 +48,7 @@ from vmkit_tui.tracking.job_logs import (
     logged_jobs,
 )
 from vmkit_tui.tracking.polling import RateBudget, TrackingTiming, poll_failure, wait_wall
+from vmkit_tui.tracking.probe import Probes
 from vmkit_tui.tracking.records import RunRecords, TrackedRun, TrackingSink
 from vmkit_tui.tracking.runs import step_progress
 
@@ -71,6 +74,7 @@ class EnvironmentTracker(RunRecords):
         now: Callable[[], datetime],
         timing: TrackingTiming | None = None,
         budget: RateBudget | None = None,
+        probes: Probes | None = None,
     ) -> None:
         super().__init__(repo, env, github, history, data_dir, sink, now=now, timing=timing)
         self.budget = budget or RateBudget()
@@ -84,6 +88,11 @@ class EnvironmentTracker(RunRecords):
         self._health: tuple[Health, str] | None = None
         self._claim = uuid.uuid4().hex  # marks the job-log claims this watcher makes
         self._wake = asyncio.Event()
+        self.probes = probes
+        self._listed: frozenset[int] = frozenset()  # run ids our last own list returned
+        # when the shared look before that list was taken, and our branch's runs on it
+        self._listed_under: tuple[datetime, tuple[WorkflowRun, ...]] | None = None
+        self._as_of: datetime | None = None  # a round that took the shared look's word: its time
         # One round at a time: a poll and a `catch_up` never fetch (and claim, with the same
         # claim token) the same job's log together.
         self._round_lock = asyncio.Lock()
@@ -150,11 +159,26 @@ class EnvironmentTracker(RunRecords):
             self._loaded = True
 
     async def _poll(self) -> None:
+        woken = self._reread
         if not self._loaded:
             await self._load()
         elif self._reread:
             self._reread = False
             await self._reload()
+        self._as_of = None
+        look = None
+        idle = self._rounds > 0 and not (woken or self._busy() or self._waiting())
+        if self.probes is not None and idle:
+            look = await self.probes.look(self.repo, self.env.workflow)
+            under = self._listed_under
+            if (
+                under
+                and look.on(self.env.branch) == under[1]
+                and look.covers(self._listed, under[0])
+            ):
+                self._as_of = look.at  # nothing of ours changed on GitHub up to then
+                self._rounds += 1
+                return
         runs = await self.github.list_runs(
             self.repo,
             self.env.workflow,
@@ -167,6 +191,9 @@ class EnvironmentTracker(RunRecords):
         await self._record_runs(listed)
         await self._follow_live()
         self._rounds += 1
+        # Only a round that got all the way here may be stood in for by the shared look.
+        self._listed = frozenset(run.id for run in runs)
+        self._listed_under = (look.at, look.on(self.env.branch)) if look is not None else None
 
     # ---------------------------------------------------------------- health and timing
 
@@ -199,16 +226,22 @@ class EnvironmentTracker(RunRecords):
     def _busy(self) -> list[TrackedRun]:
         return [tracked for tracked in self._runs.values() if tracked.live]
 
+    def _waiting(self) -> bool:
+        """A dispatched deploy is still waiting for its run (within `dispatch_wait`)."""
+        now, horizon = self.now(), timedelta(seconds=self.timing.dispatch_wait)
+        return any(now - r.deploy.created_at < horizon for r in self._awaiting.values())
+
     def _interval(self) -> float:
         busy = self._busy()
         now = self.now()
-        horizon = timedelta(seconds=self.timing.dispatch_wait)
-        waiting = any(now - r.deploy.created_at < horizon for r in self._awaiting.values())
-        base = self.timing.active if busy or waiting else self.timing.idle
+        base = self.timing.active if busy or self._waiting() else self.timing.idle
         requests = 1 + min(len(busy), self.timing.backfill + 1)
-        return self._jittered(
+        interval = self._jittered(
             self.budget.interval(base, requests, self.github.last_rate_limit, now)
         )
+        if self._as_of is not None:  # what we know is as old as the shared look: count from it
+            interval -= max(0.0, (now - self._as_of).total_seconds())
+        return max(0.0, interval)
 
     def _jittered(self, seconds: float) -> float:
         spread = self.timing.jitter

@@ -98,6 +98,7 @@ class NavTable(DataTable[Text]):
         self._shown: list[tuple[str, list[Text]]] = []  # what the table holds now
         self._rebuilding = False
         self._title = ""
+        self._shown_title: str | None = None
 
     def set_title(self, title: str) -> None:
         """The pane's title; a `/` filter adds itself and what it hides."""
@@ -108,7 +109,10 @@ class NavTable(DataTable[Text]):
         note = ""
         if self.filter_text:
             note = f" · /{sanitise(self.filter_text)} ({len(self._shown)} of {len(self._rows)})"
-        self.border_title = Text(self._title + note)  # Text: the typed filter is not markup
+        title = self._title + note
+        if title != self._shown_title:  # setting it repaints the whole table, even unchanged
+            self._shown_title = title
+            self.border_title = Text(title)  # Text: the typed filter is not markup
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "clear_filter":
