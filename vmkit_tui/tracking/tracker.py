@@ -296,7 +296,8 @@ class EnvironmentTracker(RunRecords):
                     tracked.given_up.add(job.id)
                 continue
             fallback = job.completed_at or job.started_at or self.now()
-            found.append((tracked, job, job_log_records(job, job_log, fallback)))
+            records = await asyncio.to_thread(job_log_records, job, job_log, fallback)
+            found.append((tracked, job, records))
         return found
 
     async def _write_logs(self, fetched: Sequence[tuple[TrackedRun, Job, list[LogRecord]]]) -> None:
