@@ -86,6 +86,7 @@ async def measure(args: argparse.Namespace) -> int:
         data_dir,
         now=clock.now,
         tracking_timing=TrackingTiming(sleep=clock.sleep),
+        past_logs=False,  # polling alone: the past's logs are a one-time fetch, not polling
     )
     try:
         async with service.updates.subscription() as queue, service:

@@ -123,7 +123,9 @@ class DeployService:
     `tracking_timing`: polling intervals and the `sleep` they use (the sandbox's clock in tests
     and the demo); the wall clock is `now`. `ssh_options`: for the VM streams (hermetic ones in
     tests and the demo). `record_calls`: keep the command log of every GitHub request and SSH
-    command (`calls`, and a session file under `<data dir>/calls`); off only to measure it."""
+    command (`calls`, and a session file under `<data dir>/calls`); off only to measure it.
+    `past_logs`: while tracking every environment, fetch in the background the job logs the
+    first start did not (`tracking.past_logs`)."""
 
     def __init__(
         self,
@@ -136,6 +138,7 @@ class DeployService:
         tracking_timing: TrackingTiming | None = None,
         ssh_options: SshOptions | None = None,
         record_calls: bool = True,
+        past_logs: bool = True,
     ) -> None:
         self.config = config
         self.history = history
@@ -146,6 +149,7 @@ class DeployService:
         self._own_github: GitHubClient | None = None
         self._timing = tracking_timing
         self._ssh_options = ssh_options
+        self.past_logs = past_logs
         self.calls = CallLog()
         self.call_file: CallFile | None = None
         if record_calls:
@@ -252,6 +256,11 @@ class DeployService:
             )
             self._trackers[key] = tracker
             self._tasks.append(asyncio.create_task(tracker.run(), name=f"track {repo} {env.name}"))
+        if self.past_logs and only is None and self._trackers:
+            from vmkit_tui.tracking.past_logs import PastLogs
+
+            past = PastLogs(self._trackers, self.history, github, now=self.now, timing=timing)
+            self._tasks.append(asyncio.create_task(past.run(), name="past logs"))
 
     async def github_client(self) -> GitHubClient | None:
         """The one GitHub client (tracking and actions share its ETag cache and rate budget),
@@ -319,10 +328,10 @@ class DeployService:
         without them: the past recorded at the first start has none, and a user's first look
         at a failed deploy should say why it failed. Through the environment's watcher when
         tracking, else a watcher made for this one fetch (the CLI); a no-op without a token."""
-        from vmkit_tui.tracking.job_logs import logged_jobs
+        from vmkit_tui.tracking.job_logs import wants_job_logs
 
         record = await self.history.record(deploy_id)
-        if not record.status.is_final or record.run_id is None or logged_jobs(record):
+        if not wants_job_logs(record):
             return record
         repo, environment = record.deploy.repo, record.deploy.environment
         tracker = self._trackers.get((repo, environment)) or await self._one_off_tracker(

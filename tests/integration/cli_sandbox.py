@@ -139,7 +139,7 @@ def sandbox(data_dir: Path, *, speed: float) -> Iterator[Sandbox]:
 
 async def _settle(config: Config, history: History, data_dir: Path) -> None:
     """One tracking round for every environment, as a first `vmkit-tui` start would do."""
-    service = DeployService(config, AsyncHistory(history), data_dir)
+    service = DeployService(config, AsyncHistory(history), data_dir, past_logs=False)
     waiting = {(repo.name, env.name) for repo in config.repos for env in repo.environments}
     async with service.updates.subscription() as queue, service:
         async with asyncio.timeout(SETTLE_S):

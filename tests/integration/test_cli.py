@@ -330,6 +330,9 @@ def test_cancel_wait_ends_cancelled_and_a_finished_deploy_is_refused(
 
 def test_logs_print_sanitised_lines_and_filter_by_source(shared: Sandbox, run_cli: Cli) -> None:
     record = shared.records("staging")[-1]
+    fetched = run_cli(shared, "logs", record.id)  # the first look fetches its job logs
+    assert fetched.code == 0, fetched.err
+    before = len(fetched.out.splitlines())
     at = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
     with SpoolWriter.for_deploy(shared.data_dir, record.id) as writer:
         writer.append_many(
@@ -341,7 +344,7 @@ def test_logs_print_sanitised_lines_and_filter_by_source(shared: Sandbox, run_cl
         )
     done = run_cli(shared, "logs", record.id)
     assert done.code == 0, done.err
-    lines = done.out.splitlines()
+    lines = done.out.splitlines()[before:]
     assert len(lines) == 3
     assert "\x1b" not in done.out and "\x07" not in done.out
     assert lines[0] == "2026-05-01 10:00:00Z github[deploy] step one [/][@click=app.quit]x red"
@@ -361,4 +364,27 @@ def test_logs_print_sanitised_lines_and_filter_by_source(shared: Sandbox, run_cl
 
     none = run_cli(shared, "logs", record.id, "--source", "app")
     assert none.code == 0 and none.out == ""
-    assert "none of the 3 log lines" in none.err
+    assert f"none of the {before + 3} log lines" in none.err
+
+
+def test_a_first_logs_of_a_failed_deploy_from_the_past_shows_its_log_and_diagnosis(
+    fresh: Sandbox,
+) -> None:
+    failed = next(  # recorded by the first start without its logs
+        r
+        for env in ("production", "staging")
+        for r in fresh.records(env)
+        if r.status is Status.FAILED and r.run_id and r.diagnosis is None
+    )
+    assert not (fresh.data_dir / "logs" / f"{failed.id}.log").exists()
+    first = fresh.subprocess("logs", failed.id)
+    assert first.code == 0, first.err
+    assert "no log lines recorded" not in first.err
+    lines = first.out.splitlines()
+    assert lines and all(" github[" in line for line in lines)
+    diagnosis = fresh.history.record(failed.id).diagnosis
+    assert diagnosis is not None
+    assert f"deploy {failed.id} failed: {diagnosis.cause}" in first.err
+    assert diagnosis.line in lines[diagnosis.line_number or 0]
+    again = fresh.subprocess("logs", failed.id)  # fetched once: the same lines again
+    assert again.code == 0 and again.out == first.out

@@ -65,9 +65,11 @@ def finish(world: World, clock: ManualClock, run: Run) -> None:
 
 
 async def test_the_sandbox_reruns_a_finished_run_as_github_does(
-    world: World, clock: ManualClock, api: httpx.AsyncClient, schema: Schema
+    world: World, clock: ManualClock, api: httpx.AsyncClient, schema: Schema, sandbox: GitHubSandbox
 ) -> None:
+    sandbox.actor = "ops-oncall"  # the token's user: not who pushed
     run = world.push(REPO, "production", "health_timeout")
+    assert run.actor != sandbox.actor
     base = f"/repos/{REPO}/actions/runs/{run.id}"
     clock.advance(5)
     running = await api.post(f"{base}/rerun")
@@ -91,6 +93,10 @@ async def test_the_sandbox_reruns_a_finished_run_as_github_does(
     before = (await api.get(f"{base}/attempts/1")).json()
     schema(ATTEMPT, "get", 200, before)
     assert before["run_attempt"] == 1 and before["conclusion"] == "failure"
+    # `actor` stays who triggered the run; `triggering_actor` is who started the attempt
+    assert current["actor"]["login"] == before["actor"]["login"] == run.actor
+    assert current["triggering_actor"]["login"] == "ops-oncall"
+    assert before["triggering_actor"]["login"] == run.actor
     assert before["run_started_at"] < current["run_started_at"]
 
     finish(world, clock, run)
@@ -134,12 +140,14 @@ async def test_a_rerun_is_a_deploy_of_its_own_and_the_first_attempt_stays_as_it_
         lines_before = spool_texts(tmp_path, failed.id)
         assert lines_before == attempt_lines(world, run, 1)
 
-        world.rerun(run, "ghcr_push_denied")  # re-run, and it fails another way
+        world.rerun(run, "ghcr_push_denied", actor="priya-rao")  # someone else re-runs it,
+        # and it fails another way
         second_try = await first.wait(attempt_of(run, 2, diagnosed))
         assert isinstance(second_try, DeployChanged)
         retried = second_try.record
         await second.wait(attempt_of(run, 2, diagnosed))
 
+        sandbox.actor = "ops-oncall"  # whose token re-runs it the third time
         async with httpx.AsyncClient(base_url=sandbox.base_url, headers=auth) as api:
             reply = await api.post(f"/repos/{REPO}/actions/runs/{run.id}/rerun")
             assert reply.status_code == 201
@@ -155,6 +163,12 @@ async def test_a_rerun_is_a_deploy_of_its_own_and_the_first_attempt_stays_as_it_
     assert sorted(by_attempt) == [1, 2, 3] and len(records) == 3  # once each, two services
     assert by_attempt[2].id == retried.id == rerun_deploy_id(REPO, run.id, 2)
     assert by_attempt[3].id == rerun_deploy_id(REPO, run.id, 3)
+
+    # each attempt is attributed to whoever started it (GitHub's triggering_actor)
+    assert run.actor not in ("priya-rao", "ops-oncall")
+    assert by_attempt[1].deploy.actor == run.actor
+    assert by_attempt[2].deploy.actor == "priya-rao"
+    assert by_attempt[3].deploy.actor == "ops-oncall"
 
     # the first attempt's record and log are exactly what they were before the re-runs
     assert by_attempt[1].events == failed.events

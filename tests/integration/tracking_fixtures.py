@@ -112,14 +112,17 @@ async def tracking(
     environments: Sequence[str] = ("production",),
     history: History | None = None,
     token: str | None = SANDBOX_TOKEN,
+    past_logs: bool = False,
 ) -> AsyncIterator[tuple[DeployService, Recorder]]:
-    """A started service (its own client from the config's token) and its recorded updates."""
+    """A started service (its own client from the config's token) and its recorded updates.
+    The past's logs are fetched only when asked for, unless `past_logs` (in the background)."""
     service = DeployService(
         make_config(sandbox.base_url, environments, token),
         AsyncHistory(history or History(data_dir / "history.json")),
         data_dir,
         now=clock.now,
         tracking_timing=TrackingTiming(jitter=0.0, sleep=SimTime(clock).sleep),
+        past_logs=past_logs,
     )
     async with service.updates.subscription() as queue:
         recorder = Recorder(queue)

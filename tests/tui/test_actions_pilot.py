@@ -252,3 +252,4 @@ async def test_the_command_log_lists_a_rollbacks_calls_without_a_token(
     written = "".join(path.read_text() for path in files)
     assert dispatch in written
     assert SANDBOX_TOKEN not in pane and SANDBOX_TOKEN not in written
+    assert "sig=" not in pane and "sig=" not in written  # nor a signed log URL's signature

@@ -27,7 +27,9 @@ def first_start(tmp_path: Path) -> Iterator[tuple[SandboxRuntime, DeployService]
     runtime = SandboxRuntime(tmp_path, speed=20.0, traffic_every=0)
     info = runtime.start()
     try:
-        yield runtime, sandbox_service(load_config(info.config_path), runtime)
+        service = sandbox_service(load_config(info.config_path), runtime)
+        service.past_logs = False  # only a selection fetches them here
+        yield runtime, service
     finally:
         runtime.stop()
 

@@ -25,6 +25,7 @@ __all__ = [
     "diagnose_spool",
     "job_log_records",
     "logged_jobs",
+    "wants_job_logs",
 ]
 
 GITHUB_SOURCE = "github"
@@ -40,6 +41,11 @@ def logged_jobs(record: DeployRecord) -> set[int]:
             if event.event_id == log_marker_id(record.id, job_id):
                 found.add(job_id)
     return found
+
+
+def wants_job_logs(record: DeployRecord) -> bool:
+    """A finished GitHub deploy none of whose job logs was fetched (the past of a first start)."""
+    return record.status.is_final and record.run_id is not None and not logged_jobs(record)
 
 
 def job_log_records(job: Job, log: JobLog, fallback: datetime) -> list[LogRecord]:

@@ -4,8 +4,9 @@ Every run becomes a deploy (push runs `push`, dispatched runs `manual`); a run t
 recorded before dispatching it (its CREATED event carries the `request_id` the run's title
 shows) is linked to that record with one RUN_LINKED event instead. A re-run (`run_attempt` > 1)
 is a deploy of its own, with a deterministic id, its CREATED event naming the attempt: it has
-its own status, duration, jobs, logs and diagnosis, and the earlier attempt's record stays as
-it was. Status changes become STATUS events at GitHub's own times, with deterministic ids, so
+its own status, duration, jobs, logs and diagnosis, and its actor is who started that attempt
+(GitHub's `triggering_actor`: `actor` stays who triggered the first); the earlier attempt's record
+stays as it was. Status changes become STATUS events at GitHub's own times, with deterministic ids, so
 two watchers (two TUIs, a TUI and the CLI) recording the same change write it once.
 """
 
@@ -89,7 +90,7 @@ def new_deploy(
         environment=environment,
         sha=earlier.sha if rerun and earlier else sha,
         triggered_by=Trigger.MANUAL if dispatched else Trigger.PUSH,
-        actor=run.actor or "",
+        actor=run.triggering_actor or run.actor or "",  # a re-run: who re-ran it
         created_at=at,
         run_id=run.id,
         run_url=run.html_url,

@@ -38,7 +38,14 @@ from vmkit_tui.domain.models import EventKind, NewEvent, Status, ValidationError
 from vmkit_tui.domain.secret import redact
 from vmkit_tui.domain.text import sanitise
 from vmkit_tui.domain.updates import Health, LogGrew, SourceHealth, StepsChanged
-from vmkit_tui.sources.github import GitHubClient, GitHubError, Job, RateLimited, WorkflowRun
+from vmkit_tui.sources.github import (
+    GitHubClient,
+    GitHubError,
+    Job,
+    NotFound,
+    RateLimited,
+    WorkflowRun,
+)
 from vmkit_tui.store.history import AsyncHistory, HistoryError
 from vmkit_tui.store.spool import LogRecord
 from vmkit_tui.tracking.job_logs import (
@@ -96,6 +103,7 @@ class EnvironmentTracker(RunRecords):
         # One round at a time: a poll and a `catch_up` never fetch (and claim, with the same
         # claim token) the same job's log together.
         self._round_lock = asyncio.Lock()
+        self.polled = asyncio.Event()  # set by the first poll that went through (past_logs)
 
     # ---------------------------------------------------------------- loop
 
@@ -108,6 +116,7 @@ class EnvironmentTracker(RunRecords):
                 delay = self._failed(error)
             else:
                 self._failures = 0
+                self.polled.set()
                 self._set_health(Health.OK)
                 delay = self._interval()
             await self._wait(delay)
@@ -149,7 +158,11 @@ class EnvironmentTracker(RunRecords):
             if logged_jobs(tracked.record):
                 return False
             tracked.live = True  # until its logs are in (or known never to come)
-            await self._follow([tracked])
+            try:
+                await self._follow([tracked])
+            except NotFound:  # the run was deleted on GitHub: no log will ever come
+                tracked.live = False
+                return False
             return True
 
     async def _load(self) -> None:
@@ -323,7 +336,8 @@ class EnvironmentTracker(RunRecords):
                     tracked.given_up.add(job.id)
                 continue
             fallback = job.completed_at or job.started_at or self.now()
-            found.append((tracked, job, job_log_records(job, job_log, fallback)))
+            records = await asyncio.to_thread(job_log_records, job, job_log, fallback)
+            found.append((tracked, job, records))
         return found
 
     async def _write_logs(self, fetched: Sequence[tuple[TrackedRun, Job, list[LogRecord]]]) -> None:

@@ -343,6 +343,8 @@ async def _cancel(service: DeployService, args: argparse.Namespace) -> int:
 async def _logs(service: DeployService, args: argparse.Namespace) -> int:
     check_source(args.source)
     record = await find_deploy(service, args.deploy_id)
+    if record.status.is_final:
+        record = await _fetch_logs(service, record)
     reader = SpoolReader(spool_path(service.data_dir, record.id))
     try:
         position, shown = await asyncio.to_thread(_print_lines, reader, 0, args.source)
@@ -353,9 +355,24 @@ async def _logs(service: DeployService, args: argparse.Namespace) -> int:
             say(_no_lines(record, args.source, len(reader)))
     finally:
         reader.close()
-    if args.follow:
+    if record.diagnosis is not None:
+        cause, fix = record.diagnosis.cause, record.diagnosis.fix
+        say(f"deploy {record.id} {record.status.value}: {clean(cause)}; fix: {clean(fix)}")
+    elif args.follow:
         say(f"deploy {record.id} {record.status.value}")
     return EXIT_OK
+
+
+async def _fetch_logs(service: DeployService, record: DeployRecord) -> DeployRecord:
+    """The finished deploy, with its job logs and diagnosis fetched now if no vmkit-tui has
+    (the past of a first start): the fetch the dashboard makes when a deploy is selected."""
+    from vmkit_tui.sources.github import GitHubError
+
+    try:
+        return await service.fetch_logs(record.id)
+    except GitHubError as error:
+        say(f"cannot fetch the job logs of deploy {record.id} from GitHub: {error}")
+        return record
 
 
 def _no_lines(record: DeployRecord, source: str | None, total: int) -> str:

@@ -285,7 +285,7 @@ class Endpoints:
         if run is None:
             return Reply(404, payloads.error("Not Found", 404))
         try:
-            self.world.rerun(run)
+            self.world.rerun(run, actor=self.actor)  # the token's user re-ran it
         except WorldError as exc:
             return Reply(403, payloads.error(str(exc), 403, RERUN_DOCS))
         return Reply(201, {})

@@ -197,7 +197,7 @@ def workflow_run(
         "run_attempt": number,
         "referenced_workflows": [],
         "run_started_at": iso(state.run_started_at),
-        "triggering_actor": actor,
+        "triggering_actor": user(urls, run.started_by(number)),
         "jobs_url": f"{url}/jobs",
         "logs_url": f"{url}/logs",
         "check_suite_url": f"{urls.repo(repo)}/check-suites/{run.check_suite_id}",

@@ -100,11 +100,20 @@ class Run:
     force_cancelled: bool = False
     attempt_started_at: datetime | None = None  # a re-run's start (None: the first attempt's)
     past_attempts: list[PastAttempt] = field(default_factory=list)  # oldest first
+    triggering_actor: str | None = None  # who re-ran it, for the current attempt (None: actor)
 
     @property
     def started_at(self) -> datetime:
         """When the current attempt was asked for (GitHub's `run_started_at`)."""
         return self.attempt_started_at or self.created_at
+
+    def started_by(self, attempt: int | None = None) -> str:
+        """Who started that attempt (GitHub's `triggering_actor`; `actor` stays the user who
+        triggered the first): the current one by default."""
+        if attempt is None or attempt == self.run_attempt:
+            return self.triggering_actor or self.actor
+        past = next((p for p in self.past_attempts if p.number == attempt), None)
+        return (past.triggering_actor if past else None) or self.actor
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +124,7 @@ class PastAttempt:
     started_at: datetime
     plan: RunPlan
     context: RunContext
+    triggering_actor: str | None = None  # None: the run's actor
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,10 +222,11 @@ class World(Deployments, GitHub, Environments, Vms, Kamal):
         self._notify()
         return run
 
-    def rerun(self, run: Run, scenario: str = "success") -> None:
+    def rerun(self, run: Run, scenario: str = "success", actor: str | None = None) -> None:
         """Re-run a completed run, as GitHub's "Re-run all jobs" does: the same run id with the
-        next `run_attempt`, a new `run_started_at` and new jobs; the earlier attempt, its jobs
-        and logs stay as they were. Raises `WorldError` (GitHub's message) while it runs."""
+        next `run_attempt`, a new `run_started_at`, new jobs and `actor` (None: the run's) as
+        its `triggering_actor`; the earlier attempt, its jobs and logs stay as they were.
+        Raises `WorldError` (GitHub's message) while it runs."""
         if scenario not in SCENARIOS:
             raise WorldError(f"unknown scenario {scenario!r}")
         now = self.clock.now()
@@ -233,9 +234,14 @@ class World(Deployments, GitHub, Environments, Vms, Kamal):
             raise WorldError("This workflow is already running")
         run.past_attempts.append(
             PastAttempt(
-                run.run_attempt, run.started_at, self._plans[run.id], self._contexts[run.id]
+                run.run_attempt,
+                run.started_at,
+                self._plans[run.id],
+                self._contexts[run.id],
+                triggering_actor=run.triggering_actor,
             )
         )
+        run.triggering_actor = actor
         run.run_attempt += 1
         run.attempt_started_at = now
         run.cancel_requested_at = None

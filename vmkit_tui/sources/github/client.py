@@ -152,12 +152,13 @@ class GitHubClient(ApiSession):
             reply = await self._request("GET", url, accept=(200, 302, 404), want_json=False)
             if reply.status == 404:
                 return None
+            # parsed in a thread: a log of megabytes would stall the event loop (the UI's)
             if reply.status == 200:
-                return parse_job_log(reply.text)
+                return await asyncio.to_thread(parse_job_log, reply.text)
             blob = await self._fetch_blob(reply)
             if isinstance(blob, tuple):
                 text, truncated = blob
-                return parse_job_log(text, truncated=truncated)
+                return await asyncio.to_thread(parse_job_log, text, truncated=truncated)
             if attempt < self._max_retries:
                 await self._sleep(backoff_delay(attempt, self._rng))
         raise Unavailable(f"job log download failed: {blob}", endpoint=reply.endpoint)

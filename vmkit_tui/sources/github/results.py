@@ -54,10 +54,11 @@ class WorkflowRun:
     head_branch: str | None
     display_title: str
     html_url: str
-    actor: str | None
+    actor: str | None  # who triggered the run's first attempt
     created_at: datetime
     updated_at: datetime
     run_started_at: datetime | None
+    triggering_actor: str | None = None  # who started this attempt (a re-run: who re-ran it)
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> WorkflowRun:
@@ -76,6 +77,7 @@ class WorkflowRun:
             created_at=_time(data, "created_at"),
             updated_at=_time(data, "updated_at"),
             run_started_at=_optional_time(data, "run_started_at"),
+            triggering_actor=_login(data, "triggering_actor"),
         )
 
     @property
