@@ -124,7 +124,7 @@ async def lock_status(env: EnvironmentConfig, options: ssh.SshOptions) -> LockRe
             f"status` where you run Kamal and, if nobody is deploying, {release}.",
         )
     host = str(env.deploy_host)
-    command = kamal_lock_status(destination=env.destination)
+    command = kamal_lock_status(destination=env.destination, workdir=env.kamal_dir)
     try:
         result = await ssh.run(ssh_target(env.deploy_host, env), command, options=options)
     except ssh.SshError as error:

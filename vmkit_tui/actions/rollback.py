@@ -347,7 +347,7 @@ class Rollbacks(ActionsBase):
         assert env.deploy_host is not None  # the config requires it for kamal-ssh
         target = ssh_target(env.deploy_host, env)
         label = host_label(target)
-        sha, destination = record.deploy.sha, env.destination
+        sha, where = record.deploy.sha, {"destination": env.destination, "workdir": env.kamal_dir}
         watcher = self.vm_watchers.get(record.deploy.repo, env)
         if watcher is not None:
             await watcher.watch(record)
@@ -361,7 +361,7 @@ class Rollbacks(ActionsBase):
             environment=env.name,
         )
         try:
-            command = kamal_rollback(sha, destination=destination)
+            command = kamal_rollback(sha, **where)
             verdict = await run_kamal(target, command, log, self.ssh_options)
             if verdict.not_retained:
                 note = NewEvent(
@@ -372,7 +372,7 @@ class Rollbacks(ActionsBase):
                     "image from GHCR instead (kamal deploy --skip-push).",
                 )
                 await self._append(record.id, [note])
-                command = kamal_redeploy(sha, destination=destination)
+                command = kamal_redeploy(sha, **where)
                 verdict = await run_kamal(target, command, log, self.ssh_options)
         except asyncio.CancelledError:
             await log.close()
