@@ -143,7 +143,8 @@ def matches(container: dict[str, object], filters: list[str]) -> bool:
             if str(container["state"]) not in values:
                 return False
         elif key == "ancestor":
-            if str(container["image"]) not in values:
+            image_id = str(container["image_id"])
+            if not any(v == container["image"] or (v and image_id.startswith(v)) for v in values):
                 return False
         else:
             die(f"stub docker: filter {key!r} not known", 125)
@@ -172,7 +173,7 @@ def container_ls(args: list[str]) -> None:
     print("CONTAINER ID   IMAGE   COMMAND   CREATED   STATUS   PORTS   NAMES")
     for container in found:
         f = container_fields(container)
-        print(f"{f['.ID']}   {f['.Image']}   \"/start\"   now   {f['.Status']}      {f['.Names']}")
+        print(f'{f[".ID"]}   {f[".Image"]}   "/start"   now   {f[".Status"]}      {f[".Names"]}')
 
 
 def run(args: list[str]) -> None:
@@ -181,8 +182,11 @@ def run(args: list[str]) -> None:
     ref = rest[0]
     name = opts.get("--name", [f"stub_{secrets.token_hex(4)}"])[-1]
     if find_container(name) is not None:
-        die(f'docker: Error response from daemon: Conflict. The container name "/{name}" is '
-            "already in use.", 125)
+        die(
+            f'docker: Error response from daemon: Conflict. The container name "/{name}" is '
+            "already in use.",
+            125,
+        )
     known = image(ref)
     if known is None and name != PROXY:
         die(f"Unable to find image '{ref}' locally", 125)
@@ -191,19 +195,29 @@ def run(args: list[str]) -> None:
         key, _, value = label.partition("=")
         labels[key] = value.strip('"')
     cid = secrets.token_hex(32)
+    version = ref.rpartition(":")[2]
+    bind = "127.0.0.1" if version in unhealthy() else "0.0.0.0"  # the classic health failure
     save(
         ref_file("containers", name),
         {
             "id": cid,
             "name": name,
             "image": ref,
+            "image_id": str(known["id"]) if known else "",
             "labels": labels,
             "state": "running",
             "created": time.time(),
             "env": opts.get("--env", []) + opts.get("-e", []),
+            "log": [f"{now_go()} Booting shop", f"{now_go()} Listening on http://{bind}:80"],
         },
     )
     print(cid)
+
+
+def unhealthy() -> list[str]:
+    """The versions whose app never answers kamal-proxy's health check."""
+    path = STATE / "unhealthy"
+    return path.read_text().split() if path.exists() else []
 
 
 def set_state(keys: list[str], state: str) -> None:
@@ -288,8 +302,7 @@ def proxy_deploy(args: list[str]) -> None:
     proxy_log("Deploying", service=service, targets=[target], hosts=hosts, tls="--tls" in opts)
     container = find_container(target.rpartition(":")[0])
     version = str(container["name"]).rpartition("-")[2] if container else ""
-    unhealthy = STATE / "unhealthy"
-    if unhealthy.exists() and version in unhealthy.read_text().split():
+    if version in unhealthy():
         die(f"Error: target failed to become healthy within configured timeout ({timeout})")
     proxy_log("Target health updated", target=target, state="healthy", was="adding")
     proxy_log("Deployed", service=service, targets=[target], hosts=hosts, tls="--tls" in opts)
@@ -299,7 +312,13 @@ def logs(args: list[str]) -> None:
     """`docker logs [--follow] [--timestamps] [--since T | --tail N] -- kamal-proxy`."""
     opts, rest = options(args, {"--follow", "-f", "--timestamps", "-t"})
     if rest != [PROXY]:
-        die(f"stub docker: logs of {rest} not kept", 125)
+        container = find_container(rest[0])
+        if container is None:
+            die(f"Error response from daemon: No such container: {rest[0]}")
+        assert container is not None
+        for line in container["log"]:  # type: ignore[attr-defined]
+            print(line if "--timestamps" in opts else line.split(" ", 1)[1])
+        return
     path = STATE / "proxy.log"
     path.touch()
     stamps = "--timestamps" in opts or "-t" in opts
@@ -313,6 +332,21 @@ def logs(args: list[str]) -> None:
                 time.sleep(0.05)
             else:
                 return
+
+
+def image_matches(found: dict[str, object], filters: list[str]) -> bool:
+    labels = dict(found["labels"])  # type: ignore[call-overload]
+    for item in filters:
+        key, _, value = item.partition("=")
+        if key == "reference" and found["ref"] != value:
+            return False
+        if key == "label":
+            name, _, wanted = value.partition("=")
+            if name not in labels or (wanted and labels[name] != wanted):
+                return False
+        if key not in ("reference", "label"):
+            die(f"stub docker: image filter {key!r} not known", 125)
+    return True
 
 
 def image_cmd(sub: str, args: list[str]) -> None:
@@ -331,6 +365,8 @@ def image_cmd(sub: str, args: list[str]) -> None:
         opts, _ = options(args, {"--quiet", "-q", "--all", "-a"})
         for path in sorted((STATE / "images").glob("*.json")):
             found = load(path)
+            if not image_matches(found, opts.get("--filter", [])):
+                continue
             repository, _, tag = str(found["ref"]).rpartition(":")
             fields = {".Repository": repository, ".Tag": tag, ".ID": str(found["id"])[:12]}
             print(render(opts.get("--format", ["{{.Repository}}:{{.Tag}}"])[-1], fields))

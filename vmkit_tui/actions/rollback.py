@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Literal
 
 from vmkit_tui.actions.actor import checked_actor, checked_trigger
@@ -359,6 +360,7 @@ class Rollbacks(ActionsBase):
             self.now,
             repo=record.deploy.repo,
             environment=env.name,
+            on_target=partial(watcher.kamal_target, record.id) if watcher is not None else None,
         )
         try:
             command = kamal_rollback(sha, **where)

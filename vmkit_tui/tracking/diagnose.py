@@ -29,6 +29,7 @@ _PROCFILE_MISSING = re.compile(r"(?i)procfile not found|no procfile|missing proc
 _CANCELLED = "##[error]The operation was canceled."
 _ERRORISH = re.compile(r"(?i)\berror\b|\bfatal\b|\bfailed\b|\bdenied\b|exception")
 _KAMAL_ERROR = re.compile(r"^\s*ERROR \([^)]*\):")  # bin/kamal's last word on a failure
+_KAMAL_FINISHED = re.compile(r"^\s*Finished all in [0-9.]+ seconds")  # printed before it
 UNRECOGNISED = "Unrecognised failure"
 # The health path answered, but not 2xx: kamal-proxy's `unexpected status (301)`, or an access
 # log line for the check path with a 3xx/4xx status.
@@ -305,7 +306,7 @@ def diagnose(lines: Sequence[object], *, source: str = "github") -> Diagnosis | 
     if not anchors:
         if any(line.text.startswith("##[") for line in texts):
             return None  # a GitHub log without an error (or only cancelled): no failure
-        found = _best(texts, 0, len(texts) - 1, source)
+        found = _best(texts, _last_kamal_run(texts), len(texts) - 1, source)
         if found is None and any(_KAMAL_ERROR.match(line.text) for line in texts):
             return _unrecognised(_evidence(texts, 0, len(texts) - 1), source)
         return found
@@ -349,6 +350,18 @@ def _normalise(item: object, index: int) -> _Text:
         text = str(getattr(item, "text", ""))
         number = getattr(item, "number", None) or index + 1
     return _Text(int(number), _ANSI.sub("", text))
+
+
+def _last_kamal_run(texts: Sequence[_Text]) -> int:
+    """Where the failed Kamal invocation's output starts when Kamal ran more than once (vmkit-tui
+    runs `kamal deploy` after a `kamal rollback` that found no container): after the previous
+    invocation's `Finished all in` line, so what that one said (a rollback target not kept) is
+    not taken for why the last one failed."""
+    errors = [i for i, line in enumerate(texts) if _KAMAL_ERROR.match(line.text)]
+    if not errors:
+        return 0
+    ends = [i for i in range(errors[-1]) if _KAMAL_FINISHED.match(texts[i].text)]
+    return ends[-2] + 1 if len(ends) >= 2 else 0
 
 
 def _step_start(texts: Sequence[_Text], anchor: int) -> int:
