@@ -2,19 +2,21 @@
 OpenSSH sshd: vmkit-tui SSHes to the deploy host and runs `kamal` in the project directory
 there; Kamal SSHes to the app host (the same sshd) and drives `docker`, a stub that keeps
 containers and images as files (tests/integration/stub_docker.py). Verdicts, "not retained",
-lock parsing and the first-healthy moment are read from what real Kamal prints."""
+lock parsing and the first-healthy moment are read from what real Kamal prints, and what the
+sandbox's imitation of Kamal says for the same operation must be what real Kamal said."""
 
 from __future__ import annotations
 
 import asyncio
 import getpass
 import json
+import random
 import re
 import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,7 +44,10 @@ from vmkit_tui.domain.models import (
     Trigger,
     new_deploy_id,
 )
+from vmkit_tui.domain.text import plain
 from vmkit_tui.domain.updates import Broadcaster
+from vmkit_tui.sandbox.world import kamal_output as imitation
+from vmkit_tui.sandbox.world.seed_data import RUBY
 from vmkit_tui.sources import ssh
 from vmkit_tui.sources.ssh.commands import kamal_lock_release
 from vmkit_tui.store.history import AsyncHistory, History
@@ -58,6 +63,59 @@ IMAGE = "ghcr.io/acme/shop"
 KAMAL = Path(sys.executable).with_name("kamal")  # the test extra's real Kamal
 STUB = Path(__file__).with_name("stub_docker.py")
 OLD, LIVE, GONE, FRESH, MISSING = (f"{n}" * 40 for n in "abcde")  # GONE: no container kept
+T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+
+
+SANDBOX = imitation.KamalTarget(
+    "shop",
+    "production",
+    IMAGE,
+    (imitation.KamalHost("vm1", "127.0.0.1"),),
+    RUBY,
+    "shop.example.com",
+)
+_ECHO = re.compile(r"^\s*(?:INFO|DEBUG)\b")  # SSHKit's echo of each command, and its timing
+
+
+def says(lines: Iterable[str]) -> list[str]:
+    """What Kamal says (not the commands it echoes), with what differs from run to run (SHAs,
+    times, durations) as placeholders."""
+    said = []
+    for line in lines:
+        text = plain(line).rstrip()
+        if text.strip() and not _ECHO.match(text):
+            text = re.sub(r"[0-9a-f]{40}", "<sha>", text)
+            text = re.sub(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z", "<time>", text)
+            said.append(
+                re.sub(r"Finished all in [0-9.]+ seconds", "Finished all in N seconds", text)
+            )
+    return said
+
+
+def sandbox_says(*scripts: imitation.KamalScript) -> list[str]:
+    return says(text for script in scripts for _, text in sorted(script.console, key=_offset))
+
+
+def _offset(line: tuple[float, str]) -> float:
+    return line[0]
+
+
+def rollback_script(
+    sha: str, *, retained: bool, lock: imitation.LockInfo | None = None
+) -> imitation.KamalScript:
+    return imitation.rollback_script(
+        random.Random(0), SANDBOX, T0, version=sha, previous=LIVE, retained=retained, lock=lock
+    )
+
+
+def deploy_script(sha: str, outcome: imitation.Outcome) -> imitation.KamalScript:
+    return imitation.deploy_script(
+        random.Random(0), SANDBOX, T0, version=sha, previous=LIVE, outcome=outcome
+    )
+
+
+def container(sha: str) -> str:
+    return f"shop-web-production-{sha}"
 
 
 @dataclass
@@ -79,7 +137,7 @@ class Remote:
             shutil.rmtree(self.state / name, ignore_errors=True)
         for name in ("argv.log", "proxy.log", "unhealthy"):
             (self.state / name).unlink(missing_ok=True)
-        shutil.rmtree(self.project / ".kamal" / "lock-shop", ignore_errors=True)
+        shutil.rmtree(self.project / ".kamal" / "lock-shop-production", ignore_errors=True)
         (self.state / "unhealthy").write_text("\n".join(unhealthy))
         for number, sha in enumerate((OLD, LIVE, GONE, FRESH)):
             image = {"ref": f"{IMAGE}:{sha}", "id": f"{number:064x}", "labels": {"service": "shop"}}
@@ -88,13 +146,13 @@ class Remote:
                 self._save("images", sha, image)
                 self._save(
                     "containers",
-                    f"shop-web-{sha}",
+                    container(sha),
                     {
                         "id": f"{number + 7:064x}",
-                        "name": f"shop-web-{sha}",
+                        "name": container(sha),
                         "image": image["ref"],
                         "image_id": image["id"],
-                        "labels": {"service": "shop", "role": "web", "destination": ""},
+                        "labels": {"service": "shop", "role": "web", "destination": "production"},
                         "state": "running" if sha == LIVE else "exited",
                         "created": number,
                         "log": [],
@@ -153,8 +211,6 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
                 "  username: acme",
                 "  password:",
                 "    - KAMAL_REGISTRY_PASSWORD",
-                "builder:",
-                "  arch: amd64",
                 "ssh:",
                 f"  user: {getpass.getuser()}",
                 f"  port: {sshd.port}",
@@ -164,7 +220,8 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
             ]
         )
     )
-    (project / ".kamal" / "secrets").write_text("KAMAL_REGISTRY_PASSWORD=not-a-real-token\n")
+    (project / "config" / "deploy.production.yml").write_text("builder:\n  arch: amd64\n")
+    (project / ".kamal" / "secrets-common").write_text("KAMAL_REGISTRY_PASSWORD=not-a-real-token\n")
     git = ["git", "-C", str(project), "-c", "user.email=maria@example.com"]
     for command in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "init"]):
         subprocess.run([*git, "-c", "user.name=Maria Chen", *command], check=True)
@@ -224,6 +281,7 @@ async def acting(remote: Remote, tmp_path: Path) -> AsyncIterator[Acting]:
         identity_file=remote.sshd.user_key,
         known_hosts=remote.sshd.known_hosts,
         service="shop",
+        destination="production",
         kamal_dir=str(remote.project),
         streams={"vmkit-agent": "true"},  # no agent on this host: only kamal-proxy's log
     )
@@ -261,7 +319,9 @@ async def test_a_kept_version_goes_back_with_real_kamal_rollback(acting: Acting)
     sent = acting.remote.argv()
     assert ["pull", f"{IMAGE}:{OLD}"] not in sent  # a rollback never pulls
     assert any(argv[:3] == ["exec", "kamal-proxy", "kamal-proxy"] for argv in sent)
-    assert acting.remote.running() == [f"shop-web-{OLD}"]
+    assert acting.remote.running() == [container(OLD)]
+    said = says(acting.kamal_lines(record.id))
+    assert said == sandbox_says(rollback_script(OLD, retained=True))
     healthy = await acting.first_healthy(record.id)
     assert healthy == acting.remote.proxy_healthy_at()[-1]
 
@@ -275,8 +335,13 @@ async def test_a_version_not_kept_is_deployed_from_its_image(acting: Acting) -> 
     lines = acting.kamal_lines(record.id)
     assert any(f"The app version '{GONE}' is not available as a container" in x for x in lines)
     assert ["pull", f"{IMAGE}:{GONE}"] in acting.remote.argv()
-    assert acting.remote.running() == [f"shop-web-{GONE}"]
+    assert acting.remote.running() == [container(GONE)]
     assert await acting.first_healthy(record.id) == acting.remote.proxy_healthy_at()[-1]
+    rollback, deploy = (
+        rollback_script(GONE, retained=False),
+        deploy_script(GONE, imitation.Outcome.SUCCESS),
+    )
+    assert says(lines) == sandbox_says(rollback, deploy)
 
 
 async def test_an_unhealthy_version_fails_with_kamals_red_error_read_plainly(
@@ -296,7 +361,7 @@ async def test_an_unhealthy_version_fails_with_kamals_red_error_read_plainly(
     diagnosis = next(e for e in record.events if e.kind is EventKind.DIAGNOSIS)
     assert diagnosis.detail.startswith("Health check timed out: the app listens on 127.0.0.1:80")
     assert "0.0.0.0:$PORT" in diagnosis.data["fix"]
-    assert acting.remote.running() == [f"shop-web-{LIVE}"]  # the old one still serves
+    assert acting.remote.running() == [container(LIVE)]  # the old one still serves
 
 
 async def test_an_image_gone_from_ghcr_fails_at_the_pull(acting: Acting) -> None:
@@ -305,21 +370,28 @@ async def test_an_image_gone_from_ghcr_fails_at_the_pull(acting: Acting) -> None
     assert statuses(record) == [Status.RUNNING, Status.FAILED]
     diagnosis = next(e for e in record.events if e.kind is EventKind.DIAGNOSIS)
     assert diagnosis.detail == "The image for this commit is no longer in GHCR"
-    assert acting.remote.running() == [f"shop-web-{LIVE}"]
+    assert acting.remote.running() == [container(LIVE)]
+    rollback = rollback_script(MISSING, retained=False)
+    deploy = deploy_script(MISSING, imitation.Outcome.IMAGE_MISSING)
+    assert says(acting.kamal_lines(record.id)) == sandbox_says(rollback, deploy)
 
 
 async def test_the_deploy_lock_from_real_kamal_lock_acquire_and_status(acting: Acting) -> None:
     assert acting.env.deploy_host is not None
     target = ssh_target(acting.env.deploy_host, acting.env)
     where = str(acting.remote.project)
-    acquire = f"cd -- {shlex.quote(where)} && kamal lock acquire -m 'schema migration, wait'"
+    acquire = f"cd -- {shlex.quote(where)} && kamal lock acquire -d production -m 'migrating'"
     said = await ssh.run(target, acquire, options=TEST_OPTIONS)
     assert said.lines[-1] == "Acquired the deploy lock"
 
     report = await lock_status(acting.env, TEST_OPTIONS)
     assert report.held is True
     assert report.details[0].startswith("Locked by: Maria Chen at ")
-    assert report.details[2] == "Message: schema migration, wait"
+    assert report.details[2] == "Message: migrating"
+    lock = imitation.LockInfo("Maria Chen", T0, OLD, "migrating")
+    assert says(report.details) == sandbox_says(
+        imitation.lock_status_script(random.Random(0), SANDBOX, T0, lock)
+    )
 
     record = await acting.rollback(OLD)
     failed = next(e for e in record.events if e.status is Status.FAILED)
@@ -329,7 +401,13 @@ async def test_the_deploy_lock_from_real_kamal_lock_acquire_and_status(acting: A
     )
     diagnosis = next(e for e in record.events if e.kind is EventKind.DIAGNOSIS)
     assert diagnosis.detail.startswith("Another deploy holds Kamal's deploy lock (Locked by: Maria")
-    assert acting.remote.running() == [f"shop-web-{LIVE}"]
+    assert acting.remote.running() == [container(LIVE)]
+    held = rollback_script(OLD, retained=True, lock=lock)
+    assert says(acting.kamal_lines(record.id)) == sandbox_says(held)
 
-    await ssh.run(target, kamal_lock_release(workdir=where), options=TEST_OPTIONS)
-    assert (await lock_status(acting.env, TEST_OPTIONS)).held is False
+    release = kamal_lock_release(destination="production", workdir=where)
+    said = await ssh.run(target, release, options=TEST_OPTIONS)
+    rng = random.Random(0)
+    assert says(said.lines) == sandbox_says(imitation.lock_release_script(rng, SANDBOX, T0, lock))
+    report = await lock_status(acting.env, TEST_OPTIONS)
+    assert report.held is False and report.message.startswith("No Kamal deploy lock is held")
