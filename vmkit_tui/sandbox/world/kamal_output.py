@@ -355,10 +355,9 @@ def _boot(
     b.run_all(f"docker container ls --all --filter 'name=^{name}$' --quiet", 0.05, 0.2)
     if replacing:
         aside = f"{version}_replaced_{rng.getrandbits(64):016x}"
+        renaming = f"  INFO Renaming container {version} to {aside} as already deployed on"
         for host in target.hosts:
-            b.say(
-                f"  INFO Renaming container {version} to {aside} as already deployed on {host.address}"
-            )
+            b.say(f"{renaming} {host.address}")
         b.run_all(
             f"docker rename {name} {target.service}-web-{target.destination}-{aside}", 0.1, 0.3
         )

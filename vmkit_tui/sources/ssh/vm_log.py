@@ -40,7 +40,8 @@ target it routes to, which Kamal gives as the container's id (Kamal 2 since 2.1:
 ls --quiet`, 12 hex) or, in older releases, its name. A target named by id is tied to its version
 by the agent's `watching new container <name> (<id>)` line on the same host, or, for a deploy
 vmkit-tui runs with Kamal over SSH, by Kamal's own echo of `kamal-proxy deploy …
---target="<id>:<port>"` (that invocation deploys one version), whichever arrives first. An event whose version cannot be told is attributed to nobody.
+--target="<id>:<port>"` (that invocation deploys one version), whichever arrives first. An event
+whose version cannot be told is attributed to nobody.
 
 Remote text is data: nothing here evaluates it, and the original line is kept for diagnosis.
 """
