@@ -6,8 +6,9 @@ deploy, rollback and the proxy step, keeping containers and images as JSON files
 `$STUB_DOCKER_STATE` (set for the sshd session), and logs every argv to `argv.log` there, so a
 test can say what Kamal really sent. `registry/<ref>.json` lists the images "in GHCR" (a pull
 of anything else fails with GHCR's `manifest unknown`); a version named in `unhealthy` never
-passes kamal-proxy's health check (its app listens on 127.0.0.1). `kamal-proxy deploy` writes
-what kamal-proxy logs (`Deploying`, `Target health updated` healthy/was adding, `Deployed`) to
+passes kamal-proxy's health check (its app listens on 127.0.0.1); of a version in `crashing`,
+the containers of roles other than `web` exit at once. `kamal-proxy deploy` writes what
+kamal-proxy logs (`Deploying`, `Target health updated` healthy/was adding, `Deployed`) to
 `proxy.log`, which `docker logs kamal-proxy` prints with docker's timestamps. Anything else
 exits 125 naming the unknown command, so a change in what Kamal sends fails loudly.
 """
@@ -96,6 +97,10 @@ def options(args: list[str], flags: set[str]) -> tuple[dict[str, list[str]], lis
 
 def render(template: str, fields: dict[str, str]) -> str:
     """Go-template `{{ .Field }}` / `{{json .X}}` for the fields Kamal asks for only."""
+
+    # Kamal's poller for a role kamal-proxy does not serve (no Docker HEALTHCHECK here).
+    health = "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}"
+    template = template.replace(health, fields.get(".State.Status", ""))
 
     def one(match: re.Match[str]) -> str:
         key = " ".join(match.group(1).split())
@@ -197,6 +202,7 @@ def run(args: list[str]) -> None:
     cid = secrets.token_hex(32)
     version = ref.rpartition(":")[2]
     bind = "127.0.0.1" if version in unhealthy() else "0.0.0.0"  # the classic health failure
+    crashes = version in listed("crashing") and labels.get("role") not in (None, "web")
     save(
         ref_file("containers", name),
         {
@@ -205,7 +211,7 @@ def run(args: list[str]) -> None:
             "image": ref,
             "image_id": str(known["id"]) if known else "",
             "labels": labels,
-            "state": "running",
+            "state": "exited" if crashes else "running",
             "created": time.time(),
             "env": opts.get("--env", []) + opts.get("-e", []),
             "log": [f"{now_go()} Booting shop", f"{now_go()} Listening on http://{bind}:80"],
@@ -214,10 +220,14 @@ def run(args: list[str]) -> None:
     print(cid)
 
 
-def unhealthy() -> list[str]:
-    """The versions whose app never answers kamal-proxy's health check."""
-    path = STATE / "unhealthy"
+def listed(name: str) -> list[str]:
+    """The versions listed in the state file `name` (`unhealthy`, `crashing`)."""
+    path = STATE / name
     return path.read_text().split() if path.exists() else []
+
+
+def unhealthy() -> list[str]:
+    return listed("unhealthy")
 
 
 def set_state(keys: list[str], state: str) -> None:

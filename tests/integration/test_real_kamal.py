@@ -8,6 +8,7 @@ sandbox's imitation of Kamal says for the same operation must be what real Kamal
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
 import json
 import random
@@ -64,6 +65,20 @@ KAMAL = Path(sys.executable).with_name("kamal")  # the test extra's real Kamal
 STUB = Path(__file__).with_name("stub_docker.py")
 OLD, LIVE, GONE, FRESH, MISSING = (f"{n}" * 40 for n in "abcde")  # GONE: no container kept
 T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+# A destination with a role kamal-proxy does not serve (Kamal merges it into deploy.yml).
+JOBS = """builder:
+  arch: amd64
+servers:
+  web:
+    - 127.0.0.1
+  jobs:
+    hosts:
+      - 127.0.0.1
+    cmd: bin/jobs
+    proxy: false
+readiness_delay: 0
+deploy_timeout: 2
+"""
 
 
 SANDBOX = imitation.KamalTarget(
@@ -131,14 +146,17 @@ class Remote:
         lines = (self.state / "argv.log").read_text().splitlines()
         return [json.loads(line) for line in lines]
 
-    def reset(self, *, unhealthy: tuple[str, ...] = ()) -> None:
-        """OLD kept as a stopped container, LIVE running, GONE/FRESH only in the registry."""
+    def reset(self, *, unhealthy: tuple[str, ...] = (), crashing: tuple[str, ...] = ()) -> None:
+        """OLD kept as a stopped container, LIVE running, GONE/FRESH only in the registry;
+        `unhealthy`: versions whose app fails kamal-proxy's check, `crashing`: whose
+        containers of other roles exit at once."""
         for name in ("containers", "images", "registry"):
             shutil.rmtree(self.state / name, ignore_errors=True)
-        for name in ("argv.log", "proxy.log", "unhealthy"):
-            (self.state / name).unlink(missing_ok=True)
+        (self.state / "argv.log").unlink(missing_ok=True)
+        (self.state / "proxy.log").unlink(missing_ok=True)
         shutil.rmtree(self.project / ".kamal" / "lock-shop-production", ignore_errors=True)
         (self.state / "unhealthy").write_text("\n".join(unhealthy))
+        (self.state / "crashing").write_text("\n".join(crashing))
         for number, sha in enumerate((OLD, LIVE, GONE, FRESH)):
             image = {"ref": f"{IMAGE}:{sha}", "id": f"{number:064x}", "labels": {"service": "shop"}}
             self._save("registry", sha, image)
@@ -221,6 +239,7 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
         )
     )
     (project / "config" / "deploy.production.yml").write_text("builder:\n  arch: amd64\n")
+    (project / "config" / "deploy.jobs.yml").write_text(JOBS)
     (project / ".kamal" / "secrets-common").write_text("KAMAL_REGISTRY_PASSWORD=not-a-real-token\n")
     git = ["git", "-C", str(project), "-c", "user.email=maria@example.com"]
     for command in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "init"]):
@@ -240,16 +259,17 @@ class Acting:
     actions: DeployActions
     data_dir: Path
 
-    def record(self, sha: str) -> DeployRecord:
-        return next(r for r in self.history.records(REPO, "production") if r.deploy.sha == sha)
+    def record(self, sha: str, environment: str) -> DeployRecord:
+        return next(r for r in self.history.records(REPO, environment) if r.deploy.sha == sha)
 
     def kamal_lines(self, deploy_id: str) -> list[str]:
         with SpoolReader(spool_path(self.data_dir, deploy_id)) as reader:
             return [line.text for line in reader if line.source == KAMAL_SOURCE]
 
-    async def rollback(self, sha: str) -> DeployRecord:
+    async def rollback(self, sha: str, environment: str = "production") -> DeployRecord:
+        target = self.record(sha, environment).id
         return await self.actions.rollback(
-            REPO, "production", self.record(sha).id, trigger=Trigger.MANUAL, actor="maria-chen"
+            REPO, environment, target, trigger=Trigger.MANUAL, actor="maria-chen"
         )
 
     async def first_healthy(self, deploy_id: str) -> datetime:
@@ -259,9 +279,9 @@ class Acting:
         return record.first_healthy_at
 
 
-def past_deploy(history: History, sha: str, minutes_ago: int) -> None:
+def past_deploy(history: History, environment: str, sha: str, minutes_ago: int) -> None:
     at = datetime.now(UTC) - timedelta(minutes=minutes_ago)
-    deploy = Deploy(new_deploy_id(), REPO, "production", sha, Trigger.PUSH, "octocat", at)
+    deploy = Deploy(new_deploy_id(), REPO, environment, sha, Trigger.PUSH, "octocat", at)
     events = [
         NewEvent(deploy.id, EventKind.CREATED, at, data={"title": f"Ship {sha[:7]}"}),
         NewEvent(deploy.id, EventKind.STATUS, at, status=Status.SUCCEEDED),
@@ -285,10 +305,13 @@ async def acting(remote: Remote, tmp_path: Path) -> AsyncIterator[Acting]:
         kamal_dir=str(remote.project),
         streams={"vmkit-agent": "true"},  # no agent on this host: only kamal-proxy's log
     )
-    config = Config(source=None, github=GitHubConfig(), repos=(RepoConfig(REPO, IMAGE, (env,)),))
+    jobs = dataclasses.replace(env, name="jobs", destination="jobs")
+    repo = RepoConfig(REPO, IMAGE, (env, jobs))
+    config = Config(source=None, github=GitHubConfig(), repos=(repo,))
     history = History(tmp_path / "history.json")
     for minutes_ago, sha in enumerate((LIVE, FRESH, GONE, MISSING, OLD)):
-        past_deploy(history, sha, 10 + 10 * minutes_ago)
+        past_deploy(history, "production", sha, 10 + 10 * minutes_ago)
+        past_deploy(history, "jobs", sha, 10 + 10 * minutes_ago)
     actions = DeployActions(
         config,
         AsyncHistory(history),
@@ -411,3 +434,24 @@ async def test_the_deploy_lock_from_real_kamal_lock_acquire_and_status(acting: A
     assert says(said.lines) == sandbox_says(imitation.lock_release_script(rng, SANDBOX, T0, lock))
     report = await lock_status(acting.env, TEST_OPTIONS)
     assert report.held is False and report.message.startswith("No Kamal deploy lock is held")
+
+
+async def test_a_role_without_kamal_proxy_that_crashes_gets_advice_about_its_process(
+    acting: Acting,
+) -> None:
+    acting.remote.reset(crashing=(FRESH,))
+    record = await acting.rollback(FRESH, "jobs")
+
+    assert statuses(record) == [Status.RUNNING, Status.FAILED]
+    failed = next(e for e in record.events if e.status is Status.FAILED)
+    assert failed.detail.endswith(
+        "failed: ERROR (Kamal::Cli::Healthcheck::Error): Exception while executing on host "
+        "127.0.0.1: container not ready after 2 seconds (exited)"
+    )
+    diagnosis = next(e for e in record.events if e.kind is EventKind.DIAGNOSIS)
+    assert diagnosis.detail == (
+        "The jobs role's container without kamal-proxy was not running after 2 s: its process "
+        "exited"
+    )
+    fix = diagnosis.data["fix"]
+    assert "`kamal app logs -r jobs`" in fix and "0.0.0.0" not in fix and "/up" not in fix
