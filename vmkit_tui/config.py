@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
-from vmkit_tui.domain.models import NAME_PATTERN, REPO_PATTERN
+from vmkit_tui.domain.models import NAME_PATTERN, REPO_PATTERN, WORKDIR_PATTERN
 from vmkit_tui.domain.secret import Secret
 from vmkit_tui.domain.text import escaped
 
@@ -119,6 +119,7 @@ class EnvironmentConfig:
     health_path: str = "/up"
     service: str = "app"
     destination: str | None = None
+    kamal_dir: str | None = None  # the Kamal project on deploy_host (from its login dir)
     streams: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -511,6 +512,9 @@ def _parse_environment(name: str, table: _Table, default_service: str) -> Enviro
         "service", re.compile(r"[a-z0-9][a-z0-9_-]{0,62}"), "a Kamal service name", default_service
     )
     destination = table.text("destination", NAME_PATTERN, "a Kamal destination name")
+    kamal_dir = table.text(
+        "kamal_dir", WORKDIR_PATTERN, "a directory on deploy_host such as apps/storefront"
+    )
     streams_table = table.table("streams")
     streams: dict[str, str] = {}
     for source in list(streams_table.data):
@@ -537,5 +541,6 @@ def _parse_environment(name: str, table: _Table, default_service: str) -> Enviro
         health_path=health_path or "/up",
         service=service or default_service,
         destination=destination,
+        kamal_dir=kamal_dir,
         streams=streams,
     )

@@ -382,3 +382,57 @@ CANCELLED_LOG = github_log(
     ["##[error]The operation was canceled."],
     CLEANUP,
 )
+
+# Kamal 2.11 (the real binary) booting a role kamal-proxy does not serve (`proxy: false`, a
+# worker): its poller waits for docker to say running/healthy, then gives up.
+WORKER_NOT_READY = [
+    "  INFO Waiting for the first healthy web container before booting workers on 10.0.0.7...",
+    "  INFO First web container is healthy, booting workers on 10.0.0.7...",
+    f"  INFO [33d92f6c] Running docker run --detach --restart unless-stopped --name "
+    f"web-workers-{SHA} --network kamal … {IMAGE} on 10.0.0.7",
+    "  INFO [33d92f6c] Finished in 0.367 seconds with exit status 0 (successful).",
+    f"  INFO [ff6a5835] Running docker container ls --all --filter 'name=^web-workers-{SHA}$' "
+    "--quiet | xargs docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}"
+    "{{else}}{{.State.Status}}{{end}}' on 10.0.0.7",
+    "  INFO [ff6a5835] Finished in 0.615 seconds with exit status 0 (successful).",
+    " ERROR Failed to boot workers on 10.0.0.7",
+    "Releasing the deploy lock...",
+    "  Finished all in 41.1 seconds",
+    "  \x1b[31mERROR (Kamal::Cli::Healthcheck::Error): Exception while executing on host "
+    "10.0.0.7: container not ready after 30 seconds (exited)\x1b[0m",
+]
+
+# Kamal 2.11 when `docker run` itself fails: it says the first web container is "unhealthy"
+# although no health check ever ran.
+RUN_FAILED_KAMAL = [
+    f"  INFO [16485da3] Running docker run --detach --restart unless-stopped --name web-web-{SHA} "
+    f"… {IMAGE} on 203.0.113.10",
+    " ERROR Failed to boot web on 203.0.113.10",
+    "  INFO First web container is unhealthy on 203.0.113.10, not booting any other roles",
+    "Releasing the deploy lock...",
+    "  Finished all in 5.1 seconds",
+    "  \x1b[31mERROR (SSHKit::Command::Failed): Exception while executing on host 203.0.113.10: "
+    "docker exit status: 125",
+    "docker stdout: Nothing written",
+    f'docker stderr: docker: Error response from daemon: Conflict. The container name "/web-web-'
+    f'{SHA}" is already in use by container "4fce50914392".',
+    "\x1b[0m",
+]
+
+# What the kamal-ssh strategy runs for a version not kept: `kamal rollback` (nothing to boot,
+# exit 0), then `kamal deploy --skip-push --version`, here failing at the pull.
+ROLLBACK_THEN_DEPLOY_MISSING = [
+    "Acquiring the deploy lock...",
+    f"The app version '{OLD_SHA}' is not available as a container (use 'kamal app containers' "
+    "for available versions)",
+    "Releasing the deploy lock...",
+    "  Finished all in 1.4 seconds",
+    "Pull app image...",
+    f"  INFO [92e906ca] Running docker pull ghcr.io/acme/web:{OLD_SHA} on 203.0.113.10",
+    "  Finished all in 1.6 seconds",
+    "  \x1b[31mERROR (SSHKit::Command::Failed): Exception while executing on host 203.0.113.10: "
+    "docker exit status: 1",
+    "docker stdout: Nothing written",
+    "docker stderr: Error response from daemon: manifest unknown",
+    "\x1b[0m",
+]

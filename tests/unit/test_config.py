@@ -31,6 +31,7 @@ identity_file = "~/.ssh/id_ed25519"
 branch = "staging"
 rollback = "kamal-ssh"
 deploy_host = "ops@deploy.example.com:2200"
+kamal_dir = "apps/storefront"
 """
 
 
@@ -69,6 +70,7 @@ def test_good_config_with_defaults(tmp_path: Path) -> None:
     staging = repo.environment("staging")
     assert staging.rollback is RollbackStrategy.KAMAL_SSH
     assert staging.deploy_host == HostSpec("ops", "deploy.example.com", 2200)
+    assert prod.kamal_dir is None and staging.kamal_dir == "apps/storefront"
 
 
 def test_github_defaults_when_section_missing(tmp_path: Path) -> None:
@@ -126,6 +128,14 @@ def test_github_defaults_when_section_missing(tmp_path: Path) -> None:
         (
             'streams = { shell = "sh" }',
             "repos[0].environments.production.streams.shell: unknown stream",
+        ),
+        (
+            'kamal_dir = "apps/shop; id"',
+            "repos[0].environments.production.kamal_dir: expected a directory on deploy_host",
+        ),
+        (
+            'kamal_dir = "-shop"',
+            "repos[0].environments.production.kamal_dir: expected a directory on deploy_host",
         ),
     ],
 )

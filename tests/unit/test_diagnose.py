@@ -295,3 +295,30 @@ def test_the_health_status_pattern_reads_both_shapes_of_a_non_2xx_answer() -> No
     assert proxy is not None and proxy.group(1) == "301"
     assert _HEALTH_STATUS.search('"GET /up HTTP/1.1" 200 2') is None
     assert _HEALTH_STATUS.search('"GET /up HTTP/１.1" 404 0') is None  # ASCII digits only
+
+
+def test_a_role_without_kamal_proxy_gets_no_proxy_health_advice() -> None:
+    found = diagnose(s.WORKER_NOT_READY, source="kamal")
+    assert found is not None
+    assert found.cause == (
+        "The workers role's container without kamal-proxy was not running after 30 s: its "
+        "process exited"
+    )
+    assert "`kamal app logs -r workers`" in found.fix and "`cmd`" in found.fix
+    assert "0.0.0.0" not in found.fix and "/up" not in found.fix
+    assert found.line_number == len(s.WORKER_NOT_READY)
+
+
+def test_a_failed_docker_run_is_not_called_a_health_check_failure() -> None:
+    found = diagnose(s.RUN_FAILED_KAMAL, source="kamal")
+    assert found is not None
+    assert found.cause.startswith("Unrecognised failure: ") and "Conflict." in found.cause
+
+
+def test_after_a_rollback_that_found_no_container_the_deploys_failure_is_the_cause() -> None:
+    found = diagnose(s.ROLLBACK_THEN_DEPLOY_MISSING, source="kamal")
+    assert found is not None
+    assert found.cause == "The image for this commit is no longer in GHCR"
+    rollback_only = s.ROLLBACK_THEN_DEPLOY_MISSING[:4]
+    found = diagnose(rollback_only, source="kamal")
+    assert found is not None and "no longer a stopped container" in found.cause

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from vmkit_tui.sources.kamal import proxy_deploy_target
 from vmkit_tui.sources.ssh.vm_log import (
     HealthWatch,
     VmEventKind,
@@ -294,3 +295,56 @@ def test_a_healthy_target_of_another_version_never_counts() -> None:
     events = parse_records(story)
     assert first_healthy(events, sha=SHA, since=T0) is None
     assert first_healthy(events, sha=OLD, since=T0) == T0 + timedelta(seconds=3.5)
+
+
+KAMAL_PROXY_STEP = (
+    "  INFO [8393a3c7] Running docker exec kamal-proxy kamal-proxy deploy shop-web-production "
+    '--target="4fce50914392:80" --deploy-timeout="30s" --drain-timeout="30s" '
+    '--health-check-path="/up" --buffer-requests on 127.0.0.1'
+)
+
+
+def real_proxy_story() -> list[LogRecord]:
+    """kamal-proxy on a host with no vmkit-agent: its lines name the target by id only."""
+    target = "4fce50914392:80"
+    return [
+        rec(
+            "kamal-proxy", proxy("Deploying", 1.0, service="shop-web-production", targets=[target])
+        ),
+        rec(
+            "kamal-proxy",
+            proxy("Target health updated", 2.5, target=target, state="healthy", was="adding"),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("kamal_first", [True, False], ids=["kamal-first", "proxy-first"])
+def test_kamals_own_proxy_step_ties_the_id_to_the_version_without_the_agent(
+    kamal_first: bool,
+) -> None:
+    container_id = proxy_deploy_target(KAMAL_PROXY_STEP)
+    assert container_id == "4fce50914392"
+    watch = HealthWatch(SHA, since=T0)
+    found = watch.ours(container_id) if kamal_first else None
+    for event in parse_records(real_proxy_story()):
+        found = watch.feed(event) or found
+    if not kamal_first:
+        assert found is None and watch.first_healthy is None  # nothing names the version yet
+        found = watch.ours(container_id)
+    assert found is not None and watch.first_healthy == T0 + timedelta(seconds=2.5)
+    other = HealthWatch(SHA, since=T0)  # without Kamal's line: attributed to nobody
+    for event in parse_records(real_proxy_story()):
+        assert other.feed(event) is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "  INFO [8393a3c7] Running docker exec kamal-proxy kamal-proxy deploy shop-web "
+        '--target="web-web-production-abc:80" on 127.0.0.1',  # a name (Kamal 2.0): not an id
+        "  INFO [8393a3c7] Running docker exec kamal-proxy kamal-proxy remove shop-web on 10.0.0.1",
+        '  INFO [1] Running echo --target="4fce50914392:80" on 127.0.0.1',
+    ],
+)
+def test_only_kamals_proxy_deploy_step_names_a_target(line: str) -> None:
+    assert proxy_deploy_target(line) is None

@@ -18,7 +18,12 @@ from vmkit_tui.config import EnvironmentConfig, HostSpec
 from vmkit_tui.domain.text import sanitise
 from vmkit_tui.domain.updates import Broadcaster
 from vmkit_tui.sources import ssh
-from vmkit_tui.sources.kamal import KamalVerdict, kamal_verdict, parse_lock_status
+from vmkit_tui.sources.kamal import (
+    KamalVerdict,
+    kamal_verdict,
+    parse_lock_status,
+    proxy_deploy_target,
+)
 from vmkit_tui.sources.ssh.commands import kamal_lock_status
 from vmkit_tui.store.spool import LogRecord
 from vmkit_tui.tracking.log_writer import SpoolLog
@@ -54,7 +59,9 @@ def host_label(target: ssh.SshTarget) -> str:
 
 class KamalLog(SpoolLog):
     """One deploy's Kamal output into its spool, batched (at most 20 writes and LogGrew updates
-    a second), stamped with `now` (the lines carry no time of their own)."""
+    a second), stamped with `now` (the lines carry no time of their own). `on_target` hears
+    each container id Kamal hands `kamal-proxy deploy` (the VM watcher ties it to the deploy's
+    version: kamal-proxy's log names only the id)."""
 
     def __init__(
         self,
@@ -66,15 +73,19 @@ class KamalLog(SpoolLog):
         *,
         repo: str,
         environment: str,
+        on_target: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(data_dir, deploy_id, updates, repo=repo, environment=environment)
         self.host = host
         self.now = now
+        self.on_target = on_target
 
     def add(self, text: str, *, own: bool = False) -> None:
         """A line of Kamal's, or (`own`) one of vmkit-tui's saying what went wrong."""
         source = ssh.VMKIT_SOURCE if own else KAMAL_SOURCE
         self.append(LogRecord(self.now(), self.host, source, text))
+        if not own and self.on_target is not None and (found := proxy_deploy_target(text)):
+            self.on_target(found)
 
 
 async def run_kamal(
@@ -124,7 +135,7 @@ async def lock_status(env: EnvironmentConfig, options: ssh.SshOptions) -> LockRe
             f"status` where you run Kamal and, if nobody is deploying, {release}.",
         )
     host = str(env.deploy_host)
-    command = kamal_lock_status(destination=env.destination)
+    command = kamal_lock_status(destination=env.destination, workdir=env.kamal_dir)
     try:
         result = await ssh.run(ssh_target(env.deploy_host, env), command, options=options)
     except ssh.SshError as error:

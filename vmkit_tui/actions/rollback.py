@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Literal
 
 from vmkit_tui.actions.actor import checked_actor, checked_trigger
@@ -347,7 +348,7 @@ class Rollbacks(ActionsBase):
         assert env.deploy_host is not None  # the config requires it for kamal-ssh
         target = ssh_target(env.deploy_host, env)
         label = host_label(target)
-        sha, destination = record.deploy.sha, env.destination
+        sha, where = record.deploy.sha, {"destination": env.destination, "workdir": env.kamal_dir}
         watcher = self.vm_watchers.get(record.deploy.repo, env)
         if watcher is not None:
             await watcher.watch(record)
@@ -359,9 +360,10 @@ class Rollbacks(ActionsBase):
             self.now,
             repo=record.deploy.repo,
             environment=env.name,
+            on_target=partial(watcher.kamal_target, record.id) if watcher is not None else None,
         )
         try:
-            command = kamal_rollback(sha, destination=destination)
+            command = kamal_rollback(sha, **where)
             verdict = await run_kamal(target, command, log, self.ssh_options)
             if verdict.not_retained:
                 note = NewEvent(
@@ -372,7 +374,7 @@ class Rollbacks(ActionsBase):
                     "image from GHCR instead (kamal deploy --skip-push).",
                 )
                 await self._append(record.id, [note])
-                command = kamal_redeploy(sha, destination=destination)
+                command = kamal_redeploy(sha, **where)
                 verdict = await run_kamal(target, command, log, self.ssh_options)
         except asyncio.CancelledError:
             await log.close()

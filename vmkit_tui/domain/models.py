@@ -20,6 +20,8 @@ SHA_PATTERN = re.compile(r"[0-9a-f]{40}")
 SHA_PREFIX_PATTERN = re.compile(r"[0-9a-f]{7,40}")
 # Names from config or remote APIs that end up in paths, file names or remote commands.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+# A directory on a host for `cd --`: never an option, no spaces or shell characters.
+WORKDIR_PATTERN = re.compile(r"[A-Za-z0-9_./][A-Za-z0-9_./-]{0,255}")
 # GitHub's rules: owner 1-39 letters, digits or '-' (not first); name 1-100 letters, digits,
 # '-', '_' or '.', but not "." or ".." (those would walk out of /repos/{owner}/{name}/ in a URL).
 REPO_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/(?!\.\.?\Z)[A-Za-z0-9_.-]{1,100}")

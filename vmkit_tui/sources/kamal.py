@@ -28,11 +28,17 @@ __all__ = [
     "kamal_step",
     "kamal_verdict",
     "parse_lock_status",
+    "proxy_deploy_target",
 ]
 
 _NOT_RETAINED = re.compile(r"The app version '([^']*)' is not available as a container")
 _FINISHED = re.compile(r"^\s*Finished all in ([0-9]+(?:\.[0-9]+)?) seconds")
 _ERROR = re.compile(r"^\s*ERROR \(([^)]*)\):\s*(.*)")  # bin/kamal's last word on a failure
+# SSHKit's echo of the proxy step: `Running docker exec kamal-proxy kamal-proxy deploy <service>
+# --target="<container id>:<port>" … on <host>` (Kamal 2.1+ hands kamal-proxy the id).
+_PROXY_DEPLOY = re.compile(
+    r"\bRunning docker exec kamal-proxy kamal-proxy deploy \S+ .*?--target=\"?([0-9a-f]{12,64}):"
+)
 _NO_LOCK = "There is no deploy lock"
 _LOCK_FIELDS = ("Locked by:", "Version:", "Message:")
 # The step that runs Kamal ("Deploy with Kamal", "kamal deploy -P …"), not "Install Kamal".
@@ -107,6 +113,15 @@ def parse_lock_status(lines: Iterable[str]) -> LockStatus:
     if any(line.startswith(_LOCK_FIELDS[0]) for line in details):
         return LockStatus(True, tuple(details))
     return LockStatus(None)
+
+
+def proxy_deploy_target(line: str) -> str | None:
+    """The container id Kamal hands `kamal-proxy deploy` in this line of its output, if any.
+    kamal-proxy's own log names only that id; one Kamal invocation deploys one version, so the
+    id is that version's container (how the first-healthy moment is attributed without the
+    agent)."""
+    match = _PROXY_DEPLOY.search(plain(line))
+    return match.group(1)[:12] if match else None
 
 
 def kamal_step(jobs: Sequence[Job]) -> Step | None:

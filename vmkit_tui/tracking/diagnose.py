@@ -29,12 +29,14 @@ _PROCFILE_MISSING = re.compile(r"(?i)procfile not found|no procfile|missing proc
 _CANCELLED = "##[error]The operation was canceled."
 _ERRORISH = re.compile(r"(?i)\berror\b|\bfatal\b|\bfailed\b|\bdenied\b|exception")
 _KAMAL_ERROR = re.compile(r"^\s*ERROR \([^)]*\):")  # bin/kamal's last word on a failure
+_KAMAL_FINISHED = re.compile(r"^\s*Finished all in [0-9.]+ seconds")  # printed before it
 UNRECOGNISED = "Unrecognised failure"
 # The health path answered, but not 2xx: kamal-proxy's `unexpected status (301)`, or an access
 # log line for the check path with a 3xx/4xx status.
 _HEALTH_STATUS = re.compile(
     r"(?i)unexpected status \(([34][0-9][0-9])\)|\"(?:GET|HEAD) /up\S* HTTP/[0-9.]+\" ([34][0-9][0-9])\b"
 )
+_FAILED_BOOT = re.compile(r"Failed to boot (\S+) on ")  # Kamal naming the role it could not boot
 _LOOPBACK_BIND = re.compile(
     r"(?i)(?:listening|running|serving|bound|started)\b.{0,40}?"
     r"(?:https?://)?(?:127\.0\.0\.1|localhost|\[::1\]):([0-9]{2,5})"
@@ -124,6 +126,30 @@ def _health_fix(_match: re.Match[str], window: Sequence[_Text]) -> str:
     )
 
 
+def _not_ready_cause(match: re.Match[str], window: Sequence[_Text]) -> str:
+    seconds, state = match.group(1), match.group(2)
+    booted = next((m for ln in window if (m := _FAILED_BOOT.search(ln.text))), None)
+    role = f"the {booted.group(1)} role's container" if booted else "a container of a role"
+    why = {
+        "exited": "its process exited",
+        "unhealthy": "its Docker HEALTHCHECK failed",
+    }.get(state, f"docker still said {state}")
+    return (
+        f"{role[0].upper()}{role[1:]} without kamal-proxy was not running after {seconds} s: {why}"
+    )
+
+
+def _not_ready_fix(match: re.Match[str], window: Sequence[_Text]) -> str:
+    booted = next((m for ln in window if (m := _FAILED_BOOT.search(ln.text))), None)
+    logs = f"`kamal app logs -r {booted.group(1)}`" if booted else "`kamal app logs -r <role>`"
+    return (
+        "This role serves no traffic through kamal-proxy (`proxy: false` or not the primary "
+        f"role), so no health path or port applies: read its output ({logs}) and check its "
+        "`cmd` in deploy.yml keeps running; if its image has a Docker HEALTHCHECK, make that "
+        "pass (or raise `deploy_timeout`)"
+    )
+
+
 def _ssh_ambiguous_cause(match: re.Match[str], window: Sequence[_Text]) -> str:
     return (
         f"The VM closed Kamal's SSH connection{_host_suffix(match, window)}: either it refused "
@@ -205,13 +231,19 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "health_check_timeout",
         re.compile(
-            r"target failed to become healthy|container not ready after [0-9]+ seconds"
-            r"|(?:HealthcheckError|Healthcheck::Error)\b.*container not ready"
-            r"|First \S+ container is unhealthy|never became healthy"
+            r"target failed to become healthy|never became healthy"
+            r"|(?:HealthcheckError|Healthcheck::Error)\b.*container not ready(?! after)"
         ),
         3,
         _health_cause,
         _health_fix,
+    ),
+    Rule(  # Kamal 2's poller, used only for roles kamal-proxy does not serve
+        "role_not_ready",
+        re.compile(r"container not ready after ([0-9]+) seconds \(([a-z]+)\)"),
+        3,
+        _not_ready_cause,
+        _not_ready_fix,
     ),
     Rule(
         "ssh_auth_failed",
@@ -305,7 +337,7 @@ def diagnose(lines: Sequence[object], *, source: str = "github") -> Diagnosis | 
     if not anchors:
         if any(line.text.startswith("##[") for line in texts):
             return None  # a GitHub log without an error (or only cancelled): no failure
-        found = _best(texts, 0, len(texts) - 1, source)
+        found = _best(texts, _last_kamal_run(texts), len(texts) - 1, source)
         if found is None and any(_KAMAL_ERROR.match(line.text) for line in texts):
             return _unrecognised(_evidence(texts, 0, len(texts) - 1), source)
         return found
@@ -349,6 +381,18 @@ def _normalise(item: object, index: int) -> _Text:
         text = str(getattr(item, "text", ""))
         number = getattr(item, "number", None) or index + 1
     return _Text(int(number), _ANSI.sub("", text))
+
+
+def _last_kamal_run(texts: Sequence[_Text]) -> int:
+    """Where the failed Kamal invocation's output starts when Kamal ran more than once (vmkit-tui
+    runs `kamal deploy` after a `kamal rollback` that found no container): after the previous
+    invocation's `Finished all in` line, so what that one said (a rollback target not kept) is
+    not taken for why the last one failed."""
+    errors = [i for i, line in enumerate(texts) if _KAMAL_ERROR.match(line.text)]
+    if not errors:
+        return 0
+    ends = [i for i in range(errors[-1]) if _KAMAL_FINISHED.match(texts[i].text)]
+    return ends[-2] + 1 if len(ends) >= 2 else 0
 
 
 def _step_start(texts: Sequence[_Text], anchor: int) -> int:

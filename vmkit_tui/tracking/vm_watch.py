@@ -139,6 +139,13 @@ class VmWatcher:
         self._deploys[record.id] = watch
         watch.start()
 
+    def kamal_target(self, deploy_id: str, container_id: str) -> None:
+        """Kamal, running this deploy over SSH, handed kamal-proxy this container: it is the
+        deploy's version (see `HealthWatch.ours`)."""
+        watch = self._deploys.get(deploy_id)
+        if watch is not None:
+            watch.ours(container_id)
+
     async def deploy_finished(self, deploy_id: str) -> None:
         """The deploy reached a final status: keep streaming for the grace period, then stop."""
         watch = self._deploys.get(deploy_id)
@@ -300,6 +307,11 @@ class _DeployWatch:
         event = parse_record(record)
         found = self.healthy.feed(event) if event is not None else None
         if found is not None:
+            self._healthy_at(found)
+
+    def ours(self, container_id: str) -> None:
+        found = self.healthy.ours(container_id)
+        if found is not None and not self.recorded and self.pending is None:
             self._healthy_at(found)
 
     def _healthy_at(self, event: VmEvent) -> None:

@@ -33,7 +33,8 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from vmkit_tui.sources.ssh.commands import CURSOR_PATTERN, TIMESTAMP_PATTERN, WORKDIR_PATTERN
+from vmkit_tui.domain.models import WORKDIR_PATTERN
+from vmkit_tui.sources.ssh.commands import CURSOR_PATTERN, TIMESTAMP_PATTERN
 from vmkit_tui.sources.ssh.session import _guarded
 
 __all__ = [

@@ -185,8 +185,13 @@ class _Builder:
         self.say(f"  Finished all in {self.t + self.rng.uniform(0.8, 1.6):.1f} seconds")
         if error:
             error = f"  {RED}{error.lstrip()}{RESET}"
-        for line in error.splitlines():
+        *lines, last = error.splitlines() or [""]
+        for line in lines:
             self.say(line)
+        if last == RESET:  # the message ended with a newline: the reset is a line of its own
+            self.script.console.append((self.t, last))
+        elif last:
+            self.say(last)
         self.script.duration = self.t
         self.script.exit_status = status
         return self.script
@@ -224,9 +229,10 @@ def _ssh_error(outcome: Outcome, host: KamalHost) -> str:
 
 
 def _command_failed(host: KamalHost, stderr: str) -> str:
+    """SSHKit's message ends with docker's stderr, newline included."""
     return (
         f"  ERROR (SSHKit::Command::Failed): Exception while executing on host {host.address}: "
-        f"docker exit status: 1\ndocker stdout: Nothing written\ndocker stderr: {stderr}"
+        f"docker exit status: 1\ndocker stdout: Nothing written\ndocker stderr: {stderr}\n"
     )
 
 
@@ -337,13 +343,24 @@ def _deploy_one_host(
     return deployed
 
 
-def _boot(b: _Builder, version: str, previous: str | None, healthy: bool) -> bool:
-    """`kamal app boot` on every host; returns whether the new version went live."""
+def _boot(
+    b: _Builder, version: str, previous: str | None, healthy: bool, *, replacing: bool = False
+) -> bool:
+    """`kamal app boot` on every host; returns whether the new version went live. `replacing`:
+    a container of the version exists (a rollback): Kamal renames it and boots a new one."""
     target, rng = b.target, b.rng
     name = target.container_name(version)
     primary = target.hosts[0]
     b.say(f"Start container with version {version} (or reboot if already running)...")
     b.run_all(f"docker container ls --all --filter 'name=^{name}$' --quiet", 0.05, 0.2)
+    if replacing:
+        aside = f"{version}_replaced_{rng.getrandbits(64):016x}"
+        renaming = f"  INFO Renaming container {version} to {aside} as already deployed on"
+        for host in target.hosts:
+            b.say(f"{renaming} {host.address}")
+        b.run_all(
+            f"docker rename {name} {target.service}-web-{target.destination}-{aside}", 0.1, 0.3
+        )
     begin = b.t
     ends = []
     for host in target.hosts:  # hosts boot in parallel: each starts at the same cursor
@@ -511,6 +528,7 @@ def rollback_script(
     """`kamal rollback VERSION`: boots a retained (stopped) container; never pulls."""
     b = _Builder(rng, target, start)
     b.t = rng.uniform(0.3, 0.9)
+    b.run_all("/usr/bin/env mkdir -p .kamal", 0.05, 0.12)
     if not _acquire_lock(b, lock):
         return b.finish(LOCK_ERROR, status=1)
     name = target.container_name(version)
@@ -525,7 +543,7 @@ def rollback_script(
             "(use 'kamal app containers' for available versions)"
         )
     else:
-        _boot(b, version, previous, healthy=True)
+        _boot(b, version, previous, healthy=True, replacing=True)
     b.say("Releasing the deploy lock...")
     return b.finish()  # exit 0 even when the version was missing: Kamal raises nothing
 
@@ -549,17 +567,12 @@ def lock_status_script(
 def lock_release_script(
     rng: random.Random, target: KamalTarget, start: datetime, lock: LockInfo | None
 ) -> KamalScript:
+    """One line: the release's `rm -r` runs at debug level, and no `Finished all in`."""
     b = _Builder(rng, target, start)
     b.t = rng.uniform(0.3, 0.9)
-    if lock is None:
-        b.say("There is no deploy lock")
-    else:
-        b.run(
-            target.hosts[0], f"rm -r .kamal/lock-{target.service}-{target.destination}", 0.05, 0.1
-        )
-        b.t += 0.15
-        b.say("Released the deploy lock")
-    return b.finish()
+    b.say("There is no deploy lock" if lock is None else "Released the deploy lock")
+    b.script.duration = b.t
+    return b.script
 
 
 def heartbeat_line(

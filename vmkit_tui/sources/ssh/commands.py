@@ -35,7 +35,13 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 from string import Formatter
 
-from vmkit_tui.domain.models import ValidationError, to_iso, validate_name, validate_sha
+from vmkit_tui.domain.models import (
+    WORKDIR_PATTERN,
+    ValidationError,
+    to_iso,
+    validate_name,
+    validate_sha,
+)
 
 __all__ = [
     "DEFAULT_STREAMS",
@@ -62,7 +68,6 @@ TIMESTAMP_PATTERN = re.compile(
 )
 # A journald cursor: `s=<hex>;i=<hex>;b=<hex>;m=<hex>;t=<hex>;x=<hex>`.
 CURSOR_PATTERN = re.compile(r"[A-Za-z0-9]+=[0-9A-Za-z]+(?:;[A-Za-z0-9]+=[0-9A-Za-z]+){0,15}")
-WORKDIR_PATTERN = re.compile(r"[A-Za-z0-9_./][A-Za-z0-9_./-]{0,255}")
 
 
 class StreamKind(StrEnum):

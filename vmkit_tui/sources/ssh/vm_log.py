@@ -38,8 +38,10 @@ deploy runs), so an event counts for a deploy only by the version it names, neve
 Kamal names each container `<service>-<role>[-<destination>]-<version>`; kamal-proxy names the
 target it routes to, which Kamal gives as the container's id (Kamal 2 since 2.1: `docker container
 ls --quiet`, 12 hex) or, in older releases, its name. A target named by id is tied to its version
-by the agent's `watching new container <name> (<id>)` line on the same host, whichever arrives
-first. An event whose version cannot be told is attributed to nobody.
+by the agent's `watching new container <name> (<id>)` line on the same host, or, for a deploy
+vmkit-tui runs with Kamal over SSH, by Kamal's own echo of `kamal-proxy deploy …
+--target="<id>:<port>"` (that invocation deploys one version), whichever arrives first. An event
+whose version cannot be told is attributed to nobody.
 
 Remote text is data: nothing here evaluates it, and the original line is kept for diagnosis.
 """
@@ -296,6 +298,7 @@ class HealthWatch:
         self.fallback: VmEvent | None = None
         self.failure: VmEvent | None = None
         self._versions: dict[tuple[str, str], str] = {}  # (host, container) → SHA
+        self._ours: set[str] = set()  # container ids Kamal's own output tied to this SHA
         self._deploying: set[tuple[str, str]] = set()
         self._waiting: dict[tuple[str, str], VmEvent] = {}  # healthy, version not known yet
 
@@ -314,7 +317,7 @@ class HealthWatch:
             return None
         key = (event.host, _container(event.target))
         found = self._learn(key, event.sha) if event.sha else None
-        version = self._versions.get(key)
+        version = self._versions.get(key) or (self.sha if key[1] in self._ours else None)
         if event.kind is VmEventKind.DEPLOYING:
             self._deploying.add(key)
         elif event.kind is VmEventKind.DEPLOY_FAILED and version == self.sha:
@@ -332,6 +335,16 @@ class HealthWatch:
         if any(host == event.host for host, _ in self._deploying):
             return key in self._deploying
         return event.detail in ("was adding", _CHECK_PASSED)
+
+    def ours(self, container_id: str) -> VmEvent | None:
+        """Kamal, deploying this version, handed `kamal-proxy deploy` this container id (on
+        whichever host: Kamal names hosts its own way; 48 random bits do not collide): a healthy
+        target waiting for its version counts now. Returns the event that establishes the
+        moment, as `feed` does."""
+        container = container_id[:_ID_LENGTH]
+        self._ours.add(container)
+        waiting = [self._waiting.pop(key) for key in list(self._waiting) if key[1] == container]
+        return self._found(min(waiting, key=lambda event: event.at)) if waiting else None
 
     def _learn(self, key: tuple[str, str], sha: str) -> VmEvent | None:
         self._versions[key] = sha
