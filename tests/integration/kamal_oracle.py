@@ -72,19 +72,21 @@ def kamal_config(root: Path, destination: str | None, env: dict[str, str]) -> Ka
     """What the real Kamal makes of the project in `root`."""
     environ = {"PATH": os.environ.get("PATH", ""), "HOME": str(root), **env}
     dest = ["-d", destination] if destination else []
-    printed = _run([str(KAMAL), "config", *dest, "--version", "oracle"], root, environ)
+    (root / "config" / "oracle.yml").write_text(_ASK)
+    out = root / "oracle.json"
+    printed, _ = _run_both(  # two Kamal processes at once: each takes a moment to start
+        ([str(KAMAL), "config", *dest, "--version", "oracle"], environ),
+        (
+            [str(KAMAL), "config", "-c", "config/oracle.yml", "--version", "oracle"],
+            {**environ, "ORACLE_DEST": destination or "", "ORACLE_OUT": str(out)},
+        ),
+        root,
+    )
     loader = _RubyYaml(printed)
     try:
         config: dict[str, Any] = loader.get_single_data()
     finally:
         loader.dispose()
-    (root / "config" / "oracle.yml").write_text(_ASK)
-    out = root / "oracle.json"
-    _run(
-        [str(KAMAL), "config", "-c", "config/oracle.yml", "--version", "oracle"],
-        root,
-        {**environ, "ORACLE_DEST": destination or "", "ORACLE_OUT": str(out)},
-    )
     asked = json.loads(out.read_text())
     options = asked["proxy"].get(asked["primary"]) or {}
     ssh = config[":ssh_options"]
@@ -103,7 +105,17 @@ def kamal_config(root: Path, destination: str | None, env: dict[str, str]) -> Ka
     )
 
 
-def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+Call = tuple[list[str], dict[str, str]]
+
+
+def _run_both(first: Call, second: Call, cwd: Path) -> tuple[str, str]:
+    procs = [
+        subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for argv, env in (first, second)
+    ]
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, (out + err).decode(errors="replace")
+        outputs.append(out.decode())
+    return outputs[0], outputs[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,35 @@ def test_the_cases_differ_where_kamal_does() -> None:
     base = derived(DESTINATIONS, None, {})
     assert [h.entry for h in staging.hosts] != [h.entry for h in base.hosts]
     assert derived({"config/deploy.yml": HASH_SERVERS}, None, {}).health_path == "/healthz"
+
+
+def sandbox_projects() -> list[tuple[str, dict[str, str], str]]:
+    """Every (repo, files, destination) the demo sandbox serves."""
+    from vmkit_tui.sandbox.servers.repo_files import repo_files
+    from vmkit_tui.sandbox.world.clock import ManualClock
+    from vmkit_tui.sandbox.world.world import World
+
+    world = World.seeded(7, ManualClock(datetime(2026, 5, 1, tzinfo=UTC)), profile="demo")
+    ports = {vm.name: 2200 + i for i, vm in enumerate(world.vms())}
+    served = repo_files(world, lambda vm: f"127.0.0.1:{ports[vm]}", "deploy", Path("/k/id"))
+    return [
+        (repo, files, path.split(".")[1])
+        for repo, files in served.items()
+        for path in files
+        if path.startswith("config/deploy.") and path != "config/deploy.yml"
+    ]
+
+
+SANDBOX = sandbox_projects()
+
+
+@pytest.mark.parametrize(
+    ("repo", "files", "destination"), SANDBOX, ids=[f"{r}:{d}" for r, _, d in SANDBOX]
+)
+def test_sandbox_kamal_configs_read_as_real_kamal_reads_them(
+    tmp_path: Path, repo: str, files: dict[str, str], destination: str
+) -> None:
+    env = {"KAMAL_REGISTRY_USERNAME": "acme"}
+    kamal_files = {path: text for path, text in files.items() if path.startswith("config/")}
+    root = write_project(tmp_path, kamal_files)
+    assert_agree(derived(kamal_files, destination, env), root, destination, env)

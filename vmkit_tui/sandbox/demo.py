@@ -22,6 +22,7 @@ from pathlib import Path
 
 from vmkit_tui.domain.models import Deploy, EventKind, NewEvent, Trigger, new_deploy_id
 from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
+from vmkit_tui.sandbox.servers.repo_files import repo_files
 from vmkit_tui.sandbox.servers.vm_server import VmSandbox
 from vmkit_tui.sandbox.world.clock import ScaledClock
 from vmkit_tui.sandbox.world.world import World
@@ -247,6 +248,10 @@ class SandboxRuntime:
         self._github.html_url = self._github.web_url  # run links say they are the sandbox
         self._vms = VmSandbox(world, key_dir)
         await self._vms.start("127.0.0.1")
+        vms = self._vms
+        self._github.files = repo_files(
+            world, lambda vm: f"127.0.0.1:{vms.port_of(vm)}", vms.user, vms.client_key_path
+        )
         config_path = self.data_dir / "config.toml"
         text = render_config(world, api_url, self._vms, SANDBOX_TOKEN, self.data_dir)
         await asyncio.to_thread(write_private, config_path, text)
