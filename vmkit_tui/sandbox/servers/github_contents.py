@@ -49,10 +49,21 @@ class ContentEndpoints:
         ref = call.query.get("ref", repo.default_branch)
         if ref not in repo.branches and not any(c.sha == ref for c in repo.commits):
             return Reply(404, payloads.error(f"No commit found for the ref {ref}", 404))
-        text = self.files.get(repo.full_name, {}).get(path)
-        if text is None:
+        files = self.files.get(repo.full_name, {})
+        text = files.get(path)
+        if text is not None:
+            return Reply(200, file_body(self._urls(), repo, path, text, ref))
+        inside = sorted(
+            p for p in files if p.startswith(path + "/") and "/" not in p[len(path) + 1 :]
+        )
+        if not inside:
             return Reply(404, payloads.error("Not Found", 404, CONTENTS_DOCS))
-        return Reply(200, file_body(self._urls(), repo, path, text, ref))
+        entries = []
+        for entry in inside:
+            body = file_body(self._urls(), repo, entry, files[entry], ref)
+            del body["content"], body["encoding"]
+            entries.append(body)
+        return Reply(200, entries)
 
 
 def file_body(urls: payloads.Urls, repo: Repo, path: str, text: str, ref: str) -> dict[str, Any]:

@@ -84,6 +84,19 @@ class RepoBrowsing(ApiSession):
             return None
         return _parse(reply, _file, [reply.body])[0]
 
+    async def list_dir(self, repo: str, path: str, ref: str | None = None) -> list[str]:
+        """The names in a directory of the repo ([] when there is no such directory)."""
+        if not _FILE_PATH.fullmatch(path) or (ref is not None and not _REF.fullmatch(ref)):
+            raise ValueError(f"not a repository path and ref: {path[:80]!r}")
+        url = f"{_repo_base(self.api_url, repo)}/contents/{quote(path, safe='/')}"
+        try:
+            reply = await self._get(url, {"ref": ref} if ref is not None else None)
+        except NotFound:
+            return []
+        if not isinstance(reply.body, list):  # a file, not a directory
+            return []
+        return _parse(reply, lambda item: str(item["name"]), reply.body)
+
 
 def _repo_base(api_url: str, repo: str) -> str:
     owner, name = validate_repo(repo).split("/")
