@@ -13,7 +13,7 @@ import re
 import stat
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ _BRANCH = re.compile(r"(?!.*\.\.)(?!/)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![/.])")
 _IMAGE = re.compile(r"[a-z0-9.-]+(?::[0-9]+)?/[a-z0-9._-]+(?:/[a-z0-9._-]+)*")
 _HEALTH_PATH = re.compile(r"/[A-Za-z0-9._~/?=&%-]*")
 _URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]*)?")
+_KAMAL_CONFIG = re.compile(r"(?:~|\.{1,2})?/?(?!.*//)[A-Za-z0-9._~/-]{1,400}\.ya?ml")
 _STREAM_SOURCES = ("kamal-proxy", "vmkit-agent", "app")
 # Textual's built-in themes (tests/tui checks this list against the installed Textual): config
 # cannot import Textual, and an unknown theme must be refused here, not crash the dashboard.
@@ -110,6 +111,10 @@ class EnvironmentConfig:
     service: str = "app"
     destination: str | None = None
     streams: Mapping[str, str] = field(default_factory=dict)
+    kamal_config: str | None = None  # a Kamal config in the repo, or a local one (/, ~, ./)
+    # The table as written, so values derived from `kamal_config` go through the same checks
+    # and never override what the user wrote (`derive_environment`).
+    written: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +209,12 @@ def load_config(path: Path) -> Config:
     config = parse_config(data, source=path)
     if config.github.token is not None:
         _require_private(path)
+    if any(
+        e.kamal_config and e.kamal_config[0] in "/~." for r in config.repos for e in r.environments
+    ):
+        from vmkit_tui.kamal_link import link_local  # reads the local Kamal configs
+
+        config = link_local(config)
     return config
 
 
@@ -386,6 +397,7 @@ def _parse_environment(name: str, table: Table, default_service: str) -> Environ
         "service", re.compile(r"[a-z0-9][a-z0-9_-]{0,62}"), "a Kamal service name", default_service
     )
     destination = table.text("destination", NAME_PATTERN, "a Kamal destination name")
+    kamal_config = table.text("kamal_config", _KAMAL_CONFIG, "a path such as config/deploy.yml")
     streams_table = table.table("streams")
     streams: dict[str, str] = {}
     for source in list(streams_table.data):
@@ -413,4 +425,20 @@ def _parse_environment(name: str, table: Table, default_service: str) -> Environ
         service=service or default_service,
         destination=destination,
         streams=streams,
+        kamal_config=kamal_config,
+        written=dict(table.data),
     )
+
+
+def derive_environment(
+    repo: str, env: EnvironmentConfig, derived: Mapping[str, Any], where: str
+) -> EnvironmentConfig:
+    """`env` with values derived from its Kamal config (TOML-shaped: hosts, service, …) where
+    the user wrote none, checked by the same rules; ConfigError names `where` and the key."""
+    default_service = re.sub(r"[^a-z0-9_-]", "-", repo.split("/", 1)[1].lower()).strip("-")
+    table = Table({**derived, **env.written}, "")
+    try:
+        derived_env = _parse_environment(env.name, table, default_service or "app")
+    except ConfigError as error:
+        raise ConfigError(where, f"derived {error}") from None
+    return replace(derived_env, written=env.written)  # a later refresh may change the rest

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from vmkit_tui.config import HostSpec
+from vmkit_tui.kamal_link import host_specs
 from vmkit_tui.sources.kamal_config import KamalConfigError, KamalSettings, read_kamal_config
 
 if TYPE_CHECKING:
@@ -187,15 +187,6 @@ def _plan(
         source = KAMAL_CONFIG + (f" + config/deploy.{destination}.yml" if destination else "")
         plan.environments.append(EnvironmentPlan(name, branch, destination, settings, source))
     return plan
-
-
-def host_specs(settings: KamalSettings) -> list[HostSpec]:
-    """Each host as SSH will reach it: the entry's own user/port, else Kamal's ssh ones."""
-    specs = []
-    for host in settings.hosts:
-        port = host.port or (settings.ssh.port if settings.ssh.port != 22 else None)
-        specs.append(HostSpec(host.user or settings.ssh.user, host.host, port))
-    return specs
 
 
 def _toml(value: str) -> str:
