@@ -1,7 +1,8 @@
 """Real-shaped files in the sandbox's repositories, served by its contents API: each repo's
 deploy workflow (a `workflow_dispatch` taking `sha` and `environment`) and its Kamal config,
 `config/deploy.yml` plus one `config/deploy.<environment>.yml` per environment, whose servers
-are the sandbox VMs' SSH addresses on 127.0.0.1.
+are the sandbox VMs' SSH addresses on 127.0.0.1. No repo has a Procfile: the sandbox's
+buildpack failure is the one of an app without one.
 
 The three stacks use the three shapes real projects write, so `vmkit-tui init` meets each:
 ruby (storefront) lists servers per role as a table with `hosts` and tags; nodejs (billing-api)
@@ -31,8 +32,6 @@ def repo_files(
             flow.path: _workflow(repo, flow.name, list(envs)) for flow in world.workflows(repo)
         }
         found |= _kamal(repo, envs, world.environments(repo)[0].service, user, key_path)
-        if repo.stack.name != "nodejs":  # billing-api starts with `npm start`: no Procfile
-            found["Procfile"] = "web: bin/start\n"
         files[repo.full_name] = found
     return files
 
