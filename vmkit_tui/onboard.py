@@ -196,20 +196,16 @@ def _toml(value: str) -> str:
 def render_config(
     plans: Sequence[RepoPlan],
     *,
-    api_url: str | None = None,
     known_hosts: Path | None = None,
     header: Sequence[str] = (),
     preamble: Sequence[str] = (),
     primary_runs_kamal: bool = False,
 ) -> str:
-    """The config text for `plans` (TOML): `header` as comments, then `api_url` (when not
-    GitHub's own) or the caller's `preamble` lines (tables it owns), then the repos.
+    """The config text for `plans` (TOML): `header` as comments, the caller's `preamble` lines
+    (the tables it owns: [github], [paths]…), then the repos.
     `primary_runs_kamal`: each primary host has Kamal (as the sandbox's VMs do), so it is
     written as `deploy_host`, ready for `rollback = "kamal-ssh"`."""
-    lines = [*(f"# {line}" for line in header)]
-    if api_url:
-        lines += ["[github]", f"api_url = {_toml(api_url)}"]
-    lines += [*preamble, ""]
+    lines = [*(f"# {line}" for line in header), *preamble, ""]
     for plan in plans:
         lines += ["[[repos]]", f"name = {_toml(plan.name)}"]
         if plan.image:

@@ -151,3 +151,24 @@ def _mcp_environments(config: Path, history: str) -> set[tuple[str, str]]:
         return {(e["repo"], e["environment"]) for e in result.structured_content["environments"]}
 
     return anyio.run(ask)
+
+
+def test_settings_outside_the_repos_are_kept_and_the_token_never_shown(
+    written: tuple[Sandbox, Path, Run],
+) -> None:
+    sb, path, _ = written
+    assert sb.runtime.info is not None
+    mine = path.with_name("with-token.toml")
+    mine.write_text(
+        f'[github]\napi_url = "{sb.runtime.info.api_url}"\ntoken = "{SANDBOX_TOKEN}"\n\n'
+        '[ui]\ntheme = "nord"\n\n[[repos]]\nname = "acme/old"\n\n[repos.environments.x]\n'
+    )
+    mine.chmod(0o600)
+    done = vmkit(mine, sb, "init", "--yes")  # the config's own API URL and token
+    assert done.code == 0, done.err
+    assert SANDBOX_TOKEN not in done.out + done.err and 'token = "***"' in done.out
+    assert '-name = "acme/old"' in done.out
+    config = load_config(mine)
+    assert config.ui.theme == "nord" and config.github.token is not None
+    assert config.github.token.reveal() == SANDBOX_TOKEN
+    assert {r.name for r in config.repos} == {"acme/storefront", "acme/billing-api", REPO}

@@ -16,7 +16,14 @@ import sys
 import tomllib
 from pathlib import Path
 
-from vmkit_tui.config import DEFAULT_API_URL, ConfigError, load_config, parse_config
+from vmkit_tui.config import (
+    DEFAULT_API_URL,
+    Config,
+    ConfigError,
+    SshConfig,
+    load_config,
+    parse_config,
+)
 from vmkit_tui.domain.secret import NoToken, Secret, require_token
 from vmkit_tui.domain.text import escaped
 from vmkit_tui.frontends.cli.output import say
@@ -27,12 +34,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def run_init(args: argparse.Namespace, config_path: Path) -> int:
     existing = _existing(config_path)
-    api_url = (args.api_url or _api_url(config_path) or DEFAULT_API_URL).rstrip("/")
+    current = _current(config_path) if existing is not None else None
+    api_url = (args.api_url or (current and current.github.api_url) or DEFAULT_API_URL).rstrip("/")
     try:
-        token = require_token(api_url)
+        token = (current and current.github.token) or require_token(api_url)
     except NoToken as error:
         say(error)
-        return EXIT_FAILED
+        return EXIT_USAGE
     try:
         plans = asyncio.run(_plans(api_url, token, args))
     except (InitError, ValueError) as error:
@@ -51,8 +59,8 @@ def run_init(args: argparse.Namespace, config_path: Path) -> int:
     known_hosts = Path(args.known_hosts).expanduser() if args.known_hosts else None
     text = render_config(
         plans,
-        api_url=api_url if api_url != DEFAULT_API_URL else None,
         known_hosts=known_hosts,
+        preamble=_kept(current, api_url),
         header=["Written by `vmkit-tui init` from each repo's deploy workflow and Kamal config."],
     )
     try:
@@ -60,7 +68,8 @@ def run_init(args: argparse.Namespace, config_path: Path) -> int:
     except ConfigError as error:
         say(f"the derived config is not valid: {error}")
         return EXIT_USAGE
-    _show(text, existing, config_path)
+    secret = current.github.token.reveal() if current and current.github.token else None
+    _show(text, existing, config_path, secret)
     _report(plans)
     if existing == text:
         print(f"{config_path} already says this: nothing to write")
@@ -88,15 +97,48 @@ def _existing(path: Path) -> str | None:
         return None
 
 
-def _api_url(path: Path) -> str | None:
-    """The existing config's API URL, when it has a valid one."""
+def _current(path: Path) -> Config | None:
+    """The existing config, when it is valid (its settings outside the repos are kept)."""
     try:
-        return load_config(path).github.api_url
-    except ConfigError:
+        return load_config(path)
+    except ConfigError as error:
+        say(f"{error} (so none of its settings are carried over)")
         return None
 
 
-def _show(text: str, existing: str | None, path: Path) -> None:
+def _kept(current: Config | None, api_url: str) -> list[str]:
+    """The tables init does not derive, as the existing config has them: [github] (with the
+    API URL in use), [paths], [ui], [ssh]."""
+    lines = ["[github]", f"api_url = {_toml(api_url)}"]
+    if current is None:
+        return lines if api_url != DEFAULT_API_URL else []
+    if current.github.token is not None:
+        lines.append(f"token = {_toml(current.github.token.reveal())}")
+    paths = [
+        (k, v) for k, v in (("history", current.history_path), ("data_dir", current.data_dir)) if v
+    ]
+    if paths:
+        lines += ["", "[paths]", *(f"{key} = {_toml(str(value))}" for key, value in paths)]
+    ui = current.ui
+    if ui.bell or ui.theme or ui.keys:
+        lines += ["", "[ui]", f"bell = {'true' if ui.bell else 'false'}"]
+        lines += [f"theme = {_toml(ui.theme)}"] if ui.theme else []
+        if ui.keys:
+            lines += ["", "[ui.keys]", *(f"{_toml(k)} = {_toml(v)}" for k, v in ui.keys.items())]
+    if current.ssh.config != SshConfig().config:
+        lines += ["", "[ssh]", f"config = {_toml(str(current.ssh.config or ''))}"]
+    return lines
+
+
+def _toml(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _show(text: str, existing: str | None, path: Path, secret: str | None) -> None:
+    """The new text, or its diff against the old one; a token in either is never shown."""
+    if secret:
+        text = text.replace(secret, "***")
+        existing = existing.replace(secret, "***") if existing is not None else None
     if existing is None:
         print(f"# {path} (new):")
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
