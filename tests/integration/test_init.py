@@ -172,3 +172,32 @@ def test_settings_outside_the_repos_are_kept_and_the_token_never_shown(
     assert config.ui.theme == "nord" and config.github.token is not None
     assert config.github.token.reveal() == SANDBOX_TOKEN
     assert {r.name for r in config.repos} == {"acme/storefront", "acme/billing-api", REPO}
+
+
+def test_path_reads_the_kamal_config_from_a_checkout(
+    written: tuple[Sandbox, Path, Run], tmp_path: Path
+) -> None:
+    sb, path, _ = written
+
+    def files(world: World) -> dict[str, str]:
+        assert sb.runtime._github is not None
+        return dict(sb.runtime._github.files[REPO])
+
+    served = sb.world(files)
+    assert isinstance(served, dict)
+    for name, text in served.items():
+        (tmp_path / "checkout" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "checkout" / name).write_text(text)
+    (tmp_path / "checkout" / "config" / "deploy.staging.yml").write_text(
+        "servers:\n  web:\n    hosts: [203.0.113.7]\n"
+    )
+    mine = tmp_path / "from-checkout.toml"
+    done = run_init(sb, mine, REPO, "--path", str(tmp_path / "checkout"), "--yes")
+    assert done.code == 0, done.err
+    staging = load_config(mine).repo(REPO).environment("staging")
+    assert staging.hosts == (HostSpec("deploy", "203.0.113.7"),)  # the checkout's, not the API's
+    assert load_config(path).repo(REPO).environment("production") == load_config(mine).repo(
+        REPO
+    ).environment("production")
+    refused = run_init(sb, mine, "--path", str(tmp_path / "checkout"))
+    assert refused.code == 1 and "name the one repository" in refused.err
