@@ -51,7 +51,9 @@ def _toml_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-async def derive_config(api_url: str, vms: VmSandbox, token: str, data_dir: Path) -> str:
+async def derive_config(
+    world: World, api_url: str, vms: VmSandbox, token: str, data_dir: Path
+) -> str:
     """The config `vmkit-tui init` derives from the sandbox's repos (their deploy workflows and
     Kamal configs, over its own GitHub API), with its own token, history and logs under
     `data_dir`, apart from any real history."""
@@ -60,7 +62,10 @@ async def derive_config(api_url: str, vms: VmSandbox, token: str, data_dir: Path
     from vmkit_tui.sources.github import GitHubClient
 
     async with GitHubClient(api_url, Secret(token)) as client:
-        plans = await plan_repos(client, [], environ={})
+        # Named, so the dashboard lists them in the world's order (as the demo always has).
+        plans = await plan_repos(
+            client, [repo.full_name for repo in world.repos.values()], environ={}
+        )
     return render_config(
         plans,
         known_hosts=vms.known_hosts_path,
@@ -243,7 +248,7 @@ class SandboxRuntime:
             world, lambda vm: f"127.0.0.1:{vms.port_of(vm)}", vms.user, vms.client_key_path
         )
         config_path = self.data_dir / "config.toml"
-        text = await derive_config(api_url, self._vms, SANDBOX_TOKEN, self.data_dir)
+        text = await derive_config(world, api_url, self._vms, SANDBOX_TOKEN, self.data_dir)
         await asyncio.to_thread(write_private, config_path, text)
         if self.traffic_every > 0:
             self._traffic = asyncio.create_task(self._pushes(world))
