@@ -201,3 +201,21 @@ def test_path_reads_the_kamal_config_from_a_checkout(
     ).environment("production")
     refused = run_init(sb, mine, "--path", str(tmp_path / "checkout"))
     assert refused.code == 1 and "name the one repository" in refused.err
+
+
+def test_a_derived_value_that_breaks_the_rules_is_exit_2_naming_the_key(
+    written: tuple[Sandbox, Path, Run], tmp_path: Path
+) -> None:
+    sb, _, _ = written
+    (tmp_path / "checkout" / "config").mkdir(parents=True)
+    (tmp_path / "checkout" / "config" / "deploy.yml").write_text(
+        "service: Not A Name\nimage: acme/x\nservers: [203.0.113.9]\n"
+    )
+    mine = tmp_path / "bad.toml"
+    done = run_init(sb, mine, REPO, "--path", str(tmp_path / "checkout"), "--yes")
+    assert done.code == 2
+    assert done.err.strip().splitlines() == [
+        "vmkit-tui: the derived config is not valid: "
+        'repos[0].environments.production.service: expected a Kamal service name, got "Not A Name"'
+    ]
+    assert not mine.exists()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -83,7 +83,7 @@ class KamalSettings:
     retain_containers: int
     destination: str | None = None
     unresolved: tuple[str, ...] = ()  # "key.path: why", one per value we could not know
-    problems: tuple[str, ...] = field(default=())  # "key.path: what is wrong" (not fatal)
+    problems: tuple[str, ...] = ()  # "key.path: what is wrong" (not fatal)
 
     @property
     def hosts(self) -> tuple[KamalHost, ...]:
