@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                 help="hide and refuse rollback, cancel and deploy",
             )
     _add_script_commands(commands)
+    _add_init(commands)
     config = commands.add_parser(
         "config", help="print the example config, or write it where vmkit-tui looks for one"
     )
@@ -90,6 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="example: print it; init: write it to the config path (0600, never overwriting)",
     )
     return parser
+
+
+def _add_init(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    init = commands.add_parser(
+        "init", help="write a config from your repos' deploy workflows and Kamal configs"
+    )
+    init.add_argument("repos", nargs="*", metavar="OWNER/REPO", help="default: all of yours")
+    init.add_argument("--path", metavar="DIR", help="read the Kamal config from this checkout")
+    init.add_argument("--api-url", metavar="URL", help="default: the config's, else GitHub's")
+    init.add_argument("--known-hosts", metavar="PATH", help="known_hosts file for its hosts")
+    init.add_argument("--yes", action="store_true", help="write without asking")
 
 
 def _add_script_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -198,6 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from vmkit_tui.frontends.cli.config_file import run_config
 
             return run_config(args.action, resolve_config_path(args.config))
+        if args.command == "init":
+            from vmkit_tui.frontends.cli.init import run_init
+
+            return run_init(args, resolve_config_path(args.config))
         if args.command in ("demo", "sandbox"):
             from vmkit_tui.sandbox.commands import run_sandbox_command
 

@@ -12,18 +12,19 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import platformdirs
 
+from vmkit_tui.config_table import ConfigError as ConfigError  # re-exported: callers import it here
+from vmkit_tui.config_table import Table, toml_error
 from vmkit_tui.domain.models import NAME_PATTERN, REPO_PATTERN, WORKDIR_PATTERN
 from vmkit_tui.domain.secret import Secret
-from vmkit_tui.domain.text import escaped
 
 APP_NAME = "vmkit"
 CONFIG_ENV = "VMKIT_CONFIG"
@@ -41,6 +42,7 @@ _BRANCH = re.compile(r"(?!.*\.\.)(?!/)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![/.])")
 _IMAGE = re.compile(r"[a-z0-9.-]+(?::[0-9]+)?/[a-z0-9._-]+(?:/[a-z0-9._-]+)*")
 _HEALTH_PATH = re.compile(r"/[A-Za-z0-9._~/?=&%-]*")
 _URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]*)?")
+_KAMAL_CONFIG = re.compile(r"(?:~|\.{1,2})?/?(?!.*//)[A-Za-z0-9._~/-]{1,400}\.ya?ml")
 _STREAM_SOURCES = ("kamal-proxy", "vmkit-agent", "app")
 # Textual's built-in themes (tests/tui checks this list against the installed Textual): config
 # cannot import Textual, and an unknown theme must be refused here, not crash the dashboard.
@@ -52,17 +54,6 @@ THEMES = (
     "solarized-dark", "solarized-light", "textual-dark", "textual-light", "tokyo-night",
 )
 # fmt: on
-
-T = TypeVar("T")
-
-
-class ConfigError(Exception):
-    """One clear line: where (file and key path) and what is wrong. Exit status 2. Whatever
-    came from the file (keys, values, the path) is escaped: no control character gets out."""
-
-    def __init__(self, where: str, message: str) -> None:
-        super().__init__(escaped(f"{where}: {message}"))
-        self.where = where
 
 
 class RollbackStrategy(StrEnum):
@@ -121,6 +112,10 @@ class EnvironmentConfig:
     destination: str | None = None
     kamal_dir: str | None = None  # the Kamal project on deploy_host (from its login dir)
     streams: Mapping[str, str] = field(default_factory=dict)
+    kamal_config: str | None = None  # a Kamal config in the repo, or a local one (/, ~, ./)
+    # The table as written, so values derived from `kamal_config` go through the same checks
+    # and never override what the user wrote (`derive_environment`).
+    written: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,27 +204,19 @@ def load_config(path: Path) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(where, _toml_error(exc, text)) from None
+        raise ConfigError(where, toml_error(exc, text)) from None
     except RecursionError:  # tomllib recurses into nested arrays and inline tables
         raise ConfigError(where, "TOML nested too deeply (arrays or inline tables)") from None
     config = parse_config(data, source=path)
     if config.github.token is not None:
         _require_private(path)
+    if any(
+        e.kamal_config and e.kamal_config[0] in "/~." for r in config.repos for e in r.environments
+    ):
+        from vmkit_tui.kamal_link import link_local  # reads the local Kamal configs
+
+        config = link_local(config)
     return config
-
-
-def _toml_error(exc: tomllib.TOMLDecodeError, text: str) -> str:
-    """tomllib puts the position inside its message; lift it to the front: 'line L, column C'."""
-    message = str(exc)
-    match = re.search(r"\(at line (\d+), column (\d+)\)", message)
-    if match:
-        reason = message[: match.start()].strip()
-        return f"TOML syntax error at line {match[1]}, column {match[2]}: {reason}"
-    match = re.search(r"\(at end of document\)", message)
-    if match:
-        line = text.count("\n") + 1
-        return f"TOML syntax error at line {line} (end of document): {message[: match.start()].strip()}"
-    return f"TOML syntax error: {message}"
 
 
 def _require_private(path: Path) -> None:
@@ -242,107 +229,6 @@ def _require_private(path: Path) -> None:
         )
 
 
-# --- validation -------------------------------------------------------------------------------
-
-
-class _Table:
-    """A TOML table being validated: typed getters that name the key path, unknown-key check."""
-
-    def __init__(self, data: object, path: str) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(path or "config", f"expected a table, got {_kind(data)}")
-        self.data: dict[str, Any] = data
-        self.path = path
-        self.seen: set[str] = set()
-
-    def key_path(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def get(
-        self, key: str, kind: type[T], default: T | None = None, *, required: bool = False
-    ) -> T | None:
-        self.seen.add(key)
-        if key not in self.data:
-            if required:
-                raise ConfigError(self.key_path(key), "required key is missing")
-            return default
-        value = self.data[key]
-        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-            raise ConfigError(
-                self.key_path(key), f"expected {_kind_name(kind)}, got {_kind(value)}"
-            )
-        return value
-
-    def text(
-        self,
-        key: str,
-        pattern: re.Pattern[str] | None = None,
-        expected: str = "",
-        default: str | None = None,
-        *,
-        required: bool = False,
-    ) -> str | None:
-        value = self.get(key, str, default, required=required)
-        if (
-            value is not None
-            and key in self.data
-            and pattern is not None
-            and not pattern.fullmatch(value)
-        ):
-            raise ConfigError(self.key_path(key), f'expected {expected}, got "{value:.80}"')
-        return value
-
-    def path_value(self, key: str, default: Path | None = None) -> Path | None:
-        value = self.get(key, str)
-        if value is None:
-            return default
-        if not value.strip() or "\x00" in value:
-            raise ConfigError(self.key_path(key), f'expected a file path, got "{value:.80}"')
-        return Path(value).expanduser()
-
-    def table(self, key: str) -> _Table:
-        self.seen.add(key)
-        return _Table(self.data.get(key, {}), self.key_path(key))
-
-    def items(self, key: str, parse: Callable[[str, str], T]) -> list[T]:
-        """A list of strings, each parsed by `parse(text, key_path)`."""
-        values = self.get(key, list, [])
-        out = []
-        for index, item in enumerate(values or []):
-            item_path = f"{self.key_path(key)}[{index}]"
-            if not isinstance(item, str):
-                raise ConfigError(item_path, f"expected a string, got {_kind(item)}")
-            out.append(parse(item, item_path))
-        return out
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            known = ", ".join(sorted(self.seen))
-            raise ConfigError(self.key_path(unknown[0]), f"unknown key (known here: {known})")
-
-
-def _kind(value: object) -> str:
-    return {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "an array",
-        dict: "a table",
-    }.get(type(value), type(value).__name__)
-
-
-def _kind_name(kind: type) -> str:
-    return {
-        bool: "a boolean",
-        int: "an integer",
-        str: "a string",
-        list: "an array",
-        dict: "a table",
-    }.get(kind, kind.__name__)
-
-
 def _host(text: str, where: str) -> HostSpec:
     try:
         return HostSpec.parse(text)
@@ -352,7 +238,7 @@ def _host(text: str, where: str) -> HostSpec:
 
 def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
     """Validate an already-parsed TOML document."""
-    root = _Table(dict(data), "")
+    root = Table(dict(data), "")
     github = _parse_github(root.table("github"))
     paths = root.table("paths")
     history = paths.path_value("history")
@@ -364,7 +250,7 @@ def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
     repos = []
     names: set[str] = set()
     for index, repo_raw in enumerate(repos_raw or []):
-        repo = _parse_repo(_Table(repo_raw, f"repos[{index}]"))
+        repo = _parse_repo(Table(repo_raw, f"repos[{index}]"))
         if repo.name in names:
             raise ConfigError(f"repos[{index}].name", f'"{repo.name}" is configured twice')
         names.add(repo.name)
@@ -381,7 +267,7 @@ def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
     )
 
 
-def _parse_ssh(table: _Table) -> SshConfig:
+def _parse_ssh(table: Table) -> SshConfig:
     """`config = ""` turns the SSH config off; any other value must be a file path."""
     if table.data.get("config") == "":
         table.seen.add("config")
@@ -392,7 +278,7 @@ def _parse_ssh(table: _Table) -> SshConfig:
     return SshConfig(config=path)
 
 
-def _parse_github(table: _Table) -> GitHubConfig:
+def _parse_github(table: Table) -> GitHubConfig:
     api_url = table.text(
         "api_url", _URL, "an http(s) URL such as https://HOST/api/v3", DEFAULT_API_URL
     )
@@ -429,7 +315,7 @@ def _url_problem(url: str) -> str:
     return ""
 
 
-def _parse_ui(table: _Table) -> UiConfig:
+def _parse_ui(table: Table) -> UiConfig:
     bell = table.get("bell", bool, False)
     theme = table.text("theme", re.compile(r"[a-z0-9-]{1,40}"), "a theme name such as textual-dark")
     if theme is not None and theme not in THEMES:
@@ -452,7 +338,7 @@ def _parse_ui(table: _Table) -> UiConfig:
     return UiConfig(bell=bool(bell), theme=theme, keys=keys)
 
 
-def _parse_repo(table: _Table) -> RepoConfig:
+def _parse_repo(table: Table) -> RepoConfig:
     name = table.text("name", REPO_PATTERN, "owner/name", required=True)
     assert name is not None
     image = table.text(
@@ -472,7 +358,7 @@ def _parse_repo(table: _Table) -> RepoConfig:
         envs_table.seen.add(env_name)
         environments.append(
             _parse_environment(
-                env_name, _Table(envs_table.data[env_name], env_path), default_service
+                env_name, Table(envs_table.data[env_name], env_path), default_service
             )
         )
     envs_table.finish()
@@ -482,7 +368,7 @@ def _parse_repo(table: _Table) -> RepoConfig:
     )
 
 
-def _parse_environment(name: str, table: _Table, default_service: str) -> EnvironmentConfig:
+def _parse_environment(name: str, table: Table, default_service: str) -> EnvironmentConfig:
     workflow = table.text(
         "workflow", _WORKFLOW, "a workflow file name such as deploy.yml", "deploy.yml"
     )
@@ -515,6 +401,7 @@ def _parse_environment(name: str, table: _Table, default_service: str) -> Enviro
     kamal_dir = table.text(
         "kamal_dir", WORKDIR_PATTERN, "a directory on deploy_host such as apps/storefront"
     )
+    kamal_config = table.text("kamal_config", _KAMAL_CONFIG, "a path such as config/deploy.yml")
     streams_table = table.table("streams")
     streams: dict[str, str] = {}
     for source in list(streams_table.data):
@@ -543,4 +430,20 @@ def _parse_environment(name: str, table: _Table, default_service: str) -> Enviro
         destination=destination,
         kamal_dir=kamal_dir,
         streams=streams,
+        kamal_config=kamal_config,
+        written=dict(table.data),
     )
+
+
+def derive_environment(
+    repo: str, env: EnvironmentConfig, derived: Mapping[str, Any], where: str
+) -> EnvironmentConfig:
+    """`env` with values derived from its Kamal config (TOML-shaped: hosts, service, …) where
+    the user wrote none, checked by the same rules; ConfigError names `where` and the key."""
+    default_service = re.sub(r"[^a-z0-9_-]", "-", repo.split("/", 1)[1].lower()).strip("-")
+    table = Table({**derived, **env.written}, "")
+    try:
+        derived_env = _parse_environment(env.name, table, default_service or "app")
+    except ConfigError as error:
+        raise ConfigError(where, f"derived {error}") from None
+    return replace(derived_env, written=env.written)  # a later refresh may change the rest

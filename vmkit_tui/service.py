@@ -160,6 +160,7 @@ class DeployService:
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self._actions: DeployActions | None = None
+        self._linked = False  # `kamal_config` files in repos read (see kamal_link)
 
     def log_path(self, deploy_id: str) -> Path:
         return self.data_dir / "logs" / f"{deploy_id}.log"
@@ -235,6 +236,10 @@ class DeployService:
 
             self._announce(Health.AUTH, str(NoToken(host_of(self.config.github.api_url))))
             return
+        await self._link_kamal(github)
+        environments = [
+            (repo, self.config.repo(repo).environment(env.name)) for repo, env in environments
+        ]
         timing = self._timing or TrackingTiming()
         budget = RateBudget(watchers=len(environments))
         probes = Probes(github, self.now, timing.probe_age)  # one look per workflow, shared
@@ -261,6 +266,43 @@ class DeployService:
 
             past = PastLogs(self._trackers, self.history, github, now=self.now, timing=timing)
             self._tasks.append(asyncio.create_task(past.run(), name="past logs"))
+        if any(env.kamal_config for _, env in environments):
+            self._tasks.append(asyncio.create_task(self._refresh_kamal(github), name="kamal"))
+
+    async def _link_kamal(self, github: GitHubClient) -> None:
+        """Read the repos' Kamal configs the environments point at (once per service; again
+        by `_refresh_kamal`) and say which could not be used."""
+        from vmkit_tui.kamal_link import link_remote
+
+        config, problems = await link_remote(self.config, github)
+        self._linked = True
+        if config != self.config:
+            self.config = config
+            for (repo, name), tracker in self._trackers.items():
+                tracker.env = config.repo(repo).environment(name)
+            if self._actions is not None:
+                self._actions.config = config
+            for repo_config in config.repos:
+                for env in repo_config.environments:
+                    watcher = self._vm.find(repo_config.name, env.name) if self._vm else None
+                    if watcher is not None:
+                        watcher.env = env  # the next deploy streams from the new hosts
+        for repo_config in self.config.repos:
+            for env in repo_config.environments:
+                if env.kamal_config is not None:
+                    problem = problems.get((repo_config.name, env.name))
+                    health = Health.OK if problem is None else Health.ERROR
+                    update = SourceHealth("kamal-config", repo_config.name, env.name, health)
+                    self.publish(replace(update, message=problem or ""))
+
+    async def _refresh_kamal(self, github: GitHubClient) -> None:
+        from vmkit_tui.kamal_link import REFRESH_S
+        from vmkit_tui.tracking.polling import TrackingTiming
+
+        sleep = (self._timing or TrackingTiming()).sleep
+        while True:  # a conditional GET per file: free while it is unchanged
+            await sleep(REFRESH_S)
+            await self._link_kamal(github)
 
     async def github_client(self) -> GitHubClient | None:
         """The one GitHub client (tracking and actions share its ETag cache and rate budget),
@@ -370,10 +412,13 @@ class DeployService:
         if self._actions is None:
             from vmkit_tui.actions.deploy_actions import DeployActions
 
+            github = await self.github_client()
+            if github is not None and not self._linked:
+                await self._link_kamal(github)
             self._actions = DeployActions(
                 self.config,
                 self.history,
-                await self.github_client(),
+                github,
                 self.data_dir,
                 self.updates,
                 now=self.now,

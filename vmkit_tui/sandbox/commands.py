@@ -139,6 +139,11 @@ def _serve(info: SandboxInfo, runtime: SandboxRuntime) -> int:
     print("Try it:")
     print(f"  vmkit-tui --config {info.config_path}")
     print(f"  export VMKIT_CONFIG={info.config_path} GH_TOKEN={info.token}")
+    print("Or set up as a new user would, from the repos' Kamal configs:")
+    print(
+        f"  GH_ENTERPRISE_TOKEN={info.token} vmkit-tui --config ~/sandbox.toml init "
+        f"--api-url {info.api_url} --known-hosts {info.key_dir / 'known_hosts'}"
+    )
     sys.stdout.flush()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

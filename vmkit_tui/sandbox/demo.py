@@ -22,6 +22,7 @@ from pathlib import Path
 
 from vmkit_tui.domain.models import Deploy, EventKind, NewEvent, Trigger, new_deploy_id
 from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
+from vmkit_tui.sandbox.servers.repo_files import repo_files
 from vmkit_tui.sandbox.servers.vm_server import VmSandbox
 from vmkit_tui.sandbox.world.clock import ScaledClock
 from vmkit_tui.sandbox.world.world import World
@@ -50,41 +51,36 @@ def _toml_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render_config(world: World, api_url: str, vms: VmSandbox, token: str, data_dir: Path) -> str:
-    """A vmkit-tui config for every repo and environment of `world` (TOML text), with its own
-    history and logs under `data_dir`, apart from any real history."""
-    lines = [
-        "# Written by vmkit-tui for its sandbox: a simulated GitHub and VMs on 127.0.0.1.",
-        "[github]",
-        f"api_url = {_toml_string(api_url)}",
-        f"token = {_toml_string(token)}  # the sandbox's own token, not a real one",
-        "",
-        "[paths]",
-        f"history = {_toml_string(str(data_dir / 'history.json'))}",
-        f"data_dir = {_toml_string(str(data_dir))}",
-        "",
-    ]
-    for repo in world.repos.values():
-        lines += [
-            "[[repos]]",
-            f"name = {_toml_string(repo.full_name)}",
-            f"image = {_toml_string(repo.image)}",
+async def derive_config(
+    world: World, api_url: str, vms: VmSandbox, token: str, data_dir: Path
+) -> str:
+    """The config `vmkit-tui init` derives from the sandbox's repos (their deploy workflows and
+    Kamal configs, over its own GitHub API), with its own token, history and logs under
+    `data_dir`, apart from any real history."""
+    from vmkit_tui.domain.secret import Secret
+    from vmkit_tui.onboard import plan_repos, render_config
+    from vmkit_tui.sources.github import GitHubClient
+
+    async with GitHubClient(api_url, Secret(token)) as client:
+        # Named, so the dashboard lists them in the world's order (as the demo always has).
+        plans = await plan_repos(
+            client, [repo.full_name for repo in world.repos.values()], environ={}
+        )
+    return render_config(
+        plans,
+        known_hosts=vms.known_hosts_path,
+        header=["Written by vmkit-tui for its sandbox: a simulated GitHub and VMs on 127.0.0.1."],
+        preamble=[
+            "[github]",
+            f"api_url = {_toml_string(api_url)}",
+            f"token = {_toml_string(token)}  # the sandbox's own token, not a real one",
             "",
-        ]
-        for env in world.environments(repo):
-            hosts = ", ".join(_toml_string(vms.host_spec(vm)) for vm in env.vm_names)
-            lines += [
-                f"[repos.environments.{env.name}]",
-                f"workflow = {_toml_string(env.workflow.file_name)}",
-                f"branch = {_toml_string(env.branch)}",
-                f"hosts = [{hosts}]",
-                f"deploy_host = {_toml_string(vms.host_spec(env.deploy_host))}",
-                f"identity_file = {_toml_string(str(vms.client_key_path))}",
-                f"known_hosts = {_toml_string(str(vms.known_hosts_path))}",
-                f"service = {_toml_string(env.service)}",
-                "",
-            ]
-    return "\n".join(lines)
+            "[paths]",
+            f"history = {_toml_string(str(data_dir / 'history.json'))}",
+            f"data_dir = {_toml_string(str(data_dir))}",
+        ],
+        primary_runs_kamal=True,
+    )
 
 
 def record_past(world: World, history: History, html_url: str = "https://github.com") -> int:
@@ -247,8 +243,12 @@ class SandboxRuntime:
         self._github.html_url = self._github.web_url  # run links say they are the sandbox
         self._vms = VmSandbox(world, key_dir)
         await self._vms.start("127.0.0.1")
+        vms = self._vms
+        self._github.files = repo_files(
+            world, lambda vm: f"127.0.0.1:{vms.port_of(vm)}", vms.user, vms.client_key_path
+        )
         config_path = self.data_dir / "config.toml"
-        text = render_config(world, api_url, self._vms, SANDBOX_TOKEN, self.data_dir)
+        text = await derive_config(world, api_url, self._vms, SANDBOX_TOKEN, self.data_dir)
         await asyncio.to_thread(write_private, config_path, text)
         if self.traffic_every > 0:
             self._traffic = asyncio.create_task(self._pushes(world))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vmkit_tui.domain.models import Diagnosis, is_sha
 from vmkit_tui.sources.github.job_log import parse_timestamp
@@ -163,6 +163,24 @@ def _buildpack_cause(_match: re.Match[str], window: Sequence[_Text]) -> str:
     return "Buildpack detection failed: no buildpack recognised the app"
 
 
+_ADD_PROCFILE = "Add a Procfile"
+
+
+def asks_for_procfile(diagnosis: Diagnosis) -> bool:
+    """Whether the advice is to add a Procfile: worth checking the repository has none."""
+    return diagnosis.fix.startswith(_ADD_PROCFILE)
+
+
+def with_procfile(diagnosis: Diagnosis) -> Diagnosis:
+    """The same diagnosis for a commit that has a Procfile: adding one is not the fix."""
+    return replace(
+        diagnosis,
+        cause="Buildpack detection failed: no buildpack recognised the app (it has a Procfile)",
+        fix="Make the app's language recognisable to the buildpack (e.g. Gemfile, "
+        "package.json, requirements.txt at the root), or set the buildpack explicitly",
+    )
+
+
 def _lock_cause(_match: re.Match[str], window: Sequence[_Text]) -> str:
     holder = next((ln.text.strip() for ln in window if ln.text.startswith("Locked by:")), "")
     return "Another deploy holds Kamal's deploy lock" + (f" ({holder})" if holder else "")
@@ -187,7 +205,7 @@ RULES: tuple[Rule, ...] = (
         3,
         _buildpack_cause,
         _const(
-            "Add a Procfile at the repository root (e.g. `web: <command starting the app>`), "
+            _ADD_PROCFILE + " at the repository root (e.g. `web: <command starting the app>`), "
             "or set the buildpack explicitly"
         ),
     ),

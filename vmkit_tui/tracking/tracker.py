@@ -34,7 +34,7 @@ from pathlib import Path
 
 from vmkit_tui.config import EnvironmentConfig
 from vmkit_tui.domain.event_ids import diagnosis_event_id, log_marker_id
-from vmkit_tui.domain.models import EventKind, NewEvent, Status, ValidationError
+from vmkit_tui.domain.models import Diagnosis, EventKind, NewEvent, Status, ValidationError
 from vmkit_tui.domain.secret import redact
 from vmkit_tui.domain.text import sanitise
 from vmkit_tui.domain.updates import Health, LogGrew, SourceHealth, StepsChanged
@@ -48,6 +48,7 @@ from vmkit_tui.sources.github import (
 )
 from vmkit_tui.store.history import AsyncHistory, HistoryError
 from vmkit_tui.store.spool import LogRecord
+from vmkit_tui.tracking.diagnose import asks_for_procfile, with_procfile
 from vmkit_tui.tracking.job_logs import (
     append_job_logs,
     diagnose_spool,
@@ -387,6 +388,15 @@ class EnvironmentTracker(RunRecords):
             await asyncio.to_thread(append_job_logs, self.data_dir, deploy_id, records)
             self.sink.publish(LogGrew(deploy_id))
 
+    async def _check_procfile(self, found: Diagnosis, sha: str) -> Diagnosis:
+        """ "Add a Procfile" only when the commit has none (when it cannot be checked, the
+        advice stands: the log said the buildpack found nothing to run)."""
+        try:
+            procfile = await self.github.get_file(self.repo, "Procfile", ref=sha)
+        except GitHubError:
+            return found
+        return found if procfile is None else with_procfile(found)
+
     async def _diagnose(self, finished: Sequence[TrackedRun]) -> None:
         """One DIAGNOSIS event per failed deploy once its job logs are all in; a finished
         deploy with nothing left to do stops being live."""
@@ -397,6 +407,8 @@ class EnvironmentTracker(RunRecords):
             if record.status is not Status.FAILED or record.diagnosis is not None:
                 continue
             found = await asyncio.to_thread(diagnose_spool, self.data_dir, record.id)
+            if found is not None and asks_for_procfile(found):
+                found = await self._check_procfile(found, record.deploy.sha)
             if found is not None:
                 events.append(
                     NewEvent(

@@ -44,6 +44,7 @@ from aiohttp import web
 
 from vmkit_tui.sandbox.servers import github_payloads as payloads
 from vmkit_tui.sandbox.servers.faults import Fault, FaultKind, FaultPlan, RecordedRequest
+from vmkit_tui.sandbox.servers.github_contents import ContentEndpoints, Files
 from vmkit_tui.sandbox.servers.github_deployments import (
     READONLY_GRANTS,
     SANDBOX_READONLY_TOKEN,
@@ -73,7 +74,7 @@ class _Budget:
 Handler = Callable[[Call], Awaitable[Reply]]
 
 
-class GitHubSandbox(DeploymentEndpoints):
+class GitHubSandbox(DeploymentEndpoints, ContentEndpoints):
     """GitHub's REST API over real HTTP, backed by a `World`."""
 
     def __init__(
@@ -101,6 +102,7 @@ class GitHubSandbox(DeploymentEndpoints):
         self.dispatch_run_details = dispatch_run_details  # False: GHES ≤ 3.20 rejects the key
         self.log_url_ttl = log_url_ttl
         self.actor = actor
+        self.files: Files = {}  # repo → path → text, for the contents API
         self.faults = FaultPlan()
         self.requests: list[RecordedRequest] = []
         self._budgets: dict[str, _Budget] = {}
@@ -152,6 +154,8 @@ class GitHubSandbox(DeploymentEndpoints):
                 "repo",
             ),
             ("GET", _REPO + r"/compare/(?P<basehead>.+)", self._compare, "repo"),
+            ("GET", _REPO + r"/contents/(?P<path>.+)", self._contents, "repo"),
+            ("GET", r"/user/repos", self._user_repos, "repo"),
             ("GET", _REPO + r"/commits/(?P<ref>.+)", self._get_commit, "repo"),
             (
                 "GET",
