@@ -22,6 +22,7 @@ from datetime import datetime
 from enum import StrEnum
 
 __all__ = [
+    "NOT_CHECKED",
     "Eligibility",
     "EligibilityFacts",
     "HostContainers",

@@ -82,6 +82,7 @@ def render_config(world: World, api_url: str, vms: VmSandbox, token: str, data_d
                 f"identity_file = {_toml_string(str(vms.client_key_path))}",
                 f"known_hosts = {_toml_string(str(vms.known_hosts_path))}",
                 f"service = {_toml_string(env.service)}",
+                f"destination = {_toml_string(env.name)}",  # as the world names its containers
                 "",
             ]
     return "\n".join(lines)
