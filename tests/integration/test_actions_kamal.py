@@ -26,6 +26,7 @@ from vmkit_tui.actions.deploy_actions import DeployActions
 from vmkit_tui.actions.errors import ActionRefused
 from vmkit_tui.actions.kamal_ssh import KAMAL_SOURCE, lock_status
 from vmkit_tui.config import RollbackStrategy
+from vmkit_tui.domain.eligibility import Eligibility
 from vmkit_tui.domain.models import DeployRecord, DurationBasis, EventKind, Status, Trigger
 from vmkit_tui.domain.updates import Broadcaster, LogGrew, Update
 from vmkit_tui.sandbox.servers.github_server import GitHubSandbox
@@ -138,6 +139,36 @@ async def test_a_version_kept_as_a_container_goes_back_with_kamal_rollback(setup
     done = await s.actions.history.record(record.id)
     assert done.duration is not None and done.duration[1] is DurationBasis.FIRST_HEALTHY
     assert texts(s.spool(record.id), "kamal-proxy")  # the VM's side is in the same spool
+
+
+async def test_a_kept_container_whose_image_left_ghcr_still_goes_back_the_fast_way(
+    setup: Setup,
+) -> None:
+    s = setup
+    target = s.deploy_of("3b1287f")
+    s.world.delete_image(REPO, target.deploy.sha)  # a GHCR retention policy ran
+    check = await drive(s.clock, s.actions.preflight(REPO, "production"))
+    assert check.image_check.missing
+    assert check.eligibility.state is Eligibility.RETAINED and check.fast_path
+    assert check.refusal() is None  # `kamal rollback` needs no pull
+    assert any("boots the container still kept on every host" in w for w in check.warnings)
+
+    record = await drive(
+        s.clock,
+        s.actions.rollback(REPO, "production", trigger=MANUAL, actor="maria-chen", preflight=check),
+    )
+    assert record.status is Status.SUCCEEDED and s.live() == target.deploy.sha
+    assert not any("Pull app image" in t for t in texts(s.spool(record.id)))
+
+
+async def test_without_container_or_image_the_preflight_refuses(setup: Setup) -> None:
+    s = setup
+    failed = s.deploy_of("6555abf")  # never a container
+    s.world.delete_image(REPO, failed.deploy.sha)
+    check = await drive(s.clock, s.actions.preflight(REPO, "production", failed.deploy.sha))
+    assert check.eligibility.state is Eligibility.GONE
+    refusal = check.refusal()
+    assert refusal is not None and "would fail when it pulls it" in refusal
 
 
 async def test_a_version_not_kept_is_redeployed_from_ghcr(setup: Setup) -> None:
