@@ -162,7 +162,8 @@ async def test_the_loop_refreshes_after_a_deploy_finishes(facts: Facts) -> None:
             assert facts.state("staging", kept) is Eligibility.RETAINED
             facts.world.remove_container(env.vm_names[0], kept)
             facts.world.delete_image(REPO, kept)
-            refresher.updates.publish(DeployChanged(_finished(REPO, "staging")))
+            for record in _running_then_finished(REPO, "staging"):
+                refresher.updates.publish(DeployChanged(record))
             await _next_eligibility(queue)
             assert facts.state("staging", kept) is Eligibility.GONE
         finally:
@@ -170,11 +171,12 @@ async def test_the_loop_refreshes_after_a_deploy_finishes(facts: Facts) -> None:
             await asyncio.gather(task, return_exceptions=True)
 
 
-def _finished(repo: str, environment: str) -> DeployRecord:
-    """A deploy of that environment in a final status, as tracking would publish it."""
+def _running_then_finished(repo: str, environment: str) -> list[DeployRecord]:
+    """One deploy of that environment as tracking publishes it: running, then succeeded."""
     deploy = make_deploy(1, repo=repo, environment=environment)
-    done = DeployEvent("e1", deploy.id, 1, T0, EventKind.STATUS, Status.SUCCEEDED, "", {})
-    return DeployRecord.build(deploy, [done])
+    running = DeployEvent("e1", deploy.id, 1, T0, EventKind.STATUS, Status.RUNNING, "", {})
+    done = DeployEvent("e2", deploy.id, 2, T0, EventKind.STATUS, Status.SUCCEEDED, "", {})
+    return [DeployRecord.build(deploy, [running]), DeployRecord.build(deploy, [running, done])]
 
 
 async def _next_eligibility(queue: asyncio.Queue[Update]) -> None:

@@ -179,7 +179,12 @@ async def test_the_first_round_records_the_past_in_one_write_and_idle_polls_are_
     assert (tmp_path / "history.json").read_bytes() == recorded
     last: dict[tuple[str, str], datetime] = {}
     polls = 0
+    # The rollback-eligibility refresh lists GHCR once a (real) minute: once in this test.
+    packages = [r for r in sandbox.requests if "/packages/container/" in r.path]
+    assert len(packages) <= 1
     for request in sandbox.requests:
+        if request in packages:
+            continue
         assert request.path == RUNS_PATH, request.path  # no jobs or logs for the past
         assert request.at is not None
         url = (request.path, request.query)

@@ -62,7 +62,8 @@ class EligibilityRefresher:
         self.now = now
         self.interval = interval
         self.facts: dict[tuple[str, str], EligibilityFacts] = {}
-        self._finished: set[str] = set()  # deploys already seen in a final status
+        self._active: set[str] = set()  # deploys seen before they were final
+        self._finished: set[str] = set()  # deploys whose end already brought a refresh
         self._locks: dict[str, asyncio.Lock] = {}
 
     def eligibility(self, record: DeployRecord) -> RollbackEligibility:
@@ -96,10 +97,11 @@ class EligibilityRefresher:
         repos = [repo.name for repo in self.config.repos]
         loop = asyncio.get_running_loop()
         due = dict.fromkeys(repos, loop.time())
+        started = self.now()
         async with self.updates.subscription() as queue:
             while True:
                 pending = {repo for repo, at in due.items() if at <= loop.time()}
-                pending |= self._drain(queue)
+                pending |= self._drain(queue, started)
                 for repo in pending & due.keys():
                     due[repo] = loop.time() + self.interval
                 await asyncio.gather(*(self.refresh(repo) for repo in pending & due.keys()))
@@ -110,15 +112,22 @@ class EligibilityRefresher:
                         update = await queue.get()
                     queue.put_nowait(update)  # looked at with the rest in `_drain`
 
-    def _drain(self, queue: asyncio.Queue[Update]) -> set[str]:
-        """Repos a deploy of which reached a final status among the queued updates."""
+    def _drain(self, queue: asyncio.Queue[Update], since: datetime) -> set[str]:
+        """Repos a deploy of which reached a final status among the queued updates: seen
+        running before, or finished after `since` (the past, read at start, is not news)."""
         repos: set[str] = set()
         while not queue.empty():
             update = queue.get_nowait()
             if not isinstance(update, DeployChanged):
                 continue
             record = update.record
-            if record.status.is_final and record.id not in self._finished:
+            if not record.status.is_final:
+                self._active.add(record.id)
+                continue
+            finished = record.finished_at
+            fresh = record.id in self._active or (finished is not None and finished > since)
+            if fresh and record.id not in self._finished:
+                self._active.discard(record.id)
                 self._finished.add(record.id)
                 repos.add(record.deploy.repo)
         return repos
