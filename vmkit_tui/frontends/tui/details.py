@@ -72,7 +72,8 @@ class DeployDetails(Static):
             text.append(sanitise(value))
 
         field("SHA", deploy.sha)
-        if self.eligibility is not None:  # which host lacks the container, what GHCR said
+        if self.eligibility is not None and self.eligibility.checked_at is not None:
+            # which host lacks the container, what GHCR said (the column's `?` says the rest)
             field("back", f"{self.eligibility.state.value}: {self.eligibility.reason}")
         field("by", f"{deploy.actor} ({deploy.triggered_by.value})")
         field("created", deploy.created_at.strftime("%Y-%m-%d %H:%M:%SZ"))
