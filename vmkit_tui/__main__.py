@@ -293,7 +293,7 @@ def _log_calls(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace) -> int:
     from vmkit_tui.domain.text import escaped
-    from vmkit_tui.frontends.present import history_table, record_json
+    from vmkit_tui.frontends.present import history_table
     from vmkit_tui.store.history import History, HistoryCorrupt, move_aside
 
     config = _load_optional(args)
@@ -317,7 +317,9 @@ def _history(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     records = History(path).records()  # a damaged or unreadable file: one line from main()
     if args.json:
-        json.dump([record_json(r) for r in records], sys.stdout, indent=2)
+        from vmkit_tui.frontends.cli.commands import history_json
+
+        json.dump(history_json(config, path, records), sys.stdout, indent=2)
         print()
         return EXIT_OK
     for line in history_table(records):

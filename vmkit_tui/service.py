@@ -31,8 +31,10 @@ from vmkit_tui.store.history import AsyncHistory
 
 if TYPE_CHECKING:
     from vmkit_tui.actions.deploy_actions import DeployActions
+    from vmkit_tui.domain.eligibility import RollbackEligibility
     from vmkit_tui.sources.github import GitHubClient, RateLimited
     from vmkit_tui.sources.ssh import SshOptions
+    from vmkit_tui.tracking.eligibility import EligibilityRefresher
     from vmkit_tui.tracking.polling import TrackingTiming
     from vmkit_tui.tracking.tracker import EnvironmentTracker
     from vmkit_tui.tracking.vm_watch import VmWatcher, VmWatchers
@@ -161,6 +163,7 @@ class DeployService:
         self._started = False
         self._actions: DeployActions | None = None
         self._linked = False  # `kamal_config` files in repos read (see kamal_link)
+        self._eligibility: EligibilityRefresher | None = None
 
     def log_path(self, deploy_id: str) -> Path:
         return self.data_dir / "logs" / f"{deploy_id}.log"
@@ -261,6 +264,9 @@ class DeployService:
             )
             self._trackers[key] = tracker
             self._tasks.append(asyncio.create_task(tracker.run(), name=f"track {repo} {env.name}"))
+        if only is None:  # a one-environment command checks eligibility itself, if it needs it
+            refresher = await self.eligibility_refresher()
+            self._tasks.append(asyncio.create_task(refresher.run(), name="rollback eligibility"))
         if self.past_logs and only is None and self._trackers:
             from vmkit_tui.tracking.past_logs import PastLogs
 
@@ -403,6 +409,39 @@ class DeployService:
         if tracker is not None:
             tracker.wake()
 
+    # ---------------------------------------------------------------- rollback eligibility
+
+    async def eligibility_refresher(self) -> EligibilityRefresher:
+        """The one holder of the rollback-eligibility facts (rows, preflights and answers all
+        read it); made on first use."""
+        if self._eligibility is None:
+            from vmkit_tui.tracking.eligibility import EligibilityRefresher
+
+            self._eligibility = EligibilityRefresher(
+                self.config, await self.github_client(), self.ssh_options(), self.updates, self.now
+            )
+        return self._eligibility
+
+    def rollback_eligibility(self, record: DeployRecord) -> RollbackEligibility:
+        """Whether a rollback to `record` would find its container or image, from the latest
+        facts (unknown until the first refresh)."""
+        from vmkit_tui.domain.eligibility import rollback_eligibility
+
+        if self._eligibility is None:
+            return rollback_eligibility(record.deploy.sha, None)
+        return self._eligibility.eligibility(record)
+
+    async def check_eligibility(self, records: Sequence[DeployRecord]) -> None:
+        """Gather the facts now for the environments of `records` that have none yet (the CLI
+        and MCP answers, which do not run the refresh loop)."""
+        refresher = await self.eligibility_refresher()
+        wanted: dict[str, set[str]] = {}
+        for record in records:
+            key = (record.deploy.repo, record.deploy.environment)
+            if key not in refresher.facts:
+                wanted.setdefault(key[0], set()).add(key[1])
+        await asyncio.gather(*(refresher.refresh(repo, envs) for repo, envs in wanted.items()))
+
     # ---------------------------------------------------------------- actions
 
     async def actions(self) -> DeployActions:
@@ -425,6 +464,7 @@ class DeployService:
                 ssh_options=self.ssh_options(),
                 after_dispatch=self.track_now,
                 vm_watchers=self._vm_watchers(),
+                eligibility=await self.eligibility_refresher(),
             )
         return self._actions
 

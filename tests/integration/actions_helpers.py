@@ -61,6 +61,7 @@ def environment(
         identity_file=vms.client_key_path,
         known_hosts=vms.known_hosts_path,
         service=env.service,
+        destination=name,  # the sandbox's containers carry the environment as destination
     )
 
 

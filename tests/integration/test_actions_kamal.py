@@ -26,6 +26,7 @@ from vmkit_tui.actions.deploy_actions import DeployActions
 from vmkit_tui.actions.errors import ActionRefused
 from vmkit_tui.actions.kamal_ssh import KAMAL_SOURCE, lock_status
 from vmkit_tui.config import RollbackStrategy
+from vmkit_tui.domain.eligibility import Eligibility
 from vmkit_tui.domain.models import DeployRecord, DurationBasis, EventKind, Status, Trigger
 from vmkit_tui.domain.updates import Broadcaster, LogGrew, Update
 from vmkit_tui.sandbox.servers.github_server import GitHubSandbox
@@ -140,6 +141,36 @@ async def test_a_version_kept_as_a_container_goes_back_with_kamal_rollback(setup
     assert texts(s.spool(record.id), "kamal-proxy")  # the VM's side is in the same spool
 
 
+async def test_a_kept_container_whose_image_left_ghcr_still_goes_back_the_fast_way(
+    setup: Setup,
+) -> None:
+    s = setup
+    target = s.deploy_of("3b1287f")
+    s.world.delete_image(REPO, target.deploy.sha)  # a GHCR retention policy ran
+    check = await drive(s.clock, s.actions.preflight(REPO, "production"))
+    assert check.image_check.missing
+    assert check.eligibility.state is Eligibility.RETAINED and check.fast_path
+    assert check.refusal() is None  # `kamal rollback` needs no pull
+    assert any("boots the container still kept on every host" in w for w in check.warnings)
+
+    record = await drive(
+        s.clock,
+        s.actions.rollback(REPO, "production", trigger=MANUAL, actor="maria-chen", preflight=check),
+    )
+    assert record.status is Status.SUCCEEDED and s.live() == target.deploy.sha
+    assert not any("Pull app image" in t for t in texts(s.spool(record.id)))
+
+
+async def test_without_container_or_image_the_preflight_refuses(setup: Setup) -> None:
+    s = setup
+    failed = s.deploy_of("6555abf")  # never a container
+    s.world.delete_image(REPO, failed.deploy.sha)
+    check = await drive(s.clock, s.actions.preflight(REPO, "production", failed.deploy.sha))
+    assert check.eligibility.state is Eligibility.GONE
+    refusal = check.refusal()
+    assert refusal is not None and "would fail when it pulls it" in refusal
+
+
 async def test_a_version_not_kept_is_redeployed_from_ghcr(setup: Setup) -> None:
     s = setup
     failed = s.deploy_of("6555abf")  # its deploy met a held lock: never a container
@@ -152,12 +183,13 @@ async def test_a_version_not_kept_is_redeployed_from_ghcr(setup: Setup) -> None:
 
     assert record.status is Status.SUCCEEDED and record.deploy.rollback_of == failed.id
     assert kinds(record)[:3] == ["created", "running", "note"]
-    assert "is not kept as a container on the hosts" in record.events[2].detail
+    host = s.actions.config.repo(REPO).environment("production").hosts[0]
+    assert f"{sha[:7]}: no container on {host}; image" in record.events[2].detail
     assert s.live() == sha
     kamal = texts(s.spool(record.id))
-    missing = next(i for i, t in enumerate(kamal) if "is not available as a container" in t)
+    # The facts said no container: straight to `kamal deploy --skip-push`, no failed attempt.
+    assert not any("is not available as a container" in t for t in kamal)
     pulled = kamal.index("Pull app image...")
-    assert missing < pulled  # `kamal rollback` first, then `kamal deploy --skip-push`
     assert any(f"docker pull ghcr.io/acme/my-fastapi-app:{sha}" in t for t in kamal[pulled:])
 
 
@@ -196,7 +228,7 @@ async def test_a_kamal_failure_is_read_from_its_output_and_diagnosed(setup: Setu
     env = s.actions.config.repo(REPO).environment("production")
     report = await drive(s.clock, lock_status(env, FAST))
     assert report.held is True and report.details[0].startswith("Locked by: ")
-    assert report.message.endswith("release it with `kamal lock release`.")
+    assert report.message.endswith("release it with `kamal lock release -d production`.")
 
     record = await drive(
         s.clock, s.actions.rollback(REPO, "production", trigger=MANUAL, actor="maria-chen")

@@ -147,6 +147,9 @@ async def test_read_tools_answer_from_the_history_sanitised(shared: Sandbox) -> 
 
         listed = await session.ok("list_deploys", repo=REPO, environment="staging", limit=3)
         assert [d["id"] for d in listed["deploys"]] == [r.id for r in staging[:3]]
+        live = next(d for d in listed["deploys"] if d["sha"] == mine["live"]["sha"])
+        assert live["rollback_eligibility"] == "retained"  # its container runs on the host
+        assert "kept on every host" in live["rollback_eligibility_reason"]
         only_failed = await session.ok(
             "list_deploys", repo=REPO, environment="production", status="failed"
         )

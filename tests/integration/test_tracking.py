@@ -181,7 +181,12 @@ async def test_the_first_round_records_the_past_in_one_write_and_idle_polls_are_
     last: datetime | None = None
     looks = 0
     own: Counter[str] = Counter()
+    # The rollback-eligibility refresh lists GHCR once a (real) minute: once in this test.
+    packages = [r for r in sandbox.requests if "/packages/container/" in r.path]
+    assert len(packages) <= 1
     for request in sandbox.requests:
+        if request in packages:
+            continue
         assert request.path == RUNS_PATH, request.path  # no jobs or logs for the past
         assert request.at is not None
         if "branch=" in request.query:  # a watcher's own list

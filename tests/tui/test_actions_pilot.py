@@ -234,14 +234,17 @@ async def test_the_command_log_lists_a_rollbacks_calls_without_a_token(
 
             dispatch = f"POST /repos/{REPO}/actions/workflows/deploy.yml/dispatches"
             await wait_for(pilot, lambda: any(dispatch in row for row in shown()), "the dispatch")
+
             # it follows while open: the VM streams of the rollback show up as they start
-            await wait_for(
-                pilot, lambda: any(" ssh " in f" {row} " for row in shown()), "an SSH command"
-            )
+            # (the eligibility's `docker container ls` is an SSH command too: wait for a stream)
+            def follows(row: str) -> bool:
+                return " ssh " in f" {row} " and "--follow" in row
+
+            await wait_for(pilot, lambda: any(follows(row) for row in shown()), "a VM stream")
             rows = shown()
             seqs = [int(row.split()[0]) for row in rows]
             assert seqs == sorted(seqs, reverse=True) and len(seqs) > 10  # newest first
-            ssh_row = next(row for row in rows if " ssh " in f" {row} ")
+            ssh_row = next(row for row in rows if follows(row))
             assert "deploy@127.0.0.1:" in ssh_row and "--follow" in ssh_row
             await pilot.press("slash", *"dispatches", "enter")
             assert shown() and all("dispatches" in row for row in shown())

@@ -17,6 +17,7 @@ from vmkit_tui.__main__ import build_parser
 from vmkit_tui.actions.cancel import CancelPreflight
 from vmkit_tui.actions.preflight import MigrationCheck, Preflight, TargetInfo
 from vmkit_tui.config import Config, EnvironmentConfig, RepoConfig, RollbackStrategy
+from vmkit_tui.domain.eligibility import Eligibility, RollbackEligibility
 from vmkit_tui.domain.event_ids import log_marker_id
 from vmkit_tui.domain.models import (
     Deploy,
@@ -57,6 +58,8 @@ T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 HOSTILE = "\x1b]52;c;aGVsbG8=\x07[/]\x1b[2J[@click=app.quit]x\x9b"
 TOKEN = "ghp_" + "Z9y8X7w6V5" * 4
 RECORD_KEYS = {
+    "rollback_eligibility",
+    "rollback_eligibility_reason",
     "id",
     "repo",
     "environment",
@@ -122,6 +125,14 @@ def test_record_json_keeps_its_stable_keys_and_sanitises_remote_text() -> None:
     )
     data = record_json(failed)
     assert set(data) == RECORD_KEYS
+    assert (data["rollback_eligibility"], data["rollback_eligibility_reason"]) == (
+        "unknown",
+        "not checked yet",
+    )
+    gone = RollbackEligibility(Eligibility.GONE, f"no container on h1; {HOSTILE}")
+    checked = record_json(failed, gone)
+    assert checked["rollback_eligibility"] == "gone"
+    assert checked["rollback_eligibility_reason"] == "no container on h1; [/][@click=app.quit]x"
     assert data["actor"] == "eve[/][@click=app.quit]x"
     assert data["title"] == "Fix it [/][@click=app.quit]x"
     assert data["diagnosis"]["line"] == "line [/][@click=app.quit]x"

@@ -28,6 +28,7 @@ from vmkit_tui.domain.updates import Broadcaster, DeployChanged
 from vmkit_tui.sources import ssh
 from vmkit_tui.sources.github import GitHubClient, GitHubError
 from vmkit_tui.store.history import AsyncHistory, UnknownDeploy
+from vmkit_tui.tracking.eligibility import EligibilityRefresher
 from vmkit_tui.tracking.vm_watch import GRACE_SECONDS, VmWatchers
 
 __all__ = ["ActionTiming", "ActionsBase", "checked", "created_data"]
@@ -85,6 +86,7 @@ class ActionsBase:
         timing: ActionTiming | None = None,
         after_dispatch: Callable[[str, str], None] | None = None,
         vm_watchers: VmWatchers | None = None,
+        eligibility: EligibilityRefresher | None = None,
     ) -> None:
         self.config = config
         self.history = history
@@ -105,6 +107,9 @@ class ActionsBase:
             now=now,
             ssh_options=self.ssh_options,
             grace=self.timing.vm_grace,
+        )
+        self.eligibility = eligibility or EligibilityRefresher(
+            config, github, self.ssh_options, updates, now
         )
 
     async def aclose(self) -> None:

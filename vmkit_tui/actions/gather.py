@@ -22,6 +22,7 @@ from vmkit_tui.actions.preflight import (
     live_deploy,
 )
 from vmkit_tui.config import EnvironmentConfig, RepoConfig
+from vmkit_tui.domain.eligibility import NOT_CHECKED
 from vmkit_tui.domain.migrations import migration_files
 from vmkit_tui.domain.models import (
     DEPLOY_ID_PATTERN,
@@ -32,6 +33,7 @@ from vmkit_tui.domain.models import (
 )
 from vmkit_tui.domain.overview import newest_first
 from vmkit_tui.sources.github import Commit, GitHubClient, ImageCheck, ImageState
+from vmkit_tui.tracking.eligibility import EligibilityRefresher
 
 __all__ = ["gather_preflight", "resolve_sha", "resolve_target"]
 
@@ -45,16 +47,19 @@ async def gather_preflight(
     env: EnvironmentConfig,
     records: Sequence[DeployRecord],
     target: str | None,
+    refresher: EligibilityRefresher | None = None,
 ) -> Preflight:
     """The preflight of rolling `env` back to `target` (see `resolve_target`), given the
-    environment's `records`."""
+    environment's `records`; `refresher`: whose facts (refreshed now for this environment)
+    say whether the target is still kept on the hosts, the same facts the rows show."""
     live = live_deploy(records)
     chosen, sha = resolve_target(repo_config.name, env.name, records, live, target)
     live_sha = live.deploy.sha if live is not None else None
-    commit, image, migrations = await asyncio.gather(
+    commit, image, migrations, _ = await asyncio.gather(
         _commit(github, repo_config.name, sha),
         _image(github, repo_config.image, sha),
         _migrations(github, repo_config.name, env.name, sha, live_sha),
+        refresher.refresh(repo_config.name, [env.name]) if refresher else asyncio.sleep(0),
     )
     if isinstance(commit, str):
         found: bool | None = None
@@ -73,6 +78,7 @@ async def gather_preflight(
         image_check=image,
         migrations=migrations,
         checked_at=now(),
+        eligibility=refresher.of(repo_config.name, env.name, sha) if refresher else NOT_CHECKED,
         active=next((r for r in newest_first(records) if r.status.is_active), None),
     )
 

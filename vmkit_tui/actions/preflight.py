@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from vmkit_tui.config import RollbackStrategy
+from vmkit_tui.domain.eligibility import NOT_CHECKED, Eligibility, RollbackEligibility
 from vmkit_tui.domain.models import DeployRecord, Status
 from vmkit_tui.domain.overview import newest_first, summarize
 from vmkit_tui.sources.github.results import ImageCheck, ImageState
@@ -135,6 +136,7 @@ class Preflight:
     image_check: ImageCheck
     migrations: MigrationCheck
     checked_at: datetime
+    eligibility: RollbackEligibility = NOT_CHECKED  # kept on the hosts? (the rows' facts)
     active: DeployRecord | None = None  # a deploy still in progress on this environment
     in_flight: DeployRecord | None = None  # an action we started there, still running: refused
     require_commit: bool = False  # a bare SHA must be a commit GitHub knows (deploy_sha)
@@ -177,10 +179,15 @@ class Preflight:
                     True,
                 )
             )
-        if self.image_check.state is ImageState.MISSING and target.commit_found is not False:
+        if (
+            self.image_check.state is ImageState.MISSING
+            and target.commit_found is not False
+            and not self.fast_path
+        ):
             retained = (
                 " With kamal-ssh, a container of it still kept on the hosts would be used first."
                 if self.strategy is RollbackStrategy.KAMAL_SSH
+                and self.eligibility.state is Eligibility.UNKNOWN
                 else ""
             )
             found.append(
@@ -193,6 +200,14 @@ class Preflight:
                 )
             )
         return tuple(found)
+
+    @property
+    def fast_path(self) -> bool:
+        """kamal-ssh with the target's container on every host: `kamal rollback`, no pull."""
+        return (
+            self.strategy is RollbackStrategy.KAMAL_SSH
+            and self.eligibility.state is Eligibility.RETAINED
+        )
 
     def refusal(self, force: bool = False) -> str | None:
         """Why the action is refused (None: it may go); `force` overrides what it can."""
@@ -214,7 +229,12 @@ class Preflight:
                 "fail the same way."
             )
         found += self._migration_warnings()
-        if self.image_check.state is ImageState.CANNOT_CHECK:
+        if self.fast_path and self.image_check.state is ImageState.MISSING:
+            found.append(
+                f"{self.image_gone}: the rollback boots the container still kept on every host "
+                "(kamal rollback); once that is pruned, this version needs a rebuild."
+            )
+        elif self.image_check.state is ImageState.CANNOT_CHECK:
             found.append(
                 f"Cannot check that the image {self.image}:{target.short_sha} is still in GHCR: "
                 f"{_sentence(self.image_check.reason)} If it is gone, the deploy fails at the pull."

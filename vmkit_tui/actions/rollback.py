@@ -8,7 +8,8 @@
 - Strategy `github`: one `workflow_dispatch` carrying the SHA and a request id the run's title
   shows; never blindly re-sent (the client looks a lost answer up by that id). Tracking then
   follows the run. Strategy `kamal-ssh`: Kamal on the deploy host over SSH, `kamal rollback`
-  first, `kamal deploy --skip-push --version` when the version is not kept as a container; the
+  when the preflight's facts say the version's container is on every host (or cannot tell),
+  `kamal deploy --skip-push --version` when they say it is not (or Kamal says so); the
   verdict comes from Kamal's output, not its exit status; the VM's own logs give the
   first-healthy moment.
 """
@@ -28,6 +29,7 @@ from vmkit_tui.actions.gather import gather_preflight, resolve_target
 from vmkit_tui.actions.kamal_ssh import KamalLog, host_label, reason, run_kamal, ssh_target
 from vmkit_tui.actions.preflight import Preflight, in_flight_refusal, live_deploy
 from vmkit_tui.config import EnvironmentConfig, RepoConfig, RollbackStrategy
+from vmkit_tui.domain.eligibility import Eligibility
 from vmkit_tui.domain.event_ids import (
     diagnosis_event_id,
     run_link_id,
@@ -66,7 +68,9 @@ class Rollbacks(ActionsBase):
         repo_config, env = self._environment(repo, environment)
         records = await self.history.records(repo, environment)
         preflight, busy = await asyncio.gather(
-            gather_preflight(self.github, self.now, repo_config, env, records, target),
+            gather_preflight(
+                self.github, self.now, repo_config, env, records, target, self.eligibility
+            ),
             self._busy(records),
         )
         return replace(preflight, in_flight=busy)
@@ -135,7 +139,7 @@ class Rollbacks(ActionsBase):
             await self._refuse_if_busy(records)
             if preflight is None or not self._fresh(preflight, repo_config, env, records, target):
                 preflight = await gather_preflight(
-                    self.github, self.now, repo_config, env, records, target
+                    self.github, self.now, repo_config, env, records, target, self.eligibility
                 )
             check = replace(preflight, require_commit=action == "deploy")
             refusal = check.refusal(force)
@@ -362,16 +366,24 @@ class Rollbacks(ActionsBase):
             environment=env.name,
             on_target=partial(watcher.kamal_target, record.id) if watcher is not None else None,
         )
+        eligibility = check.eligibility
         try:
-            command = kamal_rollback(sha, **where)
-            verdict = await run_kamal(target, command, log, self.ssh_options)
-            if verdict.not_retained:
+            verdict = None
+            if eligibility.state in (Eligibility.RETAINED, Eligibility.UNKNOWN):
+                command = kamal_rollback(sha, **where)
+                verdict = await run_kamal(target, command, log, self.ssh_options)
+            if verdict is None or verdict.not_retained:
+                why = (
+                    eligibility.reason
+                    if verdict is None
+                    else "Kamal says it is not kept as a container on the hosts"
+                )
                 note = NewEvent(
                     record.id,
                     EventKind.NOTE,
                     self.now(),
-                    detail=f"{sha[:7]} is not kept as a container on the hosts: deploying its "
-                    "image from GHCR instead (kamal deploy --skip-push).",
+                    detail=f"{sha[:7]}: {why}: deploying its image from GHCR "
+                    "(kamal deploy --skip-push).",
                 )
                 await self._append(record.id, [note])
                 command = kamal_redeploy(sha, **where)

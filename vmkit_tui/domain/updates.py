@@ -52,6 +52,14 @@ class LogGrew:
     deploy_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class EligibilityChanged:
+    """New rollback-eligibility facts for these environments of `repo` (ask the service)."""
+
+    repo: str
+    environments: tuple[str, ...]
+
+
 class Health(StrEnum):
     OK = "ok"
     RATE_LIMITED = "rate_limited"
@@ -73,7 +81,7 @@ class SourceHealth:
     until: datetime | None = None  # for RATE_LIMITED: when polling resumes
 
 
-Update = DeployChanged | DeploysPruned | StepsChanged | LogGrew | SourceHealth
+Update = DeployChanged | DeploysPruned | StepsChanged | LogGrew | SourceHealth | EligibilityChanged
 
 
 class Broadcaster:

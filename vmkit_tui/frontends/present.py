@@ -15,6 +15,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vmkit_tui.domain.eligibility import NOT_CHECKED, RollbackEligibility
 from vmkit_tui.domain.models import DeployEvent, DeployRecord, EventKind, to_iso
 from vmkit_tui.domain.text import sanitise
 
@@ -79,8 +80,12 @@ def _iso(moment: datetime | None) -> str | None:
 # ---------------------------------------------------------------------------- deploys
 
 
-def record_json(record: DeployRecord) -> dict[str, Any]:
-    """One deploy as the stable JSON of `history --json`, `deploys --json` and the MCP tools."""
+def record_json(
+    record: DeployRecord, eligibility: RollbackEligibility | None = None
+) -> dict[str, Any]:
+    """One deploy as the stable JSON of `history --json`, `deploys --json` and the MCP tools;
+    `eligibility`: whether a rollback to it would work (None: not checked)."""
+    eligibility = eligibility or NOT_CHECKED
     deploy = record.deploy
     duration = record.duration
     diagnosis = record.diagnosis
@@ -105,6 +110,8 @@ def record_json(record: DeployRecord) -> dict[str, Any]:
         "cancel_requested": record.cancel_requested,
         "diagnosis": _clean_value(diagnosis.to_data()) if diagnosis else None,
         "title": clean(record.title),
+        "rollback_eligibility": eligibility.state.value,
+        "rollback_eligibility_reason": clean(eligibility.reason),
     }
 
 
@@ -246,6 +253,8 @@ def preflight_lines(check: Preflight) -> list[str]:
         f"Live now   {live[:7]}  {live}" if live else "Live now   unknown (no succeeded deploy)"
     )
     lines.append(f"Image      {clean(_image_text(check))}")
+    eligibility = check.eligibility
+    lines.append(f"Rollback   {eligibility.state.value}: {clean(eligibility.reason)}")
     lines.append(f"Strategy   {check.strategy.value}")
     lines += [f"✗ {clean(blocker.message)}" for blocker in check.blockers]
     lines += [f"! {clean(warning)}" for warning in check.warnings]
@@ -273,6 +282,11 @@ def preflight_json(check: Preflight) -> dict[str, Any]:
             "ref": f"{check.image}:{target.sha}",
             "state": check.image_check.state.value,
             "reason": clean(check.image_check.reason),
+        },
+        "rollback_eligibility": {
+            "state": check.eligibility.state.value,
+            "reason": clean(check.eligibility.reason),
+            "missing_on": list(check.eligibility.missing_on),
         },
         "migrations": {
             "files": [clean(name) for name in migrations.files],

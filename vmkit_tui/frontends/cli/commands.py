@@ -17,7 +17,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -94,6 +94,25 @@ def run(args: argparse.Namespace, config: Config, history_path: Path) -> int:
         return EXIT_FAILED
 
 
+def history_json(
+    config: Config | None, history_path: Path, records: Sequence[DeployRecord]
+) -> list[dict[str, Any]]:
+    """`history --json`: every record, with its rollback eligibility checked now for the
+    configured environments (without a config nothing can be checked: unknown)."""
+    if config is None:
+        return [record_json(record) for record in records]
+    service = DeployService(
+        config, AsyncHistory(History(history_path)), config.data_dir or default_data_dir()
+    )
+
+    async def check() -> int:
+        await service.check_eligibility(records)
+        return EXIT_OK
+
+    asyncio.run(_stopping(service, check()))
+    return [record_json(record, service.rollback_eligibility(record)) for record in records]
+
+
 async def _stopping(service: DeployService, command: Coroutine[Any, Any, int]) -> int:
     try:
         return await command
@@ -150,7 +169,9 @@ async def _deploys(service: DeployService, args: argparse.Namespace) -> int:
     status = EXIT_OK if error is None else EXIT_FAILED
     if args.json:
         synced = {"synced": not args.no_sync and error is None, "sync_error": error}
-        json.dump([record_json(record) | synced for record in records], sys.stdout, indent=2)
+        await service.check_eligibility(records)
+        rows = [record_json(r, service.rollback_eligibility(r)) | synced for r in records]
+        json.dump(rows, sys.stdout, indent=2)
         print()
         return status
     print(f"{repo} / {environment} ({len(records)} deploys, newest first)")

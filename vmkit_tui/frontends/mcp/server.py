@@ -189,7 +189,10 @@ class DeployTools:
         """An environment's deploys, newest first (the last 50 are kept), optionally only those
         with a status or trigger (push: automatic; manual: TUI/CLI; mcp: an assistant). Each has
         its id, full SHA, status, trigger, actor, GitHub Actions run link, duration to the first
-        healthy response, and the diagnosis of a failure. Reads the history; sends nothing."""
+        healthy response, the diagnosis of a failure, and its rollback_eligibility (retained:
+        its container is still on every host; in_registry: only its image is in GHCR; gone:
+        neither, a rollback needs a rebuild; unknown: cannot tell, the reason says why). Reads
+        the history, the hosts' container lists and GHCR's tags; changes nothing."""
         check_environment(self.service.config, repo, environment)
         records = newest_first(await self.service.history.records(repo, environment))
         chosen = [
@@ -198,24 +201,28 @@ class DeployTools:
             if (status is None or record.status.value == status)
             and (trigger is None or record.deploy.triggered_by.value == trigger)
         ][:limit]
+        await self.service.check_eligibility(chosen)
+        eligibility = self.service.rollback_eligibility
         return {
             "repo": repo,
             "environment": environment,
             "count": len(chosen),
-            "deploys": [record_json(record) for record in chosen],
+            "deploys": [record_json(record, eligibility(record)) for record in chosen],
         }
 
     async def get_deploy(self, deploy_id: DeployId) -> dict[str, Any]:
         """One deploy in full: its record, the diagnosis of a failure (cause, fix, the log
         line), its audit trail (every recorded event: when, what, who) and how many log lines
-        it has. Reads the history; sends nothing."""
+        it has, and its rollback_eligibility as in list_deploys. Reads the history, the hosts'
+        container lists and GHCR's tags; changes nothing."""
         record = await self._record(deploy_id)
         path = spool_path(self.service.data_dir, record.id)
         count_only = await asyncio.to_thread(  # no lines, just the spool's length
             log_window, path, last=0, start=None, count=0, source=None
         )
+        await self.service.check_eligibility([record])
         return {
-            **record_json(record),
+            **record_json(record, self.service.rollback_eligibility(record)),
             "audit_trail": [event_json(event, record) for event in record.events],
             "log_lines": count_only.total,
         }

@@ -21,6 +21,8 @@ from textual.widgets import Input, Static
 
 from vmkit_tui.actions.cancel import CancelPreflight
 from vmkit_tui.actions.preflight import Preflight
+from vmkit_tui.config import RollbackStrategy
+from vmkit_tui.domain.eligibility import Eligibility
 from vmkit_tui.domain.models import is_sha_prefix
 from vmkit_tui.domain.text import sanitise
 from vmkit_tui.frontends.present import format_age
@@ -136,7 +138,18 @@ class RollbackScreen(ConfirmScreen[Preflight]):
             ImageState.CANNOT_CHECK: f"cannot check: {image.reason}",
         }[image.state]
         line("Image", image_text, bad if image.state is ImageState.MISSING else "")
-        line("Strategy", checked.strategy.value)
+        eligibility = checked.eligibility  # the same facts as the row's Back column
+        line("Back to it", f"{eligibility.state.value}: {eligibility.reason}")
+        strategy = checked.strategy.value
+        if checked.strategy is RollbackStrategy.KAMAL_SSH:
+            strategy += (
+                " (kamal rollback: the container is kept)"
+                if checked.fast_path
+                else " (kamal deploy --skip-push: pulls the image)"
+                if eligibility.state in (Eligibility.IN_REGISTRY, Eligibility.GONE)
+                else " (kamal rollback, else deploy --skip-push)"
+            )
+        line("Strategy", strategy)
         migrations = checked.migrations
         if live and not (migrations.files or migrations.cannot_check or migrations.truncated):
             line("Migrations", "no migrations between the two")  # else a warning names them

@@ -27,6 +27,7 @@ from vmkit_tui.domain.text import sanitise
 from vmkit_tui.domain.updates import (
     DeployChanged,
     DeploysPruned,
+    EligibilityChanged,
     Health,
     LogGrew,
     SourceHealth,
@@ -129,7 +130,9 @@ class Dashboard(App[None]):
                     yield ReposTable(id="repos")
                     yield EnvironmentsTable(id="environments")
                 with Vertical(id="deploy-column"):
-                    yield DeploysTable(now=self.now, id="deploys")
+                    yield DeploysTable(
+                        now=self.now, eligibility=self.service.rollback_eligibility, id="deploys"
+                    )
                     yield Static(id="problems", markup=False)
                     yield DeployDetails(id="details")
             yield LogPane(id="log")
@@ -275,7 +278,8 @@ class Dashboard(App[None]):
             if record and record.deploy.rollback_of
             else None
         )
-        self.main.query_one(DeployDetails).show(record, steps, target)
+        eligibility = self.service.rollback_eligibility(record) if record else None
+        self.main.query_one(DeployDetails).show(record, steps, target, eligibility)
         self.main.query_one(LogPane).show_diagnosis(record.diagnosis if record else None)
         self._refresh_actions()
 
@@ -379,6 +383,13 @@ class Dashboard(App[None]):
         elif isinstance(update, SourceHealth):
             self.health[(update.repo, update.environment, update.key)] = update
             self._refresh_health()
+        elif (
+            isinstance(update, EligibilityChanged)
+            and update.repo == self.repo
+            and self.environment in update.environments
+        ):
+            self.main.query_one(DeploysTable).eligibility_changed()
+            self._refresh_details()
 
     def _deploy_changed(self, record: DeployRecord) -> None:
         before = self.overview.find(record.id)

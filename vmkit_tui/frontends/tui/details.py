@@ -10,6 +10,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.widgets import Static
 
+from vmkit_tui.domain.eligibility import RollbackEligibility
 from vmkit_tui.domain.models import DeployRecord, DurationBasis
 from vmkit_tui.domain.text import sanitise
 from vmkit_tui.domain.updates import StepProgress
@@ -29,16 +30,19 @@ class DeployDetails(Static):
         self.record: DeployRecord | None = None
         self.steps: tuple[StepProgress, ...] = ()
         self.rollback_target: DeployRecord | None = None
+        self.eligibility: RollbackEligibility | None = None
 
     def show(
         self,
         record: DeployRecord | None,
         steps: tuple[StepProgress, ...] = (),
         rollback_target: DeployRecord | None = None,
+        eligibility: RollbackEligibility | None = None,
     ) -> None:
         self.record = record
         self.steps = steps
         self.rollback_target = rollback_target
+        self.eligibility = eligibility
         self.update(self._render_text())
 
     def on_resize(self) -> None:
@@ -68,6 +72,9 @@ class DeployDetails(Static):
             text.append(sanitise(value))
 
         field("SHA", deploy.sha)
+        if self.eligibility is not None and self.eligibility.checked_at is not None:
+            # which host lacks the container, what GHCR said (the column's `?` says the rest)
+            field("back", f"{self.eligibility.state.value}: {self.eligibility.reason}")
         field("by", f"{deploy.actor} ({deploy.triggered_by.value})")
         field("created", deploy.created_at.strftime("%Y-%m-%d %H:%M:%SZ"))
         if record.started_at:
@@ -92,6 +99,7 @@ class DeployDetails(Static):
             )
         if record.run_url:
             field("run", record.run_url)
+
         if record.title:
             text.append("\n")
             text.append(sanitise(record.title))

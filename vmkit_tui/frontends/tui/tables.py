@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
+from vmkit_tui.domain.eligibility import NOT_CHECKED, Eligibility, RollbackEligibility
 from vmkit_tui.domain.models import DeployRecord, Status
 from vmkit_tui.domain.overview import EnvironmentSummary, sparkline
 from vmkit_tui.domain.text import sanitise
@@ -283,20 +284,42 @@ class EnvironmentsTable(NavTable):
         self.set_rows(rows)
 
 
-WHEN, TOOK = 5, 6  # the deploys' columns that change with the clock
+WHEN, TOOK = 6, 7  # the deploys' columns that change with the clock
+BACK = 2  # whether a rollback to the row would work: changes with each eligibility refresh
+# Rollback eligibility in a word: kept (container on every host: `kamal rollback`), pull (the
+# image is in GHCR), gone (rebuild), ? (not known yet, or cannot be checked).
+ELIGIBILITY_WORDS = {
+    Eligibility.RETAINED: "kept",
+    Eligibility.IN_REGISTRY: "pull",
+    Eligibility.GONE: "gone",
+    Eligibility.UNKNOWN: "?",
+}
+ELIGIBILITY_CLASSES = {f"back--{state.value}" for state in Eligibility}
+
+
+def _not_checked(record: DeployRecord) -> RollbackEligibility:
+    return NOT_CHECKED
 
 
 class DeploysTable(NavTable):
-    COMPONENT_CLASSES: ClassVar[set[str]] = STATUS_CLASSES
+    COMPONENT_CLASSES: ClassVar[set[str]] = STATUS_CLASSES | ELIGIBILITY_CLASSES
 
-    def __init__(self, *, now: Callable[[], datetime], id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        now: Callable[[], datetime],
+        eligibility: Callable[[DeployRecord], RollbackEligibility] = _not_checked,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self._now = now
+        self._eligibility = eligibility
         self._records: Sequence[DeployRecord] = ()
 
     COLUMNS = (
         ("Status", 0),
         ("SHA", 0),
+        ("Back", 0),
         ("Message", 0),
         ("Trigger", 90),
         ("Actor", 74),
@@ -304,11 +327,25 @@ class DeploysTable(NavTable):
         ("Took", 81),
         ("", 110),
     )
-    FLEX = 2
+    FLEX = 3
 
     def show(self, records: Sequence[DeployRecord]) -> None:
         self._records = records
         self.set_rows([(r.id, self._cells(r)) for r in records])
+
+    def eligibility_changed(self) -> None:
+        """New eligibility facts: only the cells of the Back column whose word changed are
+        updated (no rebuild, nothing animates)."""
+        rows = []
+        for record, (key, cells) in zip(self._records, self._rows, strict=True):
+            now = list(cells)
+            now[BACK] = self._back(record)
+            rows.append((key, now))
+        self.set_rows(rows)
+
+    def _back(self, record: DeployRecord) -> Text:
+        state = self._eligibility(record).state
+        return Text(ELIGIBILITY_WORDS[state], self.style_of(f"back--{state.value}"))
 
     def tick(self) -> None:
         """The clock moved: cells that show ages or running times get their new text (only
@@ -351,6 +388,7 @@ class DeploysTable(NavTable):
         return [
             Text(f"{glyph} {status.value}", self.style_of(f"status--{status.value}"), no_wrap=True),
             Text(deploy.short_sha),
+            self._back(record),
             Text(clip(title, 200), no_wrap=True),
             Text(deploy.triggered_by.value),
             Text(clip(deploy.actor, 16), no_wrap=True),

@@ -15,6 +15,9 @@ builds (`vmkit_tui.sources.ssh.commands`):
   `__REALTIME_TIMESTAMP`; a non-UTF-8 message is a byte array, as journald writes it. The
   sandbox's cursor encodes the entry's time (`t`, µs) and its ordinal among the entries of that
   microsecond (`i`), so `--after-cursor` resumes exactly after it.
+- `docker container ls --all --no-trunc --filter label=service=S [--filter
+  label=destination=D] --format F` (what `kamal app containers` runs, with the format
+  `sources.ssh.containers` asks for): the VM's app containers, one tab-separated line each.
 - `[cd -- DIR &&] kamal …`: handed to the world's Kamal (deploy host only).
 - `vmkit-sandbox-flood N`: the benchmark's firehose of N kamal-proxy-like lines.
 
@@ -35,11 +38,13 @@ import orjson
 
 from vmkit_tui.domain.models import WORKDIR_PATTERN
 from vmkit_tui.sources.ssh.commands import CURSOR_PATTERN, TIMESTAMP_PATTERN
+from vmkit_tui.sources.ssh.containers import FORMAT as CONTAINER_FORMAT
 from vmkit_tui.sources.ssh.session import _guarded
 
 __all__ = [
     "AGENT_UNIT",
     "Command",
+    "DockerContainers",
     "DockerLogs",
     "Flood",
     "Journal",
@@ -82,6 +87,14 @@ class DockerLogs:
 
 
 @dataclass(frozen=True, slots=True)
+class DockerContainers:
+    """`docker container ls --all …` filtered by Kamal's labels."""
+
+    service: str
+    destination: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class JournalCursor:
     at_us: int  # the entry's time, µs since the epoch
     ordinal: int  # its place among the entries of that microsecond
@@ -118,7 +131,7 @@ class Refused:
     status: int
 
 
-Command = DockerLogs | Journal | Kamal | Flood | Refused
+Command = DockerLogs | DockerContainers | Journal | Kamal | Flood | Refused
 
 
 def unwrap_guard(command: str) -> str:
@@ -151,7 +164,26 @@ def _timestamp_ns(text: str) -> int | None:
     return seconds * 1_000_000_000 + int((fraction or "").ljust(9, "0"))
 
 
+def _docker_containers(words: list[str]) -> Command:
+    """The label filters and format `sources.ssh.containers` sends, and nothing else."""
+    rest = words[3:]
+    if rest[:2] != ["--all", "--no-trunc"] or rest[-2:] != ["--format", CONTAINER_FORMAT]:
+        return Refused('docker: unsupported arguments (the sandbox answers "container ls")\n', 1)
+    filters = rest[2:-2]
+    labels: dict[str, str] = {}
+    for option, value in zip(filters[::2], filters[1::2], strict=False):
+        key, _, wanted = value.removeprefix("label=").partition("=")
+        if option != "--filter" or not value.startswith("label=") or key in labels:
+            return Refused(f"invalid filter '{value}'\n", 1)
+        labels[key] = wanted
+    if len(filters) % 2 or "service" not in labels or set(labels) - {"service", "destination"}:
+        return Refused("docker: unsupported filters\n", 1)
+    return DockerContainers(labels["service"], labels.get("destination"))
+
+
 def _docker(words: list[str]) -> Command:
+    if words[1:4] == ["container", "ls", "--all"]:
+        return _docker_containers(words)
     if words[:4] != ["docker", "logs", "--follow", "--timestamps"] or len(words) != 8:
         return Refused('docker: unsupported arguments (the sandbox answers "docker logs")\n', 1)
     option, value, dashes, name = words[4:]

@@ -30,6 +30,7 @@ import asyncssh
 
 from vmkit_tui.sandbox.servers.vm_commands import (
     Command,
+    DockerContainers,
     DockerLogs,
     Flood,
     Journal,
@@ -331,6 +332,8 @@ class VmSandbox:
             return command.status
         if isinstance(command, DockerLogs):
             return await self._docker_logs(session, command)
+        if isinstance(command, DockerContainers):
+            return self._docker_containers(session, command)
         if isinstance(command, Journal):
             return await self._journal(session, command)
         if isinstance(command, Kamal):
@@ -359,6 +362,18 @@ class VmSandbox:
                 skip -= 1
                 continue
             yield line
+
+    def _docker_containers(self, session: _Session, command: DockerContainers) -> int:
+        """The VM's app containers as docker prints them with our format (name, state, role
+        and destination labels), newest first."""
+        vm = self.world.vm(session.vm)
+        wanted = command.destination in (None, vm.destination)
+        if command.service == vm.service and wanted:
+            for container in self.world.containers(session.vm):
+                state = "running" if container.running else "exited"
+                line = f"{container.name}\t{state}\tweb\t{vm.destination}\n"
+                session.process.stdout.write(line.encode())
+        return 0
 
     async def _docker_logs(self, session: _Session, command: DockerLogs) -> int:
         vm, name, stdout = session.vm, command.name, session.process.stdout

@@ -427,6 +427,14 @@ class GitHub:
         """Full SHAs whose image is in GHCR now."""
         return self._image_tags_at(self._repo(repo).full_name, self.clock.now())
 
+    def delete_image(self, repo: Repo | str, sha: str) -> None:
+        """Delete `sha`'s package version from GHCR now (a retention policy, or by hand)."""
+        name = self._repo(repo).full_name
+        if sha not in self.image_tags(name):
+            raise WorldError(f"no image {sha[:7]} in GHCR for {name}")
+        self._image_deleted[name][sha] = self.clock.now()
+        self._notify()
+
     def _image_tags_at(self, repo: str, at: datetime) -> set[str]:
         deleted = self._image_deleted[repo]
         return {

@@ -7,7 +7,7 @@ status|release`, `kamal app containers|version`; optional `-d DEST`). Effects (V
 live version, the lock) happen on the clock whether or not anyone reads `lines()`.
 
 `Kamal` is one of the parts `World` (world.py) is made of; it reads the VMs through `Vms`
-(`_vm_record`, `_vm_state`, `_live_at`, `_retained_at`, `_containers_at`), GHCR through
+(`_vm_record`, `_vm_state`, `_live_at`, `_kept_everywhere`, `_containers_at`), GHCR through
 `GitHub._image_tags_at`, and puts a script's effects on the timeline with `_register_script`.
 """
 
@@ -84,7 +84,7 @@ class Kamal:
             )
         elif positional[:1] == ["rollback"] and len(positional) == 2:
             version = positional[1]
-            retained = version in self._retained_at(env.target.hosts[0].vm, now)
+            retained = self._kept_everywhere(env, version, now)
             script = rollback_script(
                 rng,
                 env.target,
@@ -125,7 +125,7 @@ class Kamal:
             script = _text_script(versions)
         else:
             script = _error_script(f'Could not find command "{" ".join(positional[:1])}".')
-        self._register_script(env, script, now, owner)
+        self._register_script(env, script, now, owner, prune=positional[:1] == ["deploy"])
         lines = sorted(
             ((_plus(now, offset), text) for offset, text in script.console),
             key=lambda item: item[0],

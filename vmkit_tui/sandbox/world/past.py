@@ -64,11 +64,27 @@ def seed_history(world: World, profile: str) -> None:
     events = [event for event in _spread(events) if event.at < now - timedelta(minutes=20)]
     for event in events:
         _replay(world, rng, event)
+    if demo:
+        _removed_by_hand(world, now - timedelta(minutes=10))
     for repo in world.repos.values():
         _add_hotfix_branch(world, repo, rng)
     if in_progress is not None:  # the demo opens with a deploy under way
         _push(world, rng, in_progress, now - timedelta(seconds=rng.uniform(35, 60)), "success")
     world._moments = sorted(moment for moment in world._moments if moment > now)
+
+
+def _removed_by_hand(world: World, at: datetime) -> None:
+    """Someone ran `docker rm` on one host of the first multi-host environment: its newest
+    kept container is gone there, so `kamal rollback` to it fails though other hosts keep it."""
+    env = next((env for env in world._envs.values() if len(env.target.hosts) > 1), None)
+    if env is None:
+        return
+    vm = env.target.hosts[-1].vm
+    kept = world._retained_at(vm, at)
+    if kept:
+        for record in world._containers[vm]:
+            if record.sha == kept[0] and record.started_at <= at:
+                record.removed_at = at
 
 
 def _bootstrap(

@@ -14,7 +14,10 @@ VM-facing API (used by the SSH sandbox):
   None), then new ones as the clock reaches them, until cancelled. Idle VMs emit heartbeat
   lines (app/proxy every 20 s, agent every 60 s of simulated time) while a container is live.
 - `world.containers(vm) -> list[Container]`: every app container (newest first), running or
-  stopped — what `docker ps -a` would list.
+  stopped — what `docker ps -a` would list. Kamal prunes at the end of each successful
+  `kamal deploy` (not `kamal rollback`): on each host, the stopped containers beyond the newest
+  `RETAIN_CONTAINERS` are removed. A VM serves one destination, so this is per host and
+  destination, as Kamal 2 does. `world.remove_container(vm, sha)` removes one by hand.
 
 `Vms` is one of the parts `World` (world.py) is made of: a Kamal script's effects on the VMs
 (lines, containers started and stopped, traffic switched) are recorded by `_register_script`,
@@ -60,6 +63,7 @@ class Vm:
     deploy_host: bool
     offline: bool
     auth_refused: bool
+    destination: str = ""  # Kamal's destination label on its app containers
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,7 @@ class _ContainerRecord:
     owner: Owner
     stopped_at: datetime | None = None
     stop_owner: Owner | None = None
+    removed_at: datetime | None = None  # `docker rm` by hand (`remove_container`)
 
 
 class Vms:
@@ -102,6 +107,7 @@ class Vms:
     _vms: dict[str, _VmRecord]
     _lines: dict[tuple[str, str], list[tuple[datetime, int, str, str, Owner]]]
     _containers: dict[str, list[_ContainerRecord]]
+    _prunes: dict[str, list[tuple[datetime, Owner]]]  # VM → when Kamal pruned its containers
     _live: dict[str, list[tuple[datetime, int, str, Owner]]]
     _outages: dict[str, list[_Interval]]
     _seq: Iterator[int]  # orders lines and live switches of one moment
@@ -132,7 +138,27 @@ class Vms:
         index = bisect.bisect_right(switches, at, key=lambda item: item[0])
         return switches[index - 1][2] if index else None
 
+    def _pruned_by(self, vm: str, at: datetime) -> set[int]:
+        """The ids of the container records Kamal's prunes up to `at` removed from `vm`."""
+        gone: set[int] = set()
+        for moment, _ in sorted(self._prunes.get(vm, ()), key=lambda item: item[0]):
+            if moment > at:
+                break
+            stopped = [
+                record
+                for record in self._containers[vm]
+                if id(record) not in gone
+                and record.started_at <= moment
+                and record.stopped_at is not None
+                and record.stopped_at <= moment
+                and (record.removed_at is None or record.removed_at > moment)
+            ]
+            stopped.sort(key=lambda record: record.started_at, reverse=True)
+            gone.update(id(record) for record in stopped[RETAIN_CONTAINERS:])
+        return gone
+
     def _containers_at(self, vm: str, at: datetime) -> list[Container]:
+        pruned = self._pruned_by(vm, at)
         found = [
             Container(
                 record.name,
@@ -144,20 +170,28 @@ class Vms:
             )
             for record in self._containers[vm]
             if record.started_at <= at
+            and id(record) not in pruned
+            and (record.removed_at is None or record.removed_at > at)
         ]
         found.sort(key=lambda container: container.started_at, reverse=True)
         return found
 
     def _retained_at(self, vm: str, at: datetime) -> tuple[str, ...]:
+        """The versions a stopped container of is still on `vm` (rollback candidates)."""
         live = self._live_at(vm, at)
         retained: list[str] = []
         for container in self._containers_at(vm, at):
             if container.running or container.sha == live or container.sha in retained:
                 continue
             retained.append(container.sha)
-            if len(retained) == RETAIN_CONTAINERS:
-                break
         return tuple(retained)
+
+    def _kept_everywhere(self, env: _Env, version: str, at: datetime) -> bool:
+        """Whether a container of `version` exists on every host (what `kamal rollback` checks)."""
+        return all(
+            any(container.sha == version for container in self._containers_at(host.vm, at))
+            for host in env.target.hosts
+        )
 
     def _vm_record(self, name: str) -> _VmRecord:
         try:
@@ -180,6 +214,7 @@ class Vms:
             deploy_host=record.env.target.hosts[0].vm == name,
             offline=offline,
             auth_refused=refused,
+            destination=record.env.target.destination,
         )
 
     def set_vm_offline(self, name: str, offline: bool) -> None:
@@ -193,6 +228,17 @@ class Vms:
     def containers(self, vm_name: str) -> list[Container]:
         self._vm_record(vm_name)
         return self._containers_at(vm_name, self.clock.now())
+
+    def remove_container(self, vm_name: str, sha: str) -> None:
+        """`docker rm` of the stopped container of `sha` on the VM, by hand, now."""
+        now = self.clock.now()
+        found = [c for c in self._containers_at(vm_name, now) if c.sha == sha]
+        if not found or any(container.running for container in found):
+            raise WorldError(f"no stopped container of {sha[:7]} on {vm_name}")
+        for record in self._containers[vm_name]:
+            if record.sha == sha and record.removed_at is None and record.started_at <= now:
+                record.removed_at = now
+        self._notify()
 
     def vm_lines(self, vm_name: str, source: str) -> list[VmLine]:
         """Every line `source` has emitted on the VM so far, oldest first."""
@@ -262,9 +308,17 @@ class Vms:
             await self._wait(self._next_vm_moment(vm_name, source, self.clock.now()))
 
     def _register_script(
-        self, env: _Env, script: KamalScript, start: datetime, owner: Owner
+        self, env: _Env, script: KamalScript, start: datetime, owner: Owner, *, prune: bool = True
     ) -> None:
+        """`prune`: the script is a `kamal deploy`, which prunes old containers once it has
+        booted the new one (a `kamal rollback` does not)."""
         moments = []
+        booted = any(event.kind is VmEventKind.CONTAINER_STARTED for event in script.vm_events)
+        if prune and booted and script.exit_status == 0:
+            end = _plus(start, script.duration)
+            for host in env.target.hosts:
+                self._prunes.setdefault(host.vm, []).append((end, owner))
+            moments.append(end)
         for event in script.vm_events:
             at = _plus(start, event.offset)
             moments.append(at)

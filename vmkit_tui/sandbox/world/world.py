@@ -85,6 +85,7 @@ class World(Deployments, GitHub, Environments, Vms, Kamal):
         self._job_logs = {}
         self._lines = {}
         self._containers = {}
+        self._prunes = {}
         self._live = {}
         self._images = {}
         self._image_deleted = {}
@@ -477,6 +478,10 @@ class World(Deployments, GitHub, Environments, Vms, Kamal):
                     record.stopped_at = record.stop_owner = None
                 kept.append(record)
             self._containers[vm] = kept
+        for vm, prunes in self._prunes.items():
+            self._prunes[vm] = [
+                item for item in prunes if not (item[1] == owner and item[0] >= since)
+            ]
         for vm, switches in self._live.items():
             self._live[vm] = [
                 item for item in switches if not (item[3] == owner and item[0] >= since)
