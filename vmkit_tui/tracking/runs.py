@@ -15,7 +15,12 @@ import re
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
-from vmkit_tui.domain.event_ids import rerun_deploy_id, run_link_id, status_event_id
+from vmkit_tui.domain.event_ids import (
+    rerun_deploy_id,
+    run_deploy_id,
+    run_link_id,
+    status_event_id,
+)
 from vmkit_tui.domain.models import (
     Deploy,
     DeployRecord,
@@ -23,7 +28,6 @@ from vmkit_tui.domain.models import (
     NewEvent,
     Status,
     Trigger,
-    new_deploy_id,
 )
 from vmkit_tui.domain.updates import StepProgress
 from vmkit_tui.sources.github import Job, WorkflowRun
@@ -84,7 +88,7 @@ def new_deploy(
     rerun = run.run_attempt > 1
     at = attempt_started(run)
     deploy = Deploy(
-        id=rerun_deploy_id(repo, run.id, run.run_attempt) if rerun else new_deploy_id(),
+        id=rerun_deploy_id(repo, run.id, run.run_attempt) if rerun else run_deploy_id(repo, run.id),
         repo=repo,
         environment=environment,
         sha=earlier.sha if rerun and earlier else sha,
