@@ -120,6 +120,15 @@ class EnvironmentConfig:
     service: str = "app"
     destination: str | None = None
     streams: Mapping[str, str] = field(default_factory=dict)
+    # How the team history's GitHub deployments mark the environment (None: named "production")
+    production_environment: bool | None = None
+    transient_environment: bool = False
+
+    @property
+    def is_production(self) -> bool:
+        if self.production_environment is None:
+            return self.name == "production"
+        return self.production_environment
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +148,7 @@ class RepoConfig:
 class GitHubConfig:
     api_url: str = DEFAULT_API_URL
     token: Secret | None = None  # only when the file holds one (then it must be 0600)
+    share: bool = False  # the team history: mirror to and import from GitHub Deployments
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,8 +419,11 @@ def _parse_github(table: _Table) -> GitHubConfig:
             table.key_path("token"),
             "a token is 1-255 printable ASCII characters, without spaces or line breaks",
         ) from None
+    share = table.get("share", bool, False)
     table.finish()
-    return GitHubConfig(api_url=(api_url or DEFAULT_API_URL).rstrip("/"), token=secret)
+    return GitHubConfig(
+        api_url=(api_url or DEFAULT_API_URL).rstrip("/"), token=secret, share=bool(share)
+    )
 
 
 def _url_problem(url: str) -> str:
@@ -524,6 +537,8 @@ def _parse_environment(name: str, table: _Table, default_service: str) -> Enviro
             raise ConfigError(streams_table.key_path(source), "expected a one-line shell command")
         streams[source] = command
     streams_table.finish()
+    production = table.get("production_environment", bool)
+    transient = table.get("transient_environment", bool, False)
     table.finish()
     return EnvironmentConfig(
         name=name,
@@ -538,4 +553,6 @@ def _parse_environment(name: str, table: _Table, default_service: str) -> Enviro
         service=service or default_service,
         destination=destination,
         streams=streams,
+        production_environment=production,
+        transient_environment=bool(transient),
     )

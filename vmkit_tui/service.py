@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from vmkit_tui.sources.github import GitHubClient, RateLimited
     from vmkit_tui.sources.ssh import SshOptions
     from vmkit_tui.tracking.polling import TrackingTiming
+    from vmkit_tui.tracking.team import TeamShare
     from vmkit_tui.tracking.tracker import EnvironmentTracker
     from vmkit_tui.tracking.vm_watch import VmWatcher, VmWatchers
 
@@ -156,6 +157,7 @@ class DeployService:
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self._actions: DeployActions | None = None
+        self._team: TeamShare | None = None
 
     def log_path(self, deploy_id: str) -> Path:
         return self.data_dir / "logs" / f"{deploy_id}.log"
@@ -246,6 +248,7 @@ class DeployService:
                 now=self.now,
                 timing=timing,
                 budget=budget,
+                team=self._team_share(github),
             )
             self._trackers[key] = tracker
             self._tasks.append(asyncio.create_task(tracker.run(), name=f"track {repo} {env.name}"))
@@ -368,8 +371,22 @@ class DeployService:
                 ssh_options=self.ssh_options(),
                 after_dispatch=self.track_now,
                 vm_watchers=self._vm_watchers(),
+                team=self._team_share(await self.github_client()),
             )
         return self._actions
+
+    def _team_share(self, github: GitHubClient | None) -> TeamShare | None:
+        """The team history (`[github] share = true`): one per service, on the one client."""
+        if self._team is None and github is not None and self.config.github.share:
+            from vmkit_tui.tracking.team import TeamShare
+
+            self._team = TeamShare(self.config, github, self.history, self.publish, now=self.now)
+        return self._team
+
+    @property
+    def local_only(self) -> str | None:
+        """Why this process does not share its history (None: it shares, or was not asked to)."""
+        return self._team.local_only if self._team is not None else None
 
     def _vm_watchers(self) -> VmWatchers:
         """The VM log watchers, one per environment with hosts, shared by tracking (deploys

@@ -80,6 +80,8 @@ _WORD = {
 }
 _STATUS_OF_WORD = {word: status for status, word in _WORD.items()}
 _CANCEL, _NOTE, _DIAGNOSIS, _RUN = "Cancel requested", "Note", "Diagnosis", "Run"
+# Data keys of events that are bookkeeping or came from GitHub: never written back.
+_BOOKKEEPING = ("shared", "github_status", "linked_deployment")
 FINAL_STATES = frozenset({"success", "failure", "error", "inactive"})
 
 
@@ -174,7 +176,7 @@ def _writes(record: DeployRecord) -> list[tuple[DeployEvent, StatusWrite]]:
     found: list[tuple[DeployEvent, StatusWrite]] = []
     status, cancel = Status.PENDING, False
     for event in record.events:
-        if event.data.get("shared") is not None or event.data.get("github_status") is not None:
+        if any(key in event.data for key in _BOOKKEEPING):
             continue  # our own bookkeeping, or a fact another machine already wrote
         if event.kind is EventKind.STATUS and event.status is not None:
             if status.is_final:

@@ -49,6 +49,7 @@ TITLE_LIMIT = 500  # characters of a run title kept in the history
 RunKey = tuple[int, int]  # (run id, attempt): what one deploy record of a GitHub run stands for
 # The request id the deploy workflow's run-name carries: "Roll back <env> to <sha7> [<id>]".
 _REQUEST_ID = re.compile(r"\[([A-Za-z0-9][A-Za-z0-9_.-]{7,63})\]")
+_VMKIT_REQUEST = re.compile(r"vmkit-([0-9a-f]{12})")  # actions/rollback.py's request ids
 _FULL_SHA = re.compile(r"(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])")
 
 
@@ -87,8 +88,15 @@ def new_deploy(
         sha = match.group()
     rerun = run.run_attempt > 1
     at = attempt_started(run)
+    deploy_id = (
+        rerun_deploy_id(repo, run.id, run.run_attempt) if rerun else run_deploy_id(repo, run.id)
+    )
+    # A run another vmkit-tui dispatched names its deploy: the same record on every machine.
+    requested = _VMKIT_REQUEST.fullmatch(request_id_of(run) or "")
+    if requested and not rerun:
+        deploy_id = requested.group(1)
     deploy = Deploy(
-        id=rerun_deploy_id(repo, run.id, run.run_attempt) if rerun else run_deploy_id(repo, run.id),
+        id=deploy_id,
         repo=repo,
         environment=environment,
         sha=earlier.sha if rerun and earlier else sha,

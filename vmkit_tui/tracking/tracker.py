@@ -48,6 +48,7 @@ from vmkit_tui.tracking.job_logs import (
 from vmkit_tui.tracking.polling import RateBudget, TrackingTiming, poll_failure, wait_wall
 from vmkit_tui.tracking.records import RunRecords, TrackedRun, TrackingSink
 from vmkit_tui.tracking.runs import step_progress
+from vmkit_tui.tracking.team import TeamShare
 
 __all__ = ["GITHUB_KEY", "EnvironmentTracker"]
 
@@ -71,8 +72,10 @@ class EnvironmentTracker(RunRecords):
         now: Callable[[], datetime],
         timing: TrackingTiming | None = None,
         budget: RateBudget | None = None,
+        team: TeamShare | None = None,
     ) -> None:
         super().__init__(repo, env, github, history, data_dir, sink, now=now, timing=timing)
+        self.team = team  # the team history: imported before the runs, so a run links to it
         self.budget = budget or RateBudget()
         self._rng = random.Random()  # jitter only: no need to be reproducible
         keep = history.history.keep
@@ -155,6 +158,8 @@ class EnvironmentTracker(RunRecords):
         elif self._reread:
             self._reread = False
             await self._reload()
+        if self.team is not None:
+            await self.team.round(self.repo, self.env.name)
         runs = await self.github.list_runs(
             self.repo,
             self.env.workflow,
