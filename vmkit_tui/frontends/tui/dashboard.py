@@ -129,7 +129,9 @@ class Dashboard(App[None]):
                     yield ReposTable(id="repos")
                     yield EnvironmentsTable(id="environments")
                 with Vertical(id="deploy-column"):
-                    yield DeploysTable(now=self.now, id="deploys")
+                    yield DeploysTable(
+                        now=self.now, id="deploys", sharing=self.service.config.github.share
+                    )
                     yield Static(id="problems", markup=False)
                     yield DeployDetails(id="details")
             yield LogPane(id="log")

@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
+from vmkit_tui.domain.deployments import needs_sharing
 from vmkit_tui.domain.models import DeployRecord, Status
 from vmkit_tui.domain.overview import EnvironmentSummary, sparkline
 from vmkit_tui.domain.text import sanitise
@@ -285,9 +286,12 @@ WHEN, TOOK = 5, 6  # the deploys' columns that change with the clock
 class DeploysTable(NavTable):
     COMPONENT_CLASSES: ClassVar[set[str]] = STATUS_CLASSES
 
-    def __init__(self, *, now: Callable[[], datetime], id: str | None = None) -> None:
+    def __init__(
+        self, *, now: Callable[[], datetime], id: str | None = None, sharing: bool = False
+    ) -> None:
         super().__init__(id=id)
         self._now = now
+        self._sharing = sharing  # the team history is on: mark what is not on GitHub yet
         self._records: Sequence[DeployRecord] = ()
 
     COLUMNS = (
@@ -344,6 +348,8 @@ class DeploysTable(NavTable):
                 note.append(f"rollback of {target}", self.style_of("nav--muted"))
         if record.cancel_requested and status is not Status.CANCELLED:
             note.append(" cancel requested", self.style_of("status--cancelling"))
+        if self._sharing and needs_sharing(record):
+            note.append(" not shared yet", self.style_of("nav--muted"))
         return [
             Text(f"{glyph} {status.value}", self.style_of(f"status--{status.value}"), no_wrap=True),
             Text(deploy.short_sha),
