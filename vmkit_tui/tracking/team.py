@@ -239,14 +239,16 @@ class TeamShare:
 
     # ---------------------------------------------------------------- import
 
-    async def round(self, repo: str, environment: str) -> None:
-        """A tracking round's share: import what others did, then retry what our outbox holds
-        for this environment (GitHub may have been down)."""
+    async def before_round(self, repo: str, environment: str) -> None:
+        """Before a tracking round lists runs: import what others did (so a run another
+        machine dispatched links to its record). A failure here never stops tracking."""
         try:
             await self.import_round(repo, environment)
-        except GitHubError as error:  # tracking goes on; the next round imports again
+        except GitHubError as error:
             log.info("team history of %s %s not imported: %s", repo, environment, error)
-            return
+
+    async def after_round(self, repo: str, environment: str) -> None:
+        """After it: write what the round (or an earlier outage) left in the outbox."""
         if self.local_only is None:
             records = await self.history.records(repo, environment)
             await self.flush_all([r for r in records if needs_sharing(r)])

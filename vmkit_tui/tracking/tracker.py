@@ -159,7 +159,7 @@ class EnvironmentTracker(RunRecords):
             self._reread = False
             await self._reload()
         if self.team is not None:
-            await self.team.round(self.repo, self.env.name)
+            await self.team.before_round(self.repo, self.env.name)
         runs = await self.github.list_runs(
             self.repo,
             self.env.workflow,
@@ -171,6 +171,8 @@ class EnvironmentTracker(RunRecords):
         await self._fetch_stragglers(listed)
         await self._record_runs(listed)
         await self._follow_live()
+        if self.team is not None:
+            await self.team.after_round(self.repo, self.env.name)
         self._rounds += 1
 
     # ---------------------------------------------------------------- health and timing
