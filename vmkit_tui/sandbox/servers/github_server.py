@@ -9,7 +9,8 @@ Serves, under `/repos/{owner}/{repo}/…` and the `/repositories/{id}/…` alias
 pagination links use: workflow runs (list, per workflow, get, attempt 1), jobs, job logs (302 to
 a short-lived signed URL under `/_blob/…`; 404 while the job runs), cancel / force-cancel (202,
 409 once completed), workflow dispatch (204, or 200 with run details), workflows, compare,
-commits; plus GHCR package versions (`/orgs|users/{owner}/packages/container/{name}/versions`,
+commits, deployments with their statuses and environments (github_deployments.py); plus GHCR
+package versions (`/orgs|users/{owner}/packages/container/{name}/versions`,
 the name URL-encoded) and `/rate_limit`. With `html_url` set to `web_url` (as the demo does), the
 web links (a run's `html_url`, what `o` opens) lead to small pages under `/_web/…` that say they
 are the sandbox, never to github.com.
@@ -43,7 +44,12 @@ from aiohttp import web
 
 from vmkit_tui.sandbox.servers import github_payloads as payloads
 from vmkit_tui.sandbox.servers.faults import Fault, FaultKind, FaultPlan, RecordedRequest
-from vmkit_tui.sandbox.servers.github_endpoints import DEFAULT_API_VERSION, Call, Endpoints, Reply
+from vmkit_tui.sandbox.servers.github_deployments import (
+    READONLY_GRANTS,
+    SANDBOX_READONLY_TOKEN,
+    DeploymentEndpoints,
+)
+from vmkit_tui.sandbox.servers.github_endpoints import DEFAULT_API_VERSION, Call, Reply
 from vmkit_tui.sandbox.world.github import Repo, RunState
 from vmkit_tui.sandbox.world.world import World
 
@@ -67,7 +73,7 @@ class _Budget:
 Handler = Callable[[Call], Awaitable[Reply]]
 
 
-class GitHubSandbox(Endpoints):
+class GitHubSandbox(DeploymentEndpoints):
     """GitHub's REST API over real HTTP, backed by a `World`."""
 
     def __init__(
@@ -85,7 +91,9 @@ class GitHubSandbox(Endpoints):
         self.world = world
         self.tokens = {
             token: frozenset(scopes)
-            for token, scopes in (tokens or {SANDBOX_TOKEN: FULL_SCOPES}).items()
+            for token, scopes in (
+                tokens or {SANDBOX_TOKEN: FULL_SCOPES, SANDBOX_READONLY_TOKEN: READONLY_GRANTS}
+            ).items()
         }
         self.rate_limit = rate_limit
         self.rate_limit_status = rate_limit_status
@@ -151,6 +159,7 @@ class GitHubSandbox(Endpoints):
                 self._package_versions,
                 "read:packages",
             ),
+            *self._deployment_routes(_REPO),
         ):
             self._routes.append((method, re.compile(pattern), handler, scope))
 
@@ -432,7 +441,7 @@ def _dump(body: Any) -> bytes:
     return orjson.dumps(body)
 
 
-__all__ = ["FULL_SCOPES", "SANDBOX_TOKEN", "GitHubSandbox"]
+__all__ = ["FULL_SCOPES", "SANDBOX_READONLY_TOKEN", "SANDBOX_TOKEN", "GitHubSandbox"]
 
 
 _RUN_PAGE = re.compile(r"/_web/[^/]+/[^/]+/actions/runs/(\d+)(?:/.*)?")

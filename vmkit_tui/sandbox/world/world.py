@@ -19,8 +19,9 @@ an offline deploy host → `ssh_unreachable`, a refused key → `ssh_auth_failed
 image deleted from GHCR → fails at the pull with `manifest unknown`.
 
 The world is made of parts that share its state: `GitHub` (github.py: repos, commits, runs,
-jobs, logs, GHCR), `Environments` (environments.py), `Vms` (vms.py: hosts, containers, VM
-lines) and `Kamal` (kamal.py: Kamal over SSH, deploy locks). `World` composes them; it creates
+jobs, logs, GHCR), `Deployments` (deployments.py: GitHub Deployments, including those the
+runs' deploy jobs create), `Environments` (environments.py), `Vms` (vms.py: hosts, containers,
+VM lines) and `Kamal` (kamal.py: Kamal over SSH, deploy locks). `World` composes them; it creates
 runs (`push`, `dispatch`, the seeded past), schedules them against the world as it is,
 cancels them, and wakes whoever waits for the next change.
 """
@@ -39,6 +40,7 @@ from vmkit_tui.domain.models import is_sha
 from vmkit_tui.sandbox.world import seed_data
 from vmkit_tui.sandbox.world.base import Owner, WorldError, _Interval, _node_id, _plus
 from vmkit_tui.sandbox.world.clock import ScaledClock, SimClock
+from vmkit_tui.sandbox.world.deployments import Deployments
 from vmkit_tui.sandbox.world.environments import Environment, Environments, _Env
 from vmkit_tui.sandbox.world.github import Commit, GitHub, PastAttempt, Repo, Run, Workflow
 from vmkit_tui.sandbox.world.kamal import Kamal
@@ -58,7 +60,7 @@ FORCE_CANCEL_GRACE = 1.0
 DISPATCH_DELAY = 2.0  # a dispatched run shows up in listings this long after the request
 
 
-class World(GitHub, Environments, Vms, Kamal):
+class World(Deployments, GitHub, Environments, Vms, Kamal):
     """The simulated world. Build one with `World.seeded(...)`."""
 
     _requested: dict[int, str]  # run id → the scenario asked for
@@ -95,6 +97,12 @@ class World(GitHub, Environments, Vms, Kamal):
         self._job_ids = itertools.count(self._rng.randrange(42_000_000_000, 43_000_000_000), 3)
         self._run_numbers = {}
         self._kamal_runs = itertools.count(1)
+        self._deployments = {}
+        ids = random.Random(f"{seed}:deployment-ids")  # apart from `_rng`: the seeded past stays
+        self._deployment_ids = itertools.count(ids.randrange(2_100_000_000, 2_900_000_000), 13)
+        self._status_ids = itertools.count(ids.randrange(5_100_000_000, 5_900_000_000), 17)
+        self._gh_envs = {}
+        self._actions_cursors = {}
 
     # ------------------------------------------------------------------------------------
     # Construction
