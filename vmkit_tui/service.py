@@ -380,7 +380,17 @@ class DeployService:
         if self._team is None and github is not None and self.config.github.share:
             from vmkit_tui.tracking.team import TeamShare
 
-            self._team = TeamShare(self.config, github, self.history, self.publish, now=self.now)
+            self._team = TeamShare(
+                self.config,
+                github,
+                self.history,
+                self.publish,
+                now=self.now,
+                state_path=self.data_dir / "team.json",
+            )
+            for repo in self.config.repos:  # remembered from an earlier process: say it now
+                for env in repo.environments:
+                    self._team.announce(repo.name, env.name)
         return self._team
 
     @property

@@ -17,10 +17,12 @@ outbox as it is; `flush` is called again after every change and on a backoff.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from vmkit_tui.config import Config, EnvironmentConfig
 from vmkit_tui.domain.deployments import (
@@ -42,7 +44,7 @@ from vmkit_tui.domain.deployments import (
     superseded_description,
     unshared,
 )
-from vmkit_tui.domain.models import DeployRecord, EventKind, NewEvent
+from vmkit_tui.domain.models import DeployRecord, EventKind, NewEvent, from_iso, to_iso
 from vmkit_tui.domain.updates import DeployChanged, Health, SourceHealth, Update
 from vmkit_tui.sources.github import AuthError, GitHubClient, GitHubError, NotFound
 from vmkit_tui.sources.github.deployments import Deployment, DeploymentStatus
@@ -53,6 +55,7 @@ __all__ = ["TEAM_KEY", "ClaimRefused", "Claimed", "TeamShare"]
 log = logging.getLogger("vmkit_tui.tracking.team")
 
 TEAM_KEY = "team"  # SourceHealth.key of the shared history
+REMEMBER_S = 3600.0  # how long a token's local-only mode is remembered across processes
 LOCAL_ONLY = (
     "Local-only: this GitHub token may not create deployments (needs repo_deployment, or "
     "Deployments: write), so this history is not shared with the team"
@@ -81,6 +84,7 @@ class TeamShare:
         *,
         now: Callable[[], datetime],
         stale_after: float = 3600.0,
+        state_path: Path | None = None,
     ) -> None:
         self.config = config
         self.github = github
@@ -89,6 +93,9 @@ class TeamShare:
         self.now = now
         self.stale_after = stale_after  # a claim older than the workflow's timeout never blocks
         self.local_only: str | None = None
+        self._remembered = _Remembered(state_path, github.token_fingerprint) if state_path else None
+        if self._remembered is not None:
+            self.local_only = self._remembered.local_only(now())
         self._flush_lock = asyncio.Lock()
         self._actions_linked: set[int] = set()  # Actions deployments tied to their run's record
 
@@ -333,8 +340,43 @@ class TeamShare:
             return False
         if self.local_only is None:
             self.local_only = f"{LOCAL_ONLY} ({error})"
-            self.publish(SourceHealth(TEAM_KEY, repo, environment, Health.AUTH, LOCAL_ONLY))
+            self.announce(repo, environment)
+            if self._remembered is not None:
+                self._remembered.remember(self.local_only, self.now())
         return True
+
+    def announce(self, repo: str, environment: str) -> None:
+        """Say local-only where the header shows a source's problems (once per environment)."""
+        if self.local_only is not None:
+            self.publish(SourceHealth(TEAM_KEY, repo, environment, Health.AUTH, LOCAL_ONLY))
+
+
+class _Remembered:
+    """Local-only is remembered for this token (by fingerprint) in the data folder for an hour,
+    so the next process (every CLI command is one) does not try a write it knows will fail."""
+
+    def __init__(self, path: Path, token: str) -> None:
+        self.path = path
+        self.token = token
+
+    def local_only(self, now: datetime) -> str | None:
+        try:
+            state = json.loads(self.path.read_text(encoding="utf-8"))
+            if state["token"] != self.token:
+                return None
+            if (now - from_iso(state["at"])).total_seconds() > REMEMBER_S:
+                return None
+            return str(state["message"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def remember(self, message: str, now: datetime) -> None:
+        state = {"token": self.token, "at": to_iso(now), "message": message}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(state), encoding="utf-8")
+        except OSError as error:  # then the next process finds out again, with one write
+            log.info("could not remember local-only mode in %s: %s", self.path, error)
 
 
 def _listens(record: DeployRecord) -> bool:
