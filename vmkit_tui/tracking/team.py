@@ -157,6 +157,8 @@ class TeamShare:
                 continue
             statuses = await self.github.list_statuses(repo, deployment.id, max_pages=1)
             unfinished = not statuses or statuses[0].state not in FINAL_STATES
+            if unfinished and await self._finished_here(deploy_id):
+                unfinished = False  # its run ended (tracking saw it) but nobody wrote that yet
             actor = str(deployment.payload.get("actor") or deployment.creator or "")
             found.append(
                 Claim(
@@ -175,6 +177,13 @@ class TeamShare:
             return self.config.repo(repo).environment(environment)
         except KeyError:  # no longer configured: GitHub's defaults
             return EnvironmentConfig(environment)
+
+    async def _finished_here(self, deploy_id: str) -> bool:
+        try:
+            record = await self.history.record(deploy_id)
+        except (HistoryError, KeyError, ValueError):
+            return False
+        return record.status.is_final
 
     # ---------------------------------------------------------------- outbox
 
