@@ -22,7 +22,7 @@ from typing import Literal, cast
 
 from vmkit_tui.actions.actor import checked_actor, checked_trigger
 from vmkit_tui.actions.base import ActionsBase, checked, created_data
-from vmkit_tui.actions.errors import ActionError, ActionRefused, UnknownTarget
+from vmkit_tui.actions.errors import ActionError, ActionRefused, ClaimHeld, UnknownTarget
 from vmkit_tui.actions.gather import gather_preflight, resolve_target
 from vmkit_tui.actions.kamal_ssh import KamalLog, host_label, reason, run_kamal, ssh_target
 from vmkit_tui.actions.preflight import Preflight, in_flight_refusal, live_deploy
@@ -288,7 +288,7 @@ class Rollbacks(ActionsBase):
         try:
             return await self.team.claim(preview, env, force)
         except ClaimRefused as refused:
-            raise ActionRefused(str(refused)) from None
+            raise ClaimHeld(str(refused)) from None
 
     def _finished(
         self, record: DeployRecord, status: Status, detail: str, note: str = ""
