@@ -23,6 +23,7 @@ from vmkit_tui.domain.models import DeployRecord, EventKind, Status
 from vmkit_tui.domain.overview import newest_first
 from vmkit_tui.sandbox.demo import write_private
 from vmkit_tui.sandbox.servers.github_server import GitHubSandbox
+from vmkit_tui.sandbox.world.github import Run as WorldRun
 from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.store.history import History
 
@@ -308,3 +309,21 @@ def test_an_empty_history_on_a_third_machine_converges_after_one_round(team: Tea
 
 def is_mine(record: DeployRecord) -> bool:
     return mirrors(record) and record.deploy.actor == "alice"
+
+
+def test_a_deployment_github_actions_made_is_noted_on_its_runs_record_not_doubled(
+    team: Team,
+) -> None:
+    run = team.box.world(lambda world: world.push(REPO, ENV, "success"))
+    assert isinstance(run, WorldRun)
+
+    def noted() -> bool:
+        mine = [r for r in team.b.sync() if r.run_id == run.id]
+        return len(mine) == 1 and any("linked_deployment" in e.data for e in mine[0].events)
+
+    until("the Actions deployment noted on the push's record", noted)
+    records = [r for r in team.b.records() if r.run_id == run.id]
+    assert len(records) == 1
+    notes = [e for e in records[0].events if "linked_deployment" in e.data]
+    assert len(notes) == 1 and "GitHub Actions recorded this run as deployment #" in notes[0].detail
+    assert not needs_sharing(records[0])  # a push deploy: GitHub has it already

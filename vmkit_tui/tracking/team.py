@@ -278,6 +278,10 @@ class TeamShare:
     async def _import_round(self, repo: str, environment: str) -> None:
         deployments = await self.github.list_deployments(repo, environment)
         records = {r.id: r for r in await self.history.records(repo, environment)}
+        # With the environment's history full, a deployment older than all it keeps was pruned
+        # here: importing it again would only be pruned again, every round.
+        full = len(records) >= self.history.history.keep
+        oldest = min((r.deploy.created_at for r in records.values()), default=None)
         for deployment in reversed(deployments):  # oldest first: claims and ids in order
             deploy_id = deployment.payload.get(PAYLOAD_KEY)
             if not isinstance(deploy_id, str):
@@ -285,6 +289,8 @@ class TeamShare:
                 continue
             known = records.get(deploy_id)
             if known is not None and (known.status.is_final or not _listens(known)):
+                continue
+            if known is None and full and oldest is not None and deployment.created_at < oldest:
                 continue
             statuses = await self.github.list_statuses(repo, deployment.id)
             remote = [_remote(s) for s in reversed(statuses)]  # oldest first
@@ -321,6 +327,8 @@ class TeamShare:
         run's record: a NOTE there names it, instead of a second record."""
         if deployment.id in self._actions_linked:
             return
+        if (self.now() - deployment.created_at).total_seconds() > self.stale_after:
+            self._actions_linked.add(deployment.id)  # its run is long recorded, or never will be
         statuses = await self.github.list_statuses(repo, deployment.id, max_pages=1)
         run_id = next((r for r in map(_run_of, statuses) if r is not None), None)
         if run_id is None:
@@ -337,7 +345,9 @@ class TeamShare:
             data={"linked_deployment": deployment.id},
             event_id=f"{record.id}:deployment:{deployment.id}",
         )
-        await self.history.append_events([note])
+        stored = await self.history.append_events([note])
+        if stored and stored[0].seq > record.events[-1].seq:
+            self.publish(DeployChanged(await self.history.record(record.id)))
 
     # ---------------------------------------------------------------- degrade
 
