@@ -25,7 +25,7 @@ from vmkit_tui.config import Config
 from vmkit_tui.domain.calls import CallLog
 from vmkit_tui.domain.models import DeployRecord, ValidationError, utcnow
 from vmkit_tui.domain.overview import EnvironmentSummary, newest_first, summarize
-from vmkit_tui.domain.updates import Broadcaster, Health, SourceHealth, Update
+from vmkit_tui.domain.updates import Broadcaster, DeployChanged, Health, SourceHealth, Update
 from vmkit_tui.store.calls import CallFile
 from vmkit_tui.store.history import AsyncHistory
 
@@ -111,10 +111,13 @@ class _Updates(Broadcaster):
     def __init__(self) -> None:
         super().__init__()
         self.health: dict[HealthKey, SourceHealth] = {}
+        self.team: TeamShare | None = None
 
     def publish(self, update: Update) -> None:
         if isinstance(update, SourceHealth):
             self.health[(update.key, update.repo, update.environment)] = update
+        elif self.team is not None and isinstance(update, DeployChanged):
+            self.team.noticed(update.record)  # a fact to share: its outbox is looked at
         super().publish(update)
 
 
@@ -388,6 +391,7 @@ class DeployService:
                 now=self.now,
                 state_path=self.data_dir / "team.json",
             )
+            self.updates.team = self._team
             for repo in self.config.repos:  # remembered from an earlier process: say it now
                 for env in repo.environments:
                     self._team.announce(repo.name, env.name)

@@ -98,6 +98,19 @@ class TeamShare:
             self.local_only = self._remembered.local_only(now())
         self._flush_lock = asyncio.Lock()
         self._actions_linked: set[int] = set()  # Actions deployments tied to their run's record
+        # Idle cost: an environment whose deployment list is what it was when nothing there
+        # was left to follow is not looked at again; one whose records may have unshared facts
+        # is "dirty" (all are at first: an earlier process may have left an outbox).
+        self._settled: dict[tuple[str, str], tuple[int, ...]] = {}
+        self._dirty: set[tuple[str, str]] = {
+            (repo.name, env.name) for repo in config.repos for env in repo.environments
+        }
+
+    def noticed(self, record: DeployRecord) -> None:
+        """A record changed (anyone's write in this process): if it has facts to write, its
+        environment's outbox is looked at after the next round."""
+        if self.local_only is None and needs_sharing(record):
+            self._dirty.add((record.deploy.repo, record.deploy.environment))
 
     # ---------------------------------------------------------------- claim
 
@@ -265,9 +278,12 @@ class TeamShare:
 
     async def after_round(self, repo: str, environment: str) -> None:
         """After it: write what the round (or an earlier outage) left in the outbox."""
-        if self.local_only is None:
+        key = (repo, environment)
+        if self.local_only is None and key in self._dirty:
+            self._dirty.discard(key)
             records = await self.history.records(repo, environment)
-            await self.flush_all([r for r in records if needs_sharing(r)])
+            if not await self.flush_all([r for r in records if needs_sharing(r)]):
+                self._dirty.add(key)  # GitHub is down: again after the next round
 
     async def import_round(self, repo: str, environment: str) -> None:
         """Merge the environment's deployments into the history (one conditional list; the
@@ -277,6 +293,17 @@ class TeamShare:
 
     async def _import_round(self, repo: str, environment: str) -> None:
         deployments = await self.github.list_deployments(repo, environment)
+        key, ids = (repo, environment), tuple(d.id for d in deployments)
+        if self._settled.get(key) == ids:
+            return  # the same list (a 304), and nothing on it was left to follow
+        self._settled.pop(key, None)
+        if await self._merge(repo, environment, deployments):
+            self._settled[key] = ids
+
+    async def _merge(self, repo: str, environment: str, deployments: list[Deployment]) -> bool:
+        """Import the listed deployments; True when none is left to follow (all final here,
+        or not ours to follow)."""
+        settled = True
         records = {r.id: r for r in await self.history.records(repo, environment)}
         # With the environment's history full, a deployment older than all it keeps was pruned
         # here: importing it again would only be pruned again, every round.
@@ -285,7 +312,7 @@ class TeamShare:
         for deployment in reversed(deployments):  # oldest first: claims and ids in order
             deploy_id = deployment.payload.get(PAYLOAD_KEY)
             if not isinstance(deploy_id, str):
-                await self._link_actions_deployment(repo, deployment)
+                settled = await self._link_actions_deployment(repo, deployment) and settled
                 continue
             known = records.get(deploy_id)
             if known is not None and (known.status.is_final or not _listens(known)):
@@ -315,27 +342,31 @@ class TeamShare:
                 )
                 for record in result.touched:
                     self.publish(DeployChanged(record))
+                    settled = settled and record.status.is_final
                 continue
+            settled = False  # unfinished here: its statuses are followed every round
             events = import_events(known, remote)
             if events:
                 stored = await self.history.append_events(events)
                 if any(e.seq > known.events[-1].seq for e in stored if e is not None):
                     self.publish(DeployChanged(await self.history.record(known.id)))
+        return settled
 
-    async def _link_actions_deployment(self, repo: str, deployment: Deployment) -> None:
+    async def _link_actions_deployment(self, repo: str, deployment: Deployment) -> bool:
         """A deployment GitHub Actions made itself (a job with `environment:`) belongs to its
-        run's record: a NOTE there names it, instead of a second record."""
+        run's record: a NOTE there names it, instead of a second record. False: try again
+        next round."""
         if deployment.id in self._actions_linked:
-            return
+            return True
         if (self.now() - deployment.created_at).total_seconds() > self.stale_after:
             self._actions_linked.add(deployment.id)  # its run is long recorded, or never will be
         statuses = await self.github.list_statuses(repo, deployment.id, max_pages=1)
         run_id = next((r for r in map(_run_of, statuses) if r is not None), None)
         if run_id is None:
-            return  # no status names its run yet: look again next round
+            return deployment.id in self._actions_linked  # no status names its run yet
         record = await self.history.find_by_run(repo, run_id)
         if record is None:
-            return  # tracking records the run first
+            return deployment.id in self._actions_linked  # tracking records the run first
         self._actions_linked.add(deployment.id)
         note = NewEvent(
             record.id,
@@ -348,6 +379,7 @@ class TeamShare:
         stored = await self.history.append_events([note])
         if stored and stored[0].seq > record.events[-1].seq:
             self.publish(DeployChanged(await self.history.record(record.id)))
+        return True
 
     # ---------------------------------------------------------------- degrade
 
