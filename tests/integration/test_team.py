@@ -321,7 +321,7 @@ def test_a_deployment_github_actions_made_is_noted_on_its_runs_record_not_double
         mine = [r for r in team.b.sync() if r.run_id == run.id]
         return len(mine) == 1 and any("linked_deployment" in e.data for e in mine[0].events)
 
-    until("the Actions deployment noted on the push's record", noted)
+    until("the Actions deployment noted on the push's record", noted, timeout=180)
     records = [r for r in team.b.records() if r.run_id == run.id]
     assert len(records) == 1
     notes = [e for e in records[0].events if "linked_deployment" in e.data]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,6 +56,7 @@ __all__ = ["TEAM_KEY", "ClaimRefused", "Claimed", "TeamShare"]
 log = logging.getLogger("vmkit_tui.tracking.team")
 
 TEAM_KEY = "team"  # SourceHealth.key of the shared history
+REPO_LIST_REUSE_S = 5.0  # a repository-wide deployment list serves its environments this long
 REMEMBER_S = 3600.0  # how long a token's local-only mode is remembered across processes
 LOCAL_ONLY = (
     "Local-only: this GitHub token may not create deployments (needs repo_deployment, or "
@@ -102,6 +104,8 @@ class TeamShare:
         # was left to follow is not looked at again; one whose records may have unshared facts
         # is "dirty" (all are at first: an earlier process may have left an outbox).
         self._settled: dict[tuple[str, str], tuple[int, ...]] = {}
+        self._listed_once: set[tuple[str, str]] = set()
+        self._repo_lists: dict[str, tuple[float, list[Deployment]]] = {}
         self._dirty: set[tuple[str, str]] = {
             (repo.name, env.name) for repo in config.repos for env in repo.environments
         }
@@ -291,8 +295,24 @@ class TeamShare:
         async with self._flush_lock:  # never import a status our flush is writing
             await self._import_round(repo, environment)
 
+    async def _listed(self, repo: str, environment: str) -> list[Deployment]:
+        """The environment's newest deployments. Its first round asks for the environment's
+        own list (a new machine rebuilds from it); later ones share one repository-wide list
+        (100 newest) between the repository's environments for REPO_LIST_REUSE_S, so idle
+        tracking costs one free conditional request per repository, not per environment."""
+        if (repo, environment) not in self._listed_once:
+            found = await self.github.list_deployments(repo, environment)
+            self._listed_once.add((repo, environment))
+            return found
+        fetched = self._repo_lists.get(repo)
+        clock = time.monotonic()
+        if fetched is None or clock - fetched[0] > REPO_LIST_REUSE_S:
+            fetched = (clock, await self.github.list_deployments(repo, None, per_page=100))
+            self._repo_lists[repo] = fetched
+        return [d for d in fetched[1] if d.environment == environment]
+
     async def _import_round(self, repo: str, environment: str) -> None:
-        deployments = await self.github.list_deployments(repo, environment)
+        deployments = await self._listed(repo, environment)
         key, ids = (repo, environment), tuple(d.id for d in deployments)
         if self._settled.get(key) == ids:
             return  # the same list (a 304), and nothing on it was left to follow

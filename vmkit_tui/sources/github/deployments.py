@@ -89,13 +89,13 @@ class DeploymentsApi(ApiSession):
     """The deployment endpoints; `GitHubClient` inherits them."""
 
     async def list_deployments(
-        self, repo: str, environment: str, *, per_page: int = 30, max_pages: int = 1
+        self, repo: str, environment: str | None, *, per_page: int = 30, max_pages: int = 1
     ) -> list[Deployment]:
-        """The environment's deployments, newest first (GitHub's order; ids increase)."""
-        params: dict[str, str | int] = {
-            "environment": validate_name(environment, "environment"),
-            "per_page": per_page,
-        }
+        """The environment's deployments (None: the whole repository's), newest first
+        (GitHub's order; ids increase)."""
+        params: dict[str, str | int] = {"per_page": per_page}
+        if environment is not None:
+            params["environment"] = validate_name(environment, "environment")
         url = _repo_url(self.api_url, repo, "deployments")
         return await self._collect(url, params, "", max_pages, Deployment.from_api)
 
