@@ -146,6 +146,8 @@ async def _deploys(service: DeployService, args: argparse.Namespace) -> int:
             error = clean(health.message)
         if error is not None:
             say(f"{error} (showing the history as last recorded)")
+        if service.local_only is not None:
+            say(service.local_only)
     records = newest_first(await service.history.records(repo, environment))[: args.limit]
     status = EXIT_OK if error is None else EXIT_FAILED
     if args.json:
