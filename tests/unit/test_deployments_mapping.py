@@ -172,3 +172,19 @@ def test_the_oldest_unfinished_older_claim_wins() -> None:
     ]
     assert older_claim(13, claims) == claims[1]
     assert older_claim(11, claims) is None
+
+
+def test_on_a_teammates_deploy_only_our_cancel_requests_and_notes_go_up() -> None:
+    imported = import_deploy(
+        "acme/app", "production", 41, SHA, deployment_payload(record()), "bot", T0
+    )
+    assert imported is not None
+    deploy, created = imported
+    seen = import_events(DeployRecord.build(deploy, []), [remote(1, "in_progress", "Running: x")])
+    ours_too = status(Status.SUCCEEDED, 3)  # our tracker saw the run end: theirs to write
+    cancel = NewEvent(deploy.id, EventKind.CANCEL_REQUESTED, T0, detail="by bob (manual)")
+    news = [created, *seen, ours_too, cancel]
+    rec = DeployRecord.build(deploy, [DeployEvent.from_new(n, i) for i, n in enumerate(news, 1)])
+    writes = unshared(rec)
+    assert [w.description for w in writes] == ["Cancel requested: by bob (manual)"]
+    assert writes[0].state == "success"  # truthful: the deploy had already succeeded here
