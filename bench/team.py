@@ -228,6 +228,13 @@ def main() -> None:
             for i in range(args.members)
         ]
     converged = all(h == histories[0] for h in histories)
+    for index, history in enumerate(histories[1:], 1):
+        for deploy_id in sorted(set(history) | set(histories[0])):
+            if history.get(deploy_id) != histories[0].get(deploy_id):
+                print(
+                    f"differs: deploy {deploy_id}: member0 {histories[0].get(deploy_id)} "
+                    f"member{index} {history.get(deploy_id)}"
+                )
     delays = [
         report["seen"][deploy_id] - at
         for origin, mine in enumerate(reports)

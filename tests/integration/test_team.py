@@ -5,6 +5,7 @@ prints): what one machine did must be in the other's history after that one roun
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -25,6 +26,7 @@ from vmkit_tui.sandbox.demo import write_private
 from vmkit_tui.sandbox.servers.github_server import GitHubSandbox
 from vmkit_tui.sandbox.world.github import Run as WorldRun
 from vmkit_tui.sandbox.world.world import World
+from vmkit_tui.sources.github import GitHubClient
 from vmkit_tui.store.history import History
 
 SPEED = 6.0  # simulated seconds per real second: a sandbox deploy takes some real seconds
@@ -327,3 +329,47 @@ def test_a_deployment_github_actions_made_is_noted_on_its_runs_record_not_double
     notes = [e for e in records[0].events if "linked_deployment" in e.data]
     assert len(notes) == 1 and "GitHub Actions recorded this run as deployment #" in notes[0].detail
     assert not needs_sharing(records[0])  # a push deploy: GitHub has it already
+
+
+def test_a_teammates_run_seen_before_its_first_status_is_recorded_from_its_deployment(
+    team: Team,
+) -> None:
+    """The race a round can lose: a teammate's deployment (no status yet) and its dispatched
+    run are both there. The record must come from the deployment (same actor, rollback_of),
+    without a PENDING status the teammate's own record never had."""
+    records = team.b.sync()
+    target = next(r for r in records if r.status is Status.SUCCEEDED)
+    config = team.box.config
+    deploy_id = "feedfacecafe"
+
+    async def teammate() -> None:
+        token = config.github.token
+        assert token is not None
+        async with GitHubClient(config.github.api_url, token) as github:
+            await github.create_deployment(
+                REPO,
+                sha=target.deploy.sha,
+                environment=ENV,
+                task="deploy:rollback",
+                payload={
+                    KEY: deploy_id,
+                    "actor": "erin",
+                    "triggered_by": "mcp",
+                    "rollback_of": target.id,
+                    "action": "rollback",
+                    "request_id": f"vmkit-{deploy_id}",
+                },
+                description="Roll back staging (mcp, erin)",
+            )
+            env = config.repo(REPO).environment(ENV)
+            request_id = f"vmkit-{deploy_id}"
+            inputs = {"sha": target.deploy.sha, "environment": ENV}
+            await github.dispatch(REPO, env.workflow, env.branch, inputs, request_id)
+
+    asyncio.run(teammate())
+    mine = next(r for r in team.b.sync() if r.id == deploy_id)
+    assert (mine.deploy.actor, mine.deploy.triggered_by.value) == ("erin", "mcp")
+    assert mine.deploy.rollback_of == target.id
+    assert Status.PENDING not in statuses(mine)
+    assert mine.run_id is not None  # and the run is linked to it, not a record of its own
+    assert len([r for r in team.b.records() if r.run_id == mine.run_id]) == 1

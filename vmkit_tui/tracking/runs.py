@@ -43,6 +43,7 @@ __all__ = [
     "request_id_of_record",
     "status_events",
     "step_progress",
+    "vmkit_deploy_of",
 ]
 
 TITLE_LIMIT = 500  # characters of a run title kept in the history
@@ -58,6 +59,12 @@ def request_id_of(run: WorkflowRun) -> str | None:
     if run.event != "workflow_dispatch":
         return None
     match = _REQUEST_ID.search(run.display_title)
+    return match.group(1) if match else None
+
+
+def vmkit_deploy_of(run: WorkflowRun) -> str | None:
+    """The deploy id a run dispatched by vmkit-tui carries in its request id, if any."""
+    match = _VMKIT_REQUEST.fullmatch(request_id_of(run) or "")
     return match.group(1) if match else None
 
 
@@ -92,9 +99,9 @@ def new_deploy(
         rerun_deploy_id(repo, run.id, run.run_attempt) if rerun else run_deploy_id(repo, run.id)
     )
     # A run another vmkit-tui dispatched names its deploy: the same record on every machine.
-    requested = _VMKIT_REQUEST.fullmatch(request_id_of(run) or "")
+    requested = vmkit_deploy_of(run)
     if requested and not rerun:
-        deploy_id = requested.group(1)
+        deploy_id = requested
     deploy = Deploy(
         id=deploy_id,
         repo=repo,
@@ -137,7 +144,9 @@ def status_events(deploy_id: str, run: WorkflowRun, recorded: Collection[Status]
     wanted: list[tuple[Status, datetime]] = []
     started = run.run_started_at or run.created_at
     if target is Status.PENDING:
-        if not recorded:
+        # vmkit-tui records its own dispatches as running from the start: a queued one of
+        # those gets no PENDING here, so every machine's record has the same statuses.
+        if not recorded and vmkit_deploy_of(run) is None:
             wanted.append((Status.PENDING, attempt_started(run)))
     elif target is Status.RUNNING:
         wanted.append((Status.RUNNING, started))

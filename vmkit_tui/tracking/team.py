@@ -320,9 +320,35 @@ class TeamShare:
         if await self._merge(repo, environment, deployments):
             self._settled[key] = ids
 
-    async def _merge(self, repo: str, environment: str, deployments: list[Deployment]) -> bool:
-        """Import the listed deployments; True when none is left to follow (all final here,
-        or not ours to follow)."""
+    async def adopt(self, repo: str, environment: str, deploy_ids: set[str]) -> bool:
+        """Runs a teammate's vmkit-tui dispatched, not recorded here yet: record their deploys
+        from their deployments first (same id, actor, rollback_of), so tracking links each run
+        to that record instead of making one from the run alone. True if any was recorded."""
+        try:
+            async with self._flush_lock:
+                known = {r.id for r in await self.history.records(repo, environment)}
+                if deploy_ids <= known:
+                    return False
+                listed = await self.github.list_deployments(repo, environment, per_page=100)
+                wanted = [d for d in listed if d.payload.get(PAYLOAD_KEY) in deploy_ids - known]
+                if wanted:
+                    await self._merge(repo, environment, wanted, dispatched=True)
+                return bool(wanted)
+        except GitHubError as error:
+            log.info("teammates' deploys on %s %s not adopted: %s", repo, environment, error)
+            return False
+
+    async def _merge(
+        self,
+        repo: str,
+        environment: str,
+        deployments: list[Deployment],
+        *,
+        dispatched: bool = False,
+    ) -> bool:
+        """Import the listed deployments (`dispatched`: their runs exist, so they are deploys
+        even without a status yet); True when none is left to follow (all final here, or not
+        ours to follow)."""
         settled = True
         records = {r.id: r for r in await self.history.records(repo, environment)}
         # With the environment's history full, a deployment older than all it keeps was pruned
@@ -342,6 +368,9 @@ class TeamShare:
             statuses = await self.github.list_statuses(repo, deployment.id)
             remote = [_remote(s) for s in reversed(statuses)]  # oldest first
             if known is None:
+                if not remote and not dispatched:  # a claim being made (or withdrawn)
+                    settled = False
+                    continue
                 if remote and remote[0].state == "inactive":
                     continue  # a claim withdrawn before it did anything: not a deploy
                 made = import_deploy(

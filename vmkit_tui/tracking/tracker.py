@@ -47,7 +47,7 @@ from vmkit_tui.tracking.job_logs import (
 )
 from vmkit_tui.tracking.polling import RateBudget, TrackingTiming, poll_failure, wait_wall
 from vmkit_tui.tracking.records import RunRecords, TrackedRun, TrackingSink
-from vmkit_tui.tracking.runs import step_progress
+from vmkit_tui.tracking.runs import step_progress, vmkit_deploy_of
 from vmkit_tui.tracking.team import TeamShare
 
 __all__ = ["GITHUB_KEY", "EnvironmentTracker"]
@@ -168,6 +168,14 @@ class EnvironmentTracker(RunRecords):
             max_pages=self._pages,
         )
         listed = {(run.id, run.run_attempt): run for run in runs}
+        if self.team is not None:  # a teammate's dispatch: its deploy from its deployment first
+            dispatched = {
+                deploy_id
+                for key, run in listed.items()
+                if key not in self._runs and (deploy_id := vmkit_deploy_of(run)) is not None
+            }
+            if dispatched and await self.team.adopt(self.repo, self.env.name, dispatched):
+                await self._reload()  # the adopted records, so their runs link to them
         await self._fetch_stragglers(listed)
         await self._record_runs(listed)
         await self._follow_live()
