@@ -60,7 +60,7 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def idle_world(folder: Path, sandbox: Sandbox) -> Path:
+def idle_world(folder: Path, sandbox: Sandbox, share: bool = False) -> Path:
     """100 environments on the sandbox's repos, on branches with no runs, each with 50
     finished deploys (the history file written as vmkit-tui writes it); the config's path."""
     rng, start = random.Random(2026), datetime.now(UTC) - timedelta(days=200)
@@ -103,7 +103,7 @@ def idle_world(folder: Path, sandbox: Sandbox) -> Path:
     history = {"deploys": deploys, "events": events, "meta": meta}
     write_private(folder / "history.json", json.dumps(history))
     config = {
-        "github": sandbox.config["github"],
+        "github": {**sandbox.config["github"], **({"share": True} if share else {})},
         "paths": {"history": str(folder / "history.json"), "data_dir": str(folder)},
         "repos": list(repos.values()),
     }
@@ -193,6 +193,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="window per state")
     parser.add_argument("--profile", help="py-spy raw profile of the streaming state, to here")
+    parser.add_argument("--share", action="store_true", help="idle with the team history on")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="vmkit-idle-cpu-bench-"))
     tmux = Tmux(120, 40)
@@ -206,14 +207,15 @@ def main() -> None:
         (folder / "idle").mkdir()
         sandbox = Sandbox(folder / "idle" / "sandbox", speed=1)
         try:
-            config = idle_world(folder / "idle", sandbox)
+            config = idle_world(folder / "idle", sandbox, args.share)
             cpu_idle = measure_idle(
                 tmux, [VMKIT, "--config", str(config)], "Deploys · bench-00", args.seconds
             )
         finally:
             sandbox.stop()
         print(
-            f"idle: vmkit-tui, 100 environments x 50 finished deploys, nothing running: "
+            f"idle: vmkit-tui, 100 environments x 50 finished deploys, nothing running"
+            f"{', team history on' if args.share else ''}: "
             f"{cpu_idle:.2f}% of a core",
             flush=True,
         )

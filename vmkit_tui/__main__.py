@@ -137,6 +137,12 @@ def _add_script_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         "default: the last succeeded deploy older than the live SHA's first deploy",
     )
     _add_action_flags(rollback, "roll back")
+    rollback.add_argument(
+        "--force",
+        action="store_true",
+        help="send despite a teammate's unfinished deploy on the environment (team history) or "
+        "an image GHCR no longer lists; the deploy records what it overrode",
+    )
     cancel = commands.add_parser("cancel", help="cancel a running deploy")
     _add_environment(cancel)
     cancel.add_argument("deploy_id", metavar="DEPLOY_ID")

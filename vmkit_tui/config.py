@@ -116,6 +116,15 @@ class EnvironmentConfig:
     # The table as written, so values derived from `kamal_config` go through the same checks
     # and never override what the user wrote (`derive_environment`).
     written: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # How the team history's GitHub deployments mark the environment (None: named "production")
+    production_environment: bool | None = None
+    transient_environment: bool = False
+
+    @property
+    def is_production(self) -> bool:
+        if self.production_environment is None:
+            return self.name == "production"
+        return self.production_environment
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +144,7 @@ class RepoConfig:
 class GitHubConfig:
     api_url: str = DEFAULT_API_URL
     token: Secret | None = None  # only when the file holds one (then it must be 0600)
+    share: bool = False  # the team history: mirror to and import from GitHub Deployments
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,8 +306,11 @@ def _parse_github(table: Table) -> GitHubConfig:
             table.key_path("token"),
             "a token is 1-255 printable ASCII characters, without spaces or line breaks",
         ) from None
+    share = table.get("share", bool, False)
     table.finish()
-    return GitHubConfig(api_url=(api_url or DEFAULT_API_URL).rstrip("/"), token=secret)
+    return GitHubConfig(
+        api_url=(api_url or DEFAULT_API_URL).rstrip("/"), token=secret, share=bool(share)
+    )
 
 
 def _url_problem(url: str) -> str:
@@ -415,6 +428,8 @@ def _parse_environment(name: str, table: Table, default_service: str) -> Environ
             raise ConfigError(streams_table.key_path(source), "expected a one-line shell command")
         streams[source] = command
     streams_table.finish()
+    production = table.get("production_environment", bool)
+    transient = table.get("transient_environment", bool, False)
     table.finish()
     return EnvironmentConfig(
         name=name,
@@ -432,6 +447,8 @@ def _parse_environment(name: str, table: Table, default_service: str) -> Environ
         streams=streams,
         kamal_config=kamal_config,
         written=dict(table.data),
+        production_environment=production,
+        transient_environment=bool(transient),
     )
 
 

@@ -25,7 +25,7 @@ from vmkit_tui.config import Config
 from vmkit_tui.domain.calls import CallLog
 from vmkit_tui.domain.models import DeployRecord, ValidationError, utcnow
 from vmkit_tui.domain.overview import EnvironmentSummary, newest_first, summarize
-from vmkit_tui.domain.updates import Broadcaster, Health, SourceHealth, Update
+from vmkit_tui.domain.updates import Broadcaster, DeployChanged, Health, SourceHealth, Update
 from vmkit_tui.store.calls import CallFile
 from vmkit_tui.store.history import AsyncHistory
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from vmkit_tui.sources.ssh import SshOptions
     from vmkit_tui.tracking.eligibility import EligibilityRefresher
     from vmkit_tui.tracking.polling import TrackingTiming
+    from vmkit_tui.tracking.team import TeamShare
     from vmkit_tui.tracking.tracker import EnvironmentTracker
     from vmkit_tui.tracking.vm_watch import VmWatcher, VmWatchers
 
@@ -112,10 +113,13 @@ class _Updates(Broadcaster):
     def __init__(self) -> None:
         super().__init__()
         self.health: dict[HealthKey, SourceHealth] = {}
+        self.team: TeamShare | None = None
 
     def publish(self, update: Update) -> None:
         if isinstance(update, SourceHealth):
             self.health[(update.key, update.repo, update.environment)] = update
+        elif self.team is not None and isinstance(update, DeployChanged):
+            self.team.noticed(update.record)  # a fact to share: its outbox is looked at
         super().publish(update)
 
 
@@ -164,6 +168,7 @@ class DeployService:
         self._actions: DeployActions | None = None
         self._linked = False  # `kamal_config` files in repos read (see kamal_link)
         self._eligibility: EligibilityRefresher | None = None
+        self._team: TeamShare | None = None
 
     def log_path(self, deploy_id: str) -> Path:
         return self.data_dir / "logs" / f"{deploy_id}.log"
@@ -261,6 +266,7 @@ class DeployService:
                 timing=timing,
                 budget=budget,
                 probes=probes,
+                team=self._team_share(github),
             )
             self._trackers[key] = tracker
             self._tasks.append(asyncio.create_task(tracker.run(), name=f"track {repo} {env.name}"))
@@ -465,8 +471,33 @@ class DeployService:
                 after_dispatch=self.track_now,
                 vm_watchers=self._vm_watchers(),
                 eligibility=await self.eligibility_refresher(),
+                team=self._team_share(await self.github_client()),
             )
         return self._actions
+
+    def _team_share(self, github: GitHubClient | None) -> TeamShare | None:
+        """The team history (`[github] share = true`): one per service, on the one client."""
+        if self._team is None and github is not None and self.config.github.share:
+            from vmkit_tui.tracking.team import TeamShare
+
+            self._team = TeamShare(
+                self.config,
+                github,
+                self.history,
+                self.publish,
+                now=self.now,
+                state_path=self.data_dir / "team.json",
+            )
+            self.updates.team = self._team
+            for repo in self.config.repos:  # remembered from an earlier process: say it now
+                for env in repo.environments:
+                    self._team.announce(repo.name, env.name)
+        return self._team
+
+    @property
+    def local_only(self) -> str | None:
+        """Why this process does not share its history (None: it shares, or was not asked to)."""
+        return self._team.local_only if self._team is not None else None
 
     def _vm_watchers(self) -> VmWatchers:
         """The VM log watchers, one per environment with hosts, shared by tracking (deploys

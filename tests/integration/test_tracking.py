@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from tests.integration.tracking_fixtures import REPO, health_is, record_of, tracking
+from vmkit_tui.domain.event_ids import run_deploy_id
 from vmkit_tui.domain.models import (
     Deploy,
     DeployRecord,
@@ -80,6 +81,7 @@ async def test_a_push_becomes_a_deploy_with_statuses_steps_and_logs(
         assert deploy.sha == run.head_sha and deploy.triggered_by is Trigger.PUSH
         assert deploy.actor == "priya-r" and deploy.environment == "production"
         assert deploy.run_id == run.id
+        assert deploy.id == run_deploy_id(REPO, run.id)  # the same on every machine
         assert deploy.run_url == f"https://github.com/{REPO}/actions/runs/{run.id}"
         assert deploy.created_at == run.created_at.replace(microsecond=0)
         commit = world.commit(REPO, run.head_sha)

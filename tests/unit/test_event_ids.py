@@ -12,6 +12,8 @@ from vmkit_tui.domain.event_ids import (
     diagnosis_event_id,
     first_healthy_id,
     log_marker_id,
+    rerun_deploy_id,
+    run_deploy_id,
     run_link_id,
     status_event_id,
     undo_note_id,
@@ -57,3 +59,12 @@ def test_the_ids_are_those_existing_histories_hold() -> None:
     assert log_marker_id(DEPLOY, 42) == f"{DEPLOY}:joblog:42"
     assert diagnosis_event_id(DEPLOY) == f"{DEPLOY}:diagnosis"
     assert first_healthy_id(DEPLOY) == f"{DEPLOY}:first_healthy"
+
+
+def test_a_run_gives_the_same_deploy_id_everywhere_and_its_reruns_their_own() -> None:
+    first = run_deploy_id("acme/app", 7)
+    assert first == run_deploy_id("acme/app", 7)  # no randomness: every machine agrees
+    assert len(first) == 12 and int(first, 16) >= 0
+    others = {run_deploy_id("acme/app", 8), run_deploy_id("acme/other", 7)}
+    others |= {rerun_deploy_id("acme/app", 7, attempt) for attempt in (2, 3)}
+    assert first not in others and len(others) == 4

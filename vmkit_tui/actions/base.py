@@ -29,6 +29,7 @@ from vmkit_tui.sources import ssh
 from vmkit_tui.sources.github import GitHubClient, GitHubError
 from vmkit_tui.store.history import AsyncHistory, UnknownDeploy
 from vmkit_tui.tracking.eligibility import EligibilityRefresher
+from vmkit_tui.tracking.team import TeamShare
 from vmkit_tui.tracking.vm_watch import GRACE_SECONDS, VmWatchers
 
 __all__ = ["ActionTiming", "ActionsBase", "checked", "created_data"]
@@ -87,8 +88,10 @@ class ActionsBase:
         after_dispatch: Callable[[str, str], None] | None = None,
         vm_watchers: VmWatchers | None = None,
         eligibility: EligibilityRefresher | None = None,
+        team: TeamShare | None = None,
     ) -> None:
         self.config = config
+        self.team = team
         self.history = history
         self.github = github
         self.data_dir = Path(data_dir)
@@ -131,6 +134,13 @@ class ActionsBase:
         await self.history.append_events(events)
         record = await self.history.record(deploy_id)
         self.updates.publish(DeployChanged(record))
+        return await self._share(record)
+
+    async def _share(self, record: DeployRecord) -> DeployRecord:
+        """Write the record's new facts to its GitHub deployment now (the outbox keeps them
+        when GitHub cannot be reached; the service retries)."""
+        if self.team is not None and not await self.team.flush(record):
+            self.updates.publish(DeployChanged(record))  # still marked as not shared
         return record
 
     # ---------------------------------------------------------------- lookups

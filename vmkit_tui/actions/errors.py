@@ -3,7 +3,7 @@ SSH stacks)."""
 
 from __future__ import annotations
 
-__all__ = ["ActionError", "ActionRefused", "UnknownTarget"]
+__all__ = ["ActionError", "ActionRefused", "ClaimHeld", "UnknownTarget"]
 
 
 class ActionError(Exception):
@@ -17,3 +17,8 @@ class ActionRefused(ActionError):
 class UnknownTarget(ActionRefused):
     """The target names nothing in the history, or several commits (bad usage, not a failed
     check: the CLI exits 2)."""
+
+
+class ClaimHeld(ActionRefused):
+    """A teammate's older deploy on the environment is unfinished (the team history): ours was
+    withdrawn and nothing was sent. The same action with `force` goes past it."""

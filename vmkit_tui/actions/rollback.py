@@ -20,15 +20,16 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
-from typing import Literal
+from typing import Literal, cast
 
 from vmkit_tui.actions.actor import checked_actor, checked_trigger
 from vmkit_tui.actions.base import ActionsBase, checked, created_data
-from vmkit_tui.actions.errors import ActionError, ActionRefused, UnknownTarget
+from vmkit_tui.actions.errors import ActionError, ActionRefused, ClaimHeld, UnknownTarget
 from vmkit_tui.actions.gather import gather_preflight, resolve_target
 from vmkit_tui.actions.kamal_ssh import KamalLog, host_label, reason, run_kamal, ssh_target
 from vmkit_tui.actions.preflight import Preflight, in_flight_refusal, live_deploy
 from vmkit_tui.config import EnvironmentConfig, RepoConfig, RollbackStrategy
+from vmkit_tui.domain.deployments import shared_note
 from vmkit_tui.domain.eligibility import Eligibility
 from vmkit_tui.domain.event_ids import (
     diagnosis_event_id,
@@ -38,6 +39,7 @@ from vmkit_tui.domain.event_ids import (
 )
 from vmkit_tui.domain.models import (
     Deploy,
+    DeployEvent,
     DeployRecord,
     EventKind,
     NewEvent,
@@ -52,6 +54,7 @@ from vmkit_tui.sources.github import GitHubError
 from vmkit_tui.sources.ssh.commands import kamal_redeploy, kamal_rollback
 from vmkit_tui.store.spool import delete_spool
 from vmkit_tui.tracking.job_logs import diagnose_spool
+from vmkit_tui.tracking.team import Claimed, ClaimRefused
 
 __all__ = ["Rollbacks"]
 
@@ -146,7 +149,7 @@ class Rollbacks(ActionsBase):
             if refusal is not None:
                 hint = " (force=True sends it anyway)" if check.refusal(True) is None else ""
                 raise ActionRefused(refusal + hint)
-            record = await self._record(action, check, trigger, actor, force)
+            record = await self._record(action, check, trigger, actor, force, env)
             if env.rollback is RollbackStrategy.GITHUB:
                 return await self._dispatch(record, check, env)
             self._running.add(record.id)
@@ -200,9 +203,17 @@ class Rollbacks(ActionsBase):
         return isinstance(run, str) or not run.is_completed  # done: tracking records the end
 
     async def _record(
-        self, action: Action, check: Preflight, trigger: Trigger, actor: str, force: bool
+        self,
+        action: Action,
+        check: Preflight,
+        trigger: Trigger,
+        actor: str,
+        force: bool,
+        env_config: EnvironmentConfig,
     ) -> DeployRecord:
-        """The new deploy and its RUNNING status, in the history and published."""
+        """The new deploy and its RUNNING status, in the history and published; with the team
+        history on, its GitHub deployment (the claim) is made first: refused if an older
+        claim is unfinished, unless `force`, which then says what it overrode."""
         now = self.now()
         target, env = check.target, check.environment
         deploy = Deploy(
@@ -244,6 +255,13 @@ class Rollbacks(ActionsBase):
                 event_id=status_event_id(deploy.id, Status.RUNNING),
             ),
         ]
+        claimed = await self._claim(deploy, events, env_config, force)
+        if claimed is not None and claimed.overridden is not None:
+            over = claimed.overridden
+            data.setdefault("forced", [])
+            cast(list[str], data["forced"]).append(
+                f"went past the unfinished deployment #{over.deployment_id} of {over.actor}"
+            )
         try:
             created = await self.history.create_deploy(deploy, events)
         except OSError as error:  # disk full, read-only: the record comes first, so stop here
@@ -251,12 +269,31 @@ class Rollbacks(ActionsBase):
                 f"nothing was sent: the deploy could not be recorded in "
                 f"{self.history.history.path} ({error.strerror or error})"
             ) from None
-        self.updates.publish(DeployChanged(created.record))
+        record = created.record
+        if claimed is not None and claimed.deployment_id is not None:
+            note = shared_note(record, now, claimed.deployment_id, record.events[0].seq, [])
+            await self.history.append_events([note])
+            record = await self.history.record(record.id)
+        self.updates.publish(DeployChanged(record))
+        record = await self._share(record)
         if created.pruned:
             for deploy_id in created.pruned:
                 await asyncio.to_thread(delete_spool, self.data_dir, deploy_id)
             self.updates.publish(DeploysPruned(created.pruned))
-        return created.record
+        return record
+
+    async def _claim(
+        self, deploy: Deploy, events: Sequence[NewEvent], env: EnvironmentConfig, force: bool
+    ) -> Claimed | None:
+        if self.team is None:
+            return None
+        preview = DeployRecord.build(
+            deploy, [DeployEvent.from_new(e, seq) for seq, e in enumerate(events, 1)]
+        )
+        try:
+            return await self.team.claim(preview, env, force)
+        except ClaimRefused as refused:
+            raise ClaimHeld(str(refused)) from None
 
     def _finished(
         self, record: DeployRecord, status: Status, detail: str, note: str = ""

@@ -16,6 +16,7 @@ __all__ = [
     "first_healthy_id",
     "log_marker_id",
     "rerun_deploy_id",
+    "run_deploy_id",
     "run_link_id",
     "status_event_id",
     "undo_note_id",
@@ -59,3 +60,10 @@ def rerun_deploy_id(repo: str, run_id: int, attempt: int) -> str:
     attempt makes the same deploy, so the history records it once (a first attempt is recorded
     once per run by the history itself)."""
     return hashlib.sha256(f"{repo}:run:{run_id}:attempt:{attempt}".encode()).hexdigest()[:12]
+
+
+def run_deploy_id(repo: str, run_id: int) -> str:
+    """The deploy id of a GitHub run's first attempt: every machine that records the run makes
+    the same id, so histories built apart (two laptops, or one rebuilt from GitHub) agree.
+    Records made before this rule keep their random ids (the history dedups them by run id)."""
+    return hashlib.sha256(f"{repo}:run:{run_id}".encode()).hexdigest()[:12]

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vmkit_tui.domain.models import Deploy, EventKind, NewEvent, Trigger, new_deploy_id
+from vmkit_tui.domain.event_ids import run_deploy_id
+from vmkit_tui.domain.models import Deploy, EventKind, NewEvent, Trigger
 from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
 from vmkit_tui.sandbox.servers.repo_files import repo_files
 from vmkit_tui.sandbox.servers.vm_server import VmSandbox
@@ -95,7 +96,7 @@ def record_past(world: World, history: History, html_url: str = "https://github.
     runs = sorted(world.runs(), key=lambda run: (run.created_at, run.id))
     for run in runs:
         repo, env = run.repo.full_name, run.environment
-        deploy_id = new_deploy_id()
+        deploy_id = run_deploy_id(repo, run.id)  # as tracking on any machine would name it
         trigger = Trigger.PUSH
         if run.event == "workflow_dispatch":
             trigger = Trigger.MCP if run.id % 3 == 0 else Trigger.MANUAL

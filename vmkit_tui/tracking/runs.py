@@ -16,7 +16,12 @@ import re
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
-from vmkit_tui.domain.event_ids import rerun_deploy_id, run_link_id, status_event_id
+from vmkit_tui.domain.event_ids import (
+    rerun_deploy_id,
+    run_deploy_id,
+    run_link_id,
+    status_event_id,
+)
 from vmkit_tui.domain.models import (
     Deploy,
     DeployRecord,
@@ -24,7 +29,6 @@ from vmkit_tui.domain.models import (
     NewEvent,
     Status,
     Trigger,
-    new_deploy_id,
 )
 from vmkit_tui.domain.updates import StepProgress
 from vmkit_tui.sources.github import Job, WorkflowRun
@@ -40,12 +44,14 @@ __all__ = [
     "request_id_of_record",
     "status_events",
     "step_progress",
+    "vmkit_deploy_of",
 ]
 
 TITLE_LIMIT = 500  # characters of a run title kept in the history
 RunKey = tuple[int, int]  # (run id, attempt): what one deploy record of a GitHub run stands for
 # The request id the deploy workflow's run-name carries: "Roll back <env> to <sha7> [<id>]".
 _REQUEST_ID = re.compile(r"\[([A-Za-z0-9][A-Za-z0-9_.-]{7,63})\]")
+_VMKIT_REQUEST = re.compile(r"vmkit-([0-9a-f]{12})")  # actions/rollback.py's request ids
 _FULL_SHA = re.compile(r"(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])")
 
 
@@ -54,6 +60,12 @@ def request_id_of(run: WorkflowRun) -> str | None:
     if run.event != "workflow_dispatch":
         return None
     match = _REQUEST_ID.search(run.display_title)
+    return match.group(1) if match else None
+
+
+def vmkit_deploy_of(run: WorkflowRun) -> str | None:
+    """The deploy id a run dispatched by vmkit-tui carries in its request id, if any."""
+    match = _VMKIT_REQUEST.fullmatch(request_id_of(run) or "")
     return match.group(1) if match else None
 
 
@@ -84,8 +96,15 @@ def new_deploy(
         sha = match.group()
     rerun = run.run_attempt > 1
     at = attempt_started(run)
+    deploy_id = (
+        rerun_deploy_id(repo, run.id, run.run_attempt) if rerun else run_deploy_id(repo, run.id)
+    )
+    # A run another vmkit-tui dispatched names its deploy: the same record on every machine.
+    requested = vmkit_deploy_of(run)
+    if requested and not rerun:
+        deploy_id = requested
     deploy = Deploy(
-        id=rerun_deploy_id(repo, run.id, run.run_attempt) if rerun else new_deploy_id(),
+        id=deploy_id,
         repo=repo,
         environment=environment,
         sha=earlier.sha if rerun and earlier else sha,
@@ -126,7 +145,9 @@ def status_events(deploy_id: str, run: WorkflowRun, recorded: Collection[Status]
     wanted: list[tuple[Status, datetime]] = []
     started = run.run_started_at or run.created_at
     if target is Status.PENDING:
-        if not recorded:
+        # vmkit-tui records its own dispatches as running from the start: a queued one of
+        # those gets no PENDING here, so every machine's record has the same statuses.
+        if not recorded and vmkit_deploy_of(run) is None:
             wanted.append((Status.PENDING, attempt_started(run)))
     elif target is Status.RUNNING:
         wanted.append((Status.RUNNING, started))

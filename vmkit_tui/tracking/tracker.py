@@ -58,7 +58,8 @@ from vmkit_tui.tracking.job_logs import (
 from vmkit_tui.tracking.polling import RateBudget, TrackingTiming, poll_failure, wait_wall
 from vmkit_tui.tracking.probe import Probes
 from vmkit_tui.tracking.records import RunRecords, TrackedRun, TrackingSink
-from vmkit_tui.tracking.runs import step_progress
+from vmkit_tui.tracking.runs import step_progress, vmkit_deploy_of
+from vmkit_tui.tracking.team import TeamShare
 
 __all__ = ["GITHUB_KEY", "EnvironmentTracker"]
 
@@ -83,8 +84,10 @@ class EnvironmentTracker(RunRecords):
         timing: TrackingTiming | None = None,
         budget: RateBudget | None = None,
         probes: Probes | None = None,
+        team: TeamShare | None = None,
     ) -> None:
         super().__init__(repo, env, github, history, data_dir, sink, now=now, timing=timing)
+        self.team = team  # the team history: imported before the runs, so a run links to it
         self.budget = budget or RateBudget()
         self._rng = random.Random()  # jitter only: no need to be reproducible
         keep = history.history.keep
@@ -179,6 +182,8 @@ class EnvironmentTracker(RunRecords):
         elif self._reread:
             self._reread = False
             await self._reload()
+        if self.team is not None:
+            await self.team.before_round(self.repo, self.env.name)
         self._as_of = None
         look = None
         idle = self._rounds > 0 and not (woken or self._busy() or self._waiting())
@@ -191,6 +196,8 @@ class EnvironmentTracker(RunRecords):
                 and look.covers(self._listed, under[0])
             ):
                 self._as_of = look.at  # nothing of ours changed on GitHub up to then
+                if self.team is not None:  # what GitHub was down for is still sent
+                    await self.team.after_round(self.repo, self.env.name)
                 self._rounds += 1
                 return
         runs = await self.github.list_runs(
@@ -201,9 +208,19 @@ class EnvironmentTracker(RunRecords):
             max_pages=self._pages,
         )
         listed = {(run.id, run.run_attempt): run for run in runs}
+        if self.team is not None:  # a teammate's dispatch: its deploy from its deployment first
+            dispatched = {
+                deploy_id
+                for key, run in listed.items()
+                if key not in self._runs and (deploy_id := vmkit_deploy_of(run)) is not None
+            }
+            if dispatched and await self.team.adopt(self.repo, self.env.name, dispatched):
+                await self._reload()  # the adopted records, so their runs link to them
         await self._fetch_stragglers(listed)
         await self._record_runs(listed)
         await self._follow_live()
+        if self.team is not None:
+            await self.team.after_round(self.repo, self.env.name)
         self._rounds += 1
         # Only a round that got all the way here may be stood in for by the shared look.
         self._listed = frozenset(run.id for run in runs)

@@ -165,6 +165,8 @@ async def _deploys(service: DeployService, args: argparse.Namespace) -> int:
             error = clean(health.message)
         if error is not None:
             say(f"{error} (showing the history as last recorded)")
+        if service.local_only is not None:
+            say(service.local_only)
     records = newest_first(await service.history.records(repo, environment))[: args.limit]
     status = EXIT_OK if error is None else EXIT_FAILED
     if args.json:
@@ -231,7 +233,7 @@ async def _rollback(service: DeployService, args: argparse.Namespace) -> int:
     print(f"Roll back {repo} {environment} to {preflight.target.short_sha}:", file=out)
     for line in preflight_lines(preflight):
         print(f"  {line}", file=out)
-    refusal = preflight.refusal()
+    refusal = preflight.refusal(args.force)
     if refusal is not None:
         raise Failed(f"refused: {clean(refusal)}")
     await _confirm(args, f"Roll back {environment} to {preflight.target.short_sha}?")
@@ -268,21 +270,28 @@ async def _send_rollback(
     from vmkit_tui.actions.errors import ActionError
 
     try:
-        return await (await service.actions()).rollback(
+        record = await (await service.actions()).rollback(
             args.repo,
             args.environment,
             args.to,
             trigger=Trigger.MANUAL,
             actor=local_actor(),
             preflight=preflight,
+            force=args.force,
         )
     except ActionError as error:
         raise Failed(f"not rolled back: {clean(error)}") from None
+    if service.local_only is not None:  # found out by this write: said once, not retried
+        say(service.local_only)
+    return record
 
 
 def _sent(args: argparse.Namespace, record: DeployRecord, follow: str) -> int:
     """A deploy was just recorded and sent (not waited for)."""
     out = _out(args)
+    for event in record.events[:1]:  # CREATED: what `--force` went past
+        for overridden in event.data.get("forced", ()):
+            print(f"Overrode: {clean(str(overridden))}", file=out)
     if record.status is Status.FAILED:
         detail = record.events[-1].detail if record.events else ""
         print(f"Deploy {record.id} failed at once: {clean(detail)}", file=out)

@@ -307,7 +307,18 @@ class DeployTools:
     # ---------------------------------------------------------------- write
 
     async def rollback(
-        self, repo: Repo, environment: Environment, ctx: Context, target: Target = None
+        self,
+        repo: Repo,
+        environment: Environment,
+        ctx: Context,
+        target: Target = None,
+        force: Annotated[
+            bool,
+            Field(
+                description="Go past a teammate's unfinished deploy on the environment (team "
+                "history); only when the user confirmed it is stale. The deploy records it."
+            ),
+        ] = False,
     ) -> dict[str, Any]:
         """DESTRUCTIVE: re-deploy an earlier version's image to an environment (no rebuild).
 
@@ -334,6 +345,7 @@ class DeployTools:
             trigger=Trigger.MCP,
             actor=_client_name(ctx),
             preflight=preflight,
+            force=force,
         )
         return _started(record, preflight)
 

@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType, Keymap
 from textual.widgets import DataTable
 
 from vmkit_tui.actions.actor import local_actor
+from vmkit_tui.actions.errors import ClaimHeld
 from vmkit_tui.domain.models import Trigger
 from vmkit_tui.frontends.present import clean
 from vmkit_tui.frontends.tui.dashboard import Dashboard
@@ -25,6 +26,7 @@ from vmkit_tui.frontends.tui.tables import NavTable
 
 if TYPE_CHECKING:
     from textual.command import Provider
+    from textual.screen import ModalScreen
 
     from vmkit_tui.actions.cancel import CancelPreflight
     from vmkit_tui.actions.preflight import Preflight
@@ -256,19 +258,12 @@ class VmkitApp(Dashboard):
             return
         self._select_new = (repo, environment)
         try:
-            if sha:
-                await (await service.actions()).deploy_sha(
-                    repo, environment, sha, trigger=Trigger.MANUAL, actor=local_actor()
-                )
-            else:
-                await (await service.actions()).rollback(
-                    repo,
-                    environment,
-                    target,
-                    trigger=Trigger.MANUAL,
-                    actor=local_actor(),
-                    preflight=checked[-1],
-                )
+            try:
+                await self._send_rollback(repo, environment, target, sha, checked[-1], False)
+            except ClaimHeld as held:  # a teammate's deploy is in flight: go past it?
+                if not await self.push_screen_wait(self._override(held)):
+                    return
+                await self._send_rollback(repo, environment, target, sha, checked[-1], True)
         except (
             Exception
         ) as error:  # refused or failed: say why (the history says what was recorded)
@@ -279,6 +274,40 @@ class VmkitApp(Dashboard):
                 markup=False,
                 timeout=15,
             )
+
+    async def _send_rollback(
+        self,
+        repo: str,
+        environment: str,
+        target: str | None,
+        sha: str | None,
+        preflight: Preflight,
+        force: bool,
+    ) -> None:
+        actions = await self.service.actions()
+        if sha:
+            await actions.deploy_sha(
+                repo, environment, sha, trigger=Trigger.MANUAL, actor=local_actor(), force=force
+            )
+        else:
+            await actions.rollback(
+                repo,
+                environment,
+                target,
+                trigger=Trigger.MANUAL,
+                actor=local_actor(),
+                preflight=preflight,
+                force=force,
+            )
+
+    @staticmethod
+    def _override(held: Exception) -> ModalScreen[bool]:
+        from vmkit_tui.frontends.tui.confirm import OverrideScreen
+
+        async def why() -> str:
+            return str(held)
+
+        return OverrideScreen("Go past a teammate's deploy?", why)
 
     def action_cancel_deploy(self) -> None:
         record = self.selected_record

@@ -164,6 +164,17 @@ class RollbackScreen(ConfirmScreen[Preflight]):
         return text
 
 
+class OverrideScreen(ConfirmScreen[str]):
+    """A teammate's deploy holds the environment: go past it? (the deploy records that it did)"""
+
+    def describe(self, checked: str) -> Text:
+        text = Text()
+        text.append("✗ ", self.style("bad"))
+        text.append(sanitise(checked), self.style("strong"))
+        text.append("\n\nConfirming sends yours anyway; the deploy records what it overrode.")
+        return text
+
+
 class CancelScreen(ConfirmScreen[CancelPreflight]):
     """What cancelling a running deploy will (and may not) do."""
 

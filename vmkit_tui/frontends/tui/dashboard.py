@@ -131,7 +131,10 @@ class Dashboard(App[None]):
                     yield EnvironmentsTable(id="environments")
                 with Vertical(id="deploy-column"):
                     yield DeploysTable(
-                        now=self.now, eligibility=self.service.rollback_eligibility, id="deploys"
+                        now=self.now,
+                        eligibility=self.service.rollback_eligibility,
+                        id="deploys",
+                        sharing=self.service.config.github.share,
                     )
                     yield Static(id="problems", markup=False)
                     yield DeployDetails(id="details")

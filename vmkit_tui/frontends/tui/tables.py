@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
+from vmkit_tui.domain.deployments import needs_sharing
 from vmkit_tui.domain.eligibility import NOT_CHECKED, Eligibility, RollbackEligibility
 from vmkit_tui.domain.models import DeployRecord, Status
 from vmkit_tui.domain.overview import EnvironmentSummary, sparkline
@@ -310,10 +311,12 @@ class DeploysTable(NavTable):
         now: Callable[[], datetime],
         eligibility: Callable[[DeployRecord], RollbackEligibility] = _not_checked,
         id: str | None = None,
+        sharing: bool = False,
     ) -> None:
         super().__init__(id=id)
         self._now = now
         self._eligibility = eligibility
+        self._sharing = sharing  # the team history is on: mark what is not on GitHub yet
         self._records: Sequence[DeployRecord] = ()
 
     COLUMNS = (
@@ -385,6 +388,8 @@ class DeploysTable(NavTable):
                 note.append(f"rollback of {target}", self.style_of("nav--muted"))
         if record.cancel_requested and status is not Status.CANCELLED:
             note.append(" cancel requested", self.style_of("status--cancelling"))
+        if self._sharing and needs_sharing(record):
+            note.append(" not shared yet", self.style_of("nav--muted"))
         return [
             Text(f"{glyph} {status.value}", self.style_of(f"status--{status.value}"), no_wrap=True),
             Text(deploy.short_sha),

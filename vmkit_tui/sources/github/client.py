@@ -24,6 +24,7 @@ from vmkit_tui import __version__
 from vmkit_tui.domain.models import ValidationError, validate_name, validate_repo, validate_sha
 from vmkit_tui.domain.secret import Secret
 from vmkit_tui.sources.github.browse import RepoBrowsing
+from vmkit_tui.sources.github.deployments import DeploymentsApi
 from vmkit_tui.sources.github.errors import (
     AuthError,
     NotFound,
@@ -45,14 +46,14 @@ from vmkit_tui.sources.github.results import (
     RateLimit,
     WorkflowRun,
 )
-from vmkit_tui.sources.github.session import ApiSession, Sleep, _endpoint, _parse
+from vmkit_tui.sources.github.session import Sleep, _endpoint, _parse
 
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{7,63}")
 _IMAGE = re.compile(r"ghcr\.io/([a-z0-9][a-z0-9-]{0,38})/([a-z0-9][a-z0-9._/-]{0,199})")
 
 
-class GitHubClient(RepoBrowsing, ApiSession):
+class GitHubClient(RepoBrowsing, DeploymentsApi):
     """The endpoints, on one token and one API base URL. Use `async with` or call `aclose()`."""
 
     def __init__(

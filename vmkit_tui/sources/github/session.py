@@ -190,6 +190,11 @@ class ApiSession:
         await self._http.aclose()
 
     @property
+    def token_fingerprint(self) -> str:
+        """Which token this is, without the token (to remember what GitHub said about it)."""
+        return self._identity
+
+    @property
     def rate_limited_until(self) -> datetime | None:
         """When the current rate limit ends, or None if not limited."""
         if self._limited_until <= self._clock():
