@@ -49,7 +49,8 @@ from vmkit_tui.frontends.tui.tables import (
     environment_key,
     environment_of,
 )
-from vmkit_tui.service import DeployService, Overview
+from vmkit_tui.service import DeployService
+from vmkit_tui.service_view import Overview
 from vmkit_tui.store.history import HistoryCorrupt, move_aside
 
 
