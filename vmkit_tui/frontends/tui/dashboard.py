@@ -247,6 +247,8 @@ class Dashboard(App[None]):
     @on(OverviewLoaded)
     def _overview_loaded(self, message: OverviewLoaded) -> None:
         self.overview = message.overview
+        if self._panes_gone:  # the history's rest was read while the app was closing
+            return
         if not self.overview.repos:
             source = self.service.config.source
             self._show_problem(no_repos_message(source, resolve_config_path(None)))
