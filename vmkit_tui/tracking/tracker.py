@@ -54,6 +54,7 @@ from vmkit_tui.tracking.job_logs import (
     diagnose_spool,
     job_log_records,
     logged_jobs,
+    run_gone_note,
 )
 from vmkit_tui.tracking.polling import RateBudget, TrackingTiming, poll_failure, wait_wall
 from vmkit_tui.tracking.probe import Probes
@@ -147,7 +148,8 @@ class EnvironmentTracker(RunRecords):
     async def catch_up(self, deploy_id: str) -> bool:
         """Fetch a finished deploy's job logs now (and diagnose it, if it failed) when it has
         none: the past recorded at the first start has none, and whoever looks at such a deploy
-        wants to see why it failed. True if it was followed now."""
+        wants to see why it failed. True if it was followed now (or its run found gone, and
+        that recorded)."""
         async with self._round_lock:
             await self._load()
             tracked = next((t for t in self._runs.values() if t.record.id == deploy_id), None)
@@ -163,7 +165,7 @@ class EnvironmentTracker(RunRecords):
                 await self._follow([tracked])
             except NotFound:  # the run was deleted on GitHub: no log will ever come
                 tracked.live = False
-                return False
+                await self._commit(events=[run_gone_note(tracked.record, self.now())])
             return True
 
     async def _load(self) -> None:
