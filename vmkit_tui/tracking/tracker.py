@@ -184,11 +184,14 @@ class EnvironmentTracker(RunRecords):
         self._as_of = None
         look = None
         idle = self._rounds > 0 and not (woken or self._busy() or self._waiting())
-        if self.probes is not None and idle:
+        # The first round takes the look too: its list is then under one, and the next idle
+        # round can take the look's word for it instead of listing again.
+        if self.probes is not None and (idle or self._rounds == 0):
             look = await self.probes.look(self.repo, self.env.workflow)
             under = self._listed_under
             if (
-                under
+                idle
+                and under
                 and look.on(self.env.branch) == under[1]
                 and look.covers(self._listed, under[0])
             ):
