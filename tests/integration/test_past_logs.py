@@ -152,14 +152,14 @@ async def test_the_fetcher_waits_for_the_reset_below_its_share_of_the_budget(
         # the fetcher spends down to half the budget, then waits: the oldest is not reached
         await condition(lambda: sandbox.rate_remaining() < limit // 2)
         # while polling goes on (five more polls), the fetcher sends nothing; the shared look
-        # at the workflow's runs is reused until it is 5 s old, so the clock moves on for each
+        # at the workflow's runs is reused until it is probe_age old, so the clock moves on for each
         mark = len(sandbox.requests)
 
         def polls() -> int:
             return len([r for r in sandbox.requests[mark:] if RUNS in r.path])
 
         for count in range(1, 6):
-            clock.advance(6)
+            clock.advance(TrackingTiming().probe_age + 1)
             await condition(lambda: polls() >= count)  # noqa: B023 - awaited in the loop
         assert not [r.path for r in sandbox.requests[mark:] if JOBS.search(r.path)]
         oldest = runs[0]
