@@ -50,6 +50,8 @@ from tui_driver import (
     write_private,
 )
 
+from vmkit_tui.domain.event_ids import log_marker_id
+
 BARE = bare_app(first_frame_only=False)
 DIAGNOSIS = {"cause": "health check timed out", "fix": "bind 0.0.0.0:$PORT", "source": "kamal",
              "line": "target failed to become healthy within 30s", "line_number": 212}  # fmt: skip
@@ -60,9 +62,19 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def job_log_note(at: datetime, rng: random.Random) -> tuple:
+    """The NOTE a tracker records when it has spooled a job's log: with it, the dashboard's
+    background fetch of the past's job logs finds nothing to do, as after a real first start
+    has caught up (without it, each invented run would be asked about once, a 404)."""
+    job_id, lines = 20_000_000_000 + rng.randrange(10**9), rng.randrange(200, 2000)
+    detail = f"log fetched: job {job_id} (deploy, {lines} lines)"
+    return at, "note", None, detail, {"job_id": job_id, "job": "deploy", "lines": lines}
+
+
 def idle_world(folder: Path, sandbox: Sandbox, share: bool = False) -> Path:
     """100 environments on the sandbox's repos, on branches with no runs, each with 50
-    finished deploys (the history file written as vmkit-tui writes it); the config's path."""
+    finished deploys whose job logs were fetched (the history file written as vmkit-tui writes
+    it); the config's path."""
     rng, start = random.Random(2026), datetime.now(UTC) - timedelta(days=200)
     repos = {r["name"]: {**r, "environments": {}} for r in copy.deepcopy(sandbox.config["repos"])}
     deploys: dict[str, dict] = {}
@@ -92,10 +104,14 @@ def idle_world(folder: Path, sandbox: Sandbox, share: bool = False) -> Path:
                 (at + timedelta(seconds=100), "status", "failed" if failed else "succeeded",
                  "run completed", {}),
             ]  # fmt: skip
+            # its job's log fetched, as a tracker records it: a real past has its logs (the
+            # runs are invented, so GitHub would have none to give; see job_log_note)
+            steps.append(job_log_note(at + timedelta(seconds=100), rng))
             for moment, kind, status, detail, data in steps:
                 seq = len(events) + 1
+                event_id = log_marker_id(deploy_id, data["job_id"]) if "job_id" in data else None
                 events[str(seq)] = {
-                    "event_id": uuid.uuid4().hex, "deploy_id": deploy_id, "seq": seq,
+                    "event_id": event_id or uuid.uuid4().hex, "deploy_id": deploy_id, "seq": seq,
                     "at": iso(moment), "kind": kind, "status": status, "detail": detail,
                     "data": data,
                 }  # fmt: skip

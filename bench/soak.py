@@ -1,9 +1,11 @@
 """Soak: the demo under steady navigation, sampling the dashboard's RSS, open fds and threads.
 
-    .venv/bin/python bench/soak.py [--minutes 10] [--every 30] [--keys-every 2.5]
+    .venv/bin/python bench/soak.py [--minutes 10] [--every 30] [--keys-every 2.5] [--no-sandbox-apart]
 
-`vmkit-tui demo --speed 20 --data-dir TMP` runs in a tmux session at 120x40 (a real terminal;
-the dashboard and the sandbox in one process, as the demo runs them). A key every
+The dashboard runs in a tmux session at 120x40 (a real terminal) on the sandbox at `--speed 20`.
+By default the sandbox (`vmkit-tui sandbox`) runs in a process of its own, so what is sampled is
+the dashboard's own growth (the simulated world grows with its runs and VM logs, and that is no
+leak); `--no-sandbox-apart` runs `vmkit-tui demo` instead (both in one process). A key every
 `--keys-every` seconds, a seeded walk over j/k/enter/tab/l/h, moves between the panes, the
 environments and their deploys (so log panes open and close). Every `--every` seconds the
 process's RSS, open fds (by kind) and threads are sampled with psutil. Prints the samples, the
@@ -25,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 
 import psutil
-from tui_driver import VMKIT, Tmux, stop_process
+from tui_driver import VMKIT, Sandbox, Tmux, stop_process
 
 # The walk: mostly up and down in the focused pane, sometimes into or out of a pane.
 KEYS = ["j"] * 5 + ["k"] * 3 + ["Enter"] * 2 + ["Tab", "l", "l", "h"]
@@ -92,12 +94,29 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=30.0, help="seconds between samples")
     parser.add_argument("--keys-every", type=float, default=2.5, help="seconds between keys")
     parser.add_argument("--speed", type=float, default=20.0, help="the sandbox's clock")
+    parser.add_argument(
+        "--sandbox-apart",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the sandbox in a process of its own (default), or the demo: both in one",
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="vmkit-soak-bench-"))
-    tmux, name, process = Tmux(120, 40), "soak", None
+    tmux, name, process, sandbox = Tmux(120, 40), "soak", None, None
     rng = random.Random(2026)
     try:
-        command = [VMKIT, "demo", "--speed", f"{args.speed:g}", "--data-dir", str(folder / "demo")]
+        if args.sandbox_apart:
+            sandbox = Sandbox(folder / "sandbox", speed=args.speed)
+            command = [VMKIT, "--config", str(sandbox.config_path)]
+        else:
+            command = [
+                VMKIT,
+                "demo",
+                "--speed",
+                f"{args.speed:g}",
+                "--data-dir",
+                str(folder / "demo"),
+            ]
         process = tmux.start(name, command)
         tmux.wait_for(name, lambda s: "Deploys ·" in s, "the dashboard", 60)
         start = time.monotonic()
@@ -129,8 +148,9 @@ def main() -> None:
         deadline = time.monotonic() + 15
         while alive(process) and time.monotonic() < deadline:
             time.sleep(0.2)
-        print(f"q: the demo {'did not exit' if alive(process) else 'exited'} within 15 s")
-        print(f"(demo at {args.speed:g}x, {args.minutes:g} min, tmux 120x40)")
+        print(f"q: the dashboard {'did not exit' if alive(process) else 'exited'} within 15 s")
+        where = "the sandbox in its own process" if sandbox else "the demo: one process"
+        print(f"({where}, at {args.speed:g}x, {args.minutes:g} min, tmux 120x40)")
         print(f"soak_fd_growth={last['fds'] - base['fds']}")
         print(f"soak_rss_growth_mib={last['rss'] - base['rss']:.1f}")
         print(f"soak_threads_growth={last['threads'] - base['threads']}")
@@ -139,6 +159,8 @@ def main() -> None:
         tmux.kill_server()
         if process is not None and alive(process):
             stop_process(process)
+        if sandbox is not None:
+            sandbox.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 

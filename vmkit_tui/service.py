@@ -168,7 +168,9 @@ class DeployService:
         ]
         timing = self._timing or TrackingTiming()
         budget = RateBudget(watchers=len(environments))
-        probes = Probes(github, self.now, timing.probe_age)  # one look per workflow, shared
+        # One look per workflow, shared by the idle watchers of a dashboard or server; a command
+        # tracking `only` a few environments for a moment would pay for looks no one shares.
+        probes = Probes(github, self.now, timing.probe_age) if only is None else None
         for repo, env in environments:
             key = (repo, env.name)
             if env.hosts:

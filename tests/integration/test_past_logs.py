@@ -22,6 +22,8 @@ from tests.integration.tracking_fixtures import (
     record_of,
     tracking,
 )
+from tests.unit.history_samples import created, make_deploy, status
+from vmkit_tui.domain.event_ids import run_gone_id
 from vmkit_tui.domain.models import DeployRecord, Status
 from vmkit_tui.domain.updates import DeployChanged, Health, Update
 from vmkit_tui.sandbox.servers.faults import RecordedRequest
@@ -31,7 +33,7 @@ from vmkit_tui.sandbox.world.github import Run
 from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.service import DeployService
 from vmkit_tui.store.history import AsyncHistory, History
-from vmkit_tui.tracking.job_logs import logged_jobs
+from vmkit_tui.tracking.job_logs import logged_jobs, wants_job_logs
 from vmkit_tui.tracking.polling import TrackingTiming
 
 pytest_plugins = ["tests.integration.sandbox_fixtures"]
@@ -150,14 +152,14 @@ async def test_the_fetcher_waits_for_the_reset_below_its_share_of_the_budget(
         # the fetcher spends down to half the budget, then waits: the oldest is not reached
         await condition(lambda: sandbox.rate_remaining() < limit // 2)
         # while polling goes on (five more polls), the fetcher sends nothing; the shared look
-        # at the workflow's runs is reused until it is 5 s old, so the clock moves on for each
+        # at the workflow's runs is reused until it is probe_age old, so the clock moves on for each
         mark = len(sandbox.requests)
 
         def polls() -> int:
             return len([r for r in sandbox.requests[mark:] if RUNS in r.path])
 
         for count in range(1, 6):
-            clock.advance(6)
+            clock.advance(TrackingTiming().probe_age + 1)
             await condition(lambda: polls() >= count)  # noqa: B023 - awaited in the loop
         assert not [r.path for r in sandbox.requests[mark:] if JOBS.search(r.path)]
         oldest = runs[0]
@@ -174,3 +176,29 @@ async def test_the_fetcher_waits_for_the_reset_below_its_share_of_the_budget(
     first_reset = spend[0][0].at + timedelta(hours=1)  # type: ignore[operator]
     later = [request for request, _left in starts if request.at >= first_reset]  # type: ignore[operator]
     assert later, "nothing was fetched after the reset"
+
+
+async def test_a_run_github_no_longer_has_is_recorded_as_gone_and_not_asked_about_again(
+    world: World, sandbox: GitHubSandbox, clock: ManualClock, tmp_path: Path
+) -> None:
+    """A past deploy whose run GitHub has deleted: the fetcher's one 404 is recorded as a note,
+    so neither it at the next start nor a selection asks GitHub for that run again."""
+    gone = make_deploy(1, repo=REPO, run_id=987_654_321)
+    history = History(tmp_path / "history.json")
+    finished = [status(gone.id, Status.RUNNING), status(gone.id, Status.FAILED)]
+    history.apply([(gone, [created(gone), *finished])])
+
+    def asked() -> list[str]:
+        return [r.path for r in sandbox.requests if JOBS.search(r.path) and "987654321" in r.path]
+
+    async with tracking(sandbox, clock, tmp_path, past_logs=True) as (_service, updates):
+        noted = await updates.wait(
+            record_of(987_654_321, lambda r: any(e.event_id == run_gone_id(r.id) for e in r.events))
+        )
+    assert isinstance(noted, DeployChanged) and not wants_job_logs(noted.record)
+    assert len(asked()) == 1
+    async with tracking(sandbox, clock, tmp_path, past_logs=True) as (service, updates):
+        await updates.wait(health_is(Health.OK))
+        record = await service.fetch_logs(gone.id)  # a selection of it: answered from the note
+        assert record.id == gone.id and not logged_jobs(record)
+    assert len(asked()) == 1

@@ -39,6 +39,7 @@ from vmkit_tui.sources.github.job_log import parse_job_log
 from vmkit_tui.store.history import ApplyResult, History
 from vmkit_tui.store.spool import LogRecord, SpoolReader, SpoolWriter, spool_path
 from vmkit_tui.tracking.job_logs import logged_jobs
+from vmkit_tui.tracking.polling import TrackingTiming
 
 pytest_plugins = ["tests.integration.sandbox_fixtures"]
 
@@ -197,14 +198,14 @@ async def test_the_first_round_records_the_past_in_one_write_and_idle_polls_are_
         # the workflow's shared look (all branches) stands in for idle watchers' own lists
         if last is not None:
             assert request.status == 304, request  # counted requests after the first round: 0
-            assert request.at - last >= timedelta(seconds=5)  # TrackingTiming.probe_age
+            assert request.at - last >= timedelta(seconds=TrackingTiming().probe_age)
             looks += begin <= request.at < end
         last = request.at
     # Virtual time: while one watcher waits for an answer, the other's sleeps move the clock,
     # so gaps vary; the watchers must still have kept looking.
     assert looks >= 600 / 60
-    # the first round's list, then one more under the first look: no more while nothing changed
-    assert len(own) == len(envs) and max(own.values()) <= 2
+    # the first round's list (under the first look): no more while nothing changed
+    assert len(own) == len(envs) and max(own.values()) == 1
 
 
 async def test_an_idle_watcher_notices_a_push_within_its_interval_without_listing_its_branch(

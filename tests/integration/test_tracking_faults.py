@@ -178,15 +178,16 @@ async def test_a_budget_running_low_stretches_polling_to_its_reset_instead_of_ex
                 assert (await api.get(f"/repos/{REPO}/actions/runs?page={page}")).status_code == 200
         reset = clock.now() + timedelta(hours=1)
         async with tracking(server, clock, tmp_path) as (_service, updates):
-            await updates.wait(health_is(Health.OK))  # the first round spent one more
+            # the first round spent the two left: the shared look and its own list
+            await updates.wait(health_is(Health.OK))
             await wait_until(lambda: len(polls(server)) >= 3, timeout=20)
     finally:
         await server.stop()
-    first, second = polls(server)[:2]
-    assert first.status == 200 and first.counted
-    assert second.at is not None and second.at >= reset  # one left: wait for the new hour
-    lists = [r for r in polls(server) if "branch=" in r.query]  # not the shared look
-    assert len(lists) >= 2 and all(r.status == 304 for r in lists[1:])
+    look, own, after = polls(server)[:3]
+    assert all(r.status == 200 and r.counted for r in (look, own))
+    assert after.at is not None and after.at >= reset  # none left: wait for the new hour
+    assert "branch=" not in look.query and "branch=" in own.query
+    assert all(r.status == 304 for r in polls(server)[2:])  # then free: nothing changed
     assert all(r.status in (200, 304) for r in server.requests)  # never limited
 
 

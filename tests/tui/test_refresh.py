@@ -14,8 +14,9 @@ from textual.widgets import Static
 
 from tests.tui.factory import NOW, build_sample, make_app
 from tests.tui.test_pilot import loaded, wait_for
+from vmkit_tui.frontends.tui.details import DeployDetails
 from vmkit_tui.frontends.tui.log_lines import LogLines
-from vmkit_tui.frontends.tui.tables import TOOK, WHEN, DeploysTable
+from vmkit_tui.frontends.tui.tables import STEP, TOOK, WHEN, DeploysTable
 from vmkit_tui.store.spool import LogRecord, SpoolWriter
 
 
@@ -118,6 +119,61 @@ async def test_the_clock_updates_ages_and_running_times_only(tmp_path: Path) -> 
         assert [c.plain for n, c in enumerate(later) if n not in (WHEN, TOOK)] == [
             c.plain for n, c in enumerate(running) if n not in (WHEN, TOOK)
         ]
+
+
+async def test_a_running_time_moves_in_steps_and_a_tick_without_change_touches_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any cell update re-renders the whole table: the clock updates a cell only when its text
+    changed, and a running time changes every STEP seconds, not every second."""
+    sample = build_sample(tmp_path)
+    moment = [NOW]
+    app = make_app(sample, now=lambda: moment[0])
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter", "enter")  # production: the running deploy first
+        table = app.query_one(DeploysTable)
+        updated: list[object] = []
+        update_cell = table.update_cell
+
+        def counted(*args: Any, **kwargs: Any) -> None:
+            updated.append(args[:2])
+            update_cell(*args, **kwargs)
+
+        monkeypatch.setattr(table, "update_cell", counted)
+        took = []
+        for _ in range(2 * STEP + 1):
+            moment[0] += timedelta(seconds=1)
+            table.tick()
+            took.append(table.get_row(sample.ids["d5"])[TOOK].plain)
+        changed = [n for n in range(1, len(took)) if took[n] != took[n - 1]]
+        assert len(changed) == 2 and changed[1] - changed[0] == STEP, took
+        assert len(updated) == len(changed)  # that one cell, at those ticks only
+
+
+async def test_the_details_are_updated_only_when_their_text_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every change in the open environment asks for the details again; each update lays
+    out the whole screen, so an unchanged text is not set again."""
+    sample = build_sample(tmp_path)
+    app = make_app(sample)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter", "enter")
+        details = app.query_one(DeployDetails)
+        updates: list[object] = []
+        update = details.update
+
+        def counted(*args: Any, **kwargs: Any) -> None:
+            updates.append(args)
+            update(*args, **kwargs)
+
+        monkeypatch.setattr(details, "update", counted)
+        app._refresh_details()  # the same deploy, nothing new about it
+        assert updates == []
+        await pilot.press("j")  # another deploy: its own text
+        await wait_for(pilot, lambda: len(updates) == 1, "the details of the next deploy")
 
 
 async def test_a_key_up_while_following_stops_following_before_new_lines(tmp_path: Path) -> None:

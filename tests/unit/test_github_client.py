@@ -7,7 +7,9 @@ tests/integration/test_github_client.py.
 
 from __future__ import annotations
 
+import gc
 import logging
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -132,6 +134,31 @@ async def test_headers_auth_and_etag_304(client: GitHubClient, github: FakeGitHu
     assert sent[1].headers["if-none-match"] == 'W/"a1"'  # byte for byte
     assert sent[0].url.params["branch"] == "main" and sent[0].url.params["per_page"] == "100"
     assert (client.stats.sent, client.stats.not_modified, client.stats.counted) == (2, 1, 1)
+
+
+async def test_a_cached_answer_is_kept_as_the_bytes_it_came_in(
+    client: GitHubClient, github: FakeGitHub
+) -> None:
+    """The ETag cache holds hundreds of answers for hours: each costs about its size on the
+    wire, not its parsed objects (several times that); a 304 answers from those bytes."""
+    page = {"total_count": 100, "workflow_runs": [run(n) for n in range(1, 101)]}
+    github.on("GET", RUNS, reply(200, page, etag='W/"a1"'))
+    github.on("GET", RUNS, reply(304, etag='"a1"'))
+    size = len(orjson.dumps(page))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        first = await client.list_runs("acme/web", "deploy.yml", branch="main")
+        ids = [r.id for r in first]
+        del first
+        gc.collect()
+        kept, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert kept < 1.5 * size, (kept, size)
+    again = await client.list_runs("acme/web", "deploy.yml", branch="main")
+    assert [r.id for r in again] == ids == list(range(1, 101))
+    assert client.stats.not_modified == 1
 
 
 async def test_pagination_follows_repositories_links_verbatim(

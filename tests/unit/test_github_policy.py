@@ -95,11 +95,11 @@ def test_backoff_grows_is_capped_and_jittered() -> None:
 
 def test_etag_cache_keys_on_url_and_identity_and_evicts_oldest() -> None:
     cache = EtagCache(max_entries=2)
-    cache.put("https://h/a?page=1", "tok1", CachedResponse('W/"1"', [1], None))
-    cache.put("https://h/a?page=2", "tok1", CachedResponse('W/"2"', [2], "https://h/a?page=3"))
+    cache.put("https://h/a?page=1", "tok1", CachedResponse('W/"1"', b"[1]", None))
+    cache.put("https://h/a?page=2", "tok1", CachedResponse('W/"2"', b"[2]", "https://h/a?page=3"))
     assert cache.get("https://h/a?page=1", "tok2") is None  # another token: not shared
     assert cache.get("https://h/a?page=1", "tok1").etag == 'W/"1"'  # now most recent
-    cache.put("https://h/b", "tok1", CachedResponse('"3"', {}, None))
+    cache.put("https://h/b", "tok1", CachedResponse('"3"', b"{}", None))
     assert len(cache) == 2
     assert cache.get("https://h/a?page=2", "tok1") is None  # least recently used went
     assert cache.get("https://h/a?page=1", "tok1") is not None

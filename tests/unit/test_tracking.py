@@ -29,7 +29,7 @@ from vmkit_tui.tracking.job_logs import (
     job_log_records,
     logged_jobs,
 )
-from vmkit_tui.tracking.polling import RateBudget, wait_wall
+from vmkit_tui.tracking.polling import RateBudget, TrackingTiming, wait_wall
 from vmkit_tui.tracking.runs import link_event, new_deploy, request_id_of, status_events
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -153,6 +153,13 @@ class FakeTime:
         if len(self.sleeps) == self.jump_after:
             self.wall += timedelta(seconds=self.jump)
         await asyncio.sleep(0)
+
+
+def test_a_shared_look_is_never_as_old_as_the_shortest_idle_interval() -> None:
+    """An idle watcher counts its next poll from the look's time: a look allowed to be older
+    than its interval would make it poll again at once, and again, until the look expires."""
+    timing = TrackingTiming()
+    assert 0 < timing.probe_age < timing.idle * (1 - timing.jitter)
 
 
 async def test_a_wait_sleeps_in_ticks_and_ends_at_once_after_a_wall_clock_jump() -> None:

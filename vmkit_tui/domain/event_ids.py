@@ -17,6 +17,7 @@ __all__ = [
     "log_marker_id",
     "rerun_deploy_id",
     "run_deploy_id",
+    "run_gone_id",
     "run_link_id",
     "status_event_id",
     "undo_note_id",
@@ -33,6 +34,12 @@ def run_link_id(deploy_id: str) -> str:
     """The RUN_LINKED event tying a deploy to its GitHub run: one link per deploy, whether the
     action that dispatched it or tracking records it."""
     return f"{deploy_id}:run_linked"
+
+
+def run_gone_id(deploy_id: str) -> str:
+    """The NOTE saying GitHub no longer has the deploy's run (its job logs cannot be fetched):
+    recorded once, so the run is not asked about again at every start."""
+    return f"{deploy_id}:run_gone"
 
 
 def undo_note_id(deploy_id: str) -> str:

@@ -12,8 +12,8 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from vmkit_tui.domain.event_ids import log_marker_id
-from vmkit_tui.domain.models import DeployRecord, Diagnosis, EventKind
+from vmkit_tui.domain.event_ids import log_marker_id, run_gone_id
+from vmkit_tui.domain.models import DeployRecord, Diagnosis, EventKind, NewEvent
 from vmkit_tui.sources.github import Job
 from vmkit_tui.sources.github.job_log import JobLog
 from vmkit_tui.store.spool import LogRecord, SpoolReader, SpoolWriter, spool_path
@@ -25,6 +25,7 @@ __all__ = [
     "diagnose_spool",
     "job_log_records",
     "logged_jobs",
+    "run_gone_note",
     "wants_job_logs",
 ]
 
@@ -44,8 +45,25 @@ def logged_jobs(record: DeployRecord) -> set[int]:
 
 
 def wants_job_logs(record: DeployRecord) -> bool:
-    """A finished GitHub deploy none of whose job logs was fetched (the past of a first start)."""
-    return record.status.is_final and record.run_id is not None and not logged_jobs(record)
+    """A finished GitHub deploy none of whose job logs was fetched (the past of a first start),
+    whose run GitHub still has (as far as we know)."""
+    if not record.status.is_final or record.run_id is None or logged_jobs(record):
+        return False
+    gone = run_gone_id(record.id)
+    return not any(event.event_id == gone for event in record.events)
+
+
+def run_gone_note(record: DeployRecord, at: datetime) -> NewEvent:
+    """The note that GitHub no longer has this deploy's run (deleted, or past its retention):
+    no job log will ever come, and no one asks for it again."""
+    return NewEvent(
+        record.id,
+        EventKind.NOTE,
+        at,
+        detail=f"GitHub no longer has run {record.run_id}: its job logs cannot be fetched",
+        data={"run_gone": record.run_id},
+        event_id=run_gone_id(record.id),
+    )
 
 
 def job_log_records(job: Job, log: JobLog, fallback: datetime) -> list[LogRecord]:

@@ -45,7 +45,10 @@ class TrackingTiming:
     backfill: int = 5  # finished deploys whose logs one poll may fetch (the rest: next polls)
     recent: float = 120.0  # a deploy that finished this recently still gets its VM lines
     dispatch_wait: float = 600.0  # a dispatched deploy waits this long for its run, polling quick
-    probe_age: float = 5.0  # idle watchers share one look at their workflow's runs this old
+    # Idle watchers share one look at their workflow's runs this old: each look costs an HTTP
+    # round trip (most of an idle dashboard's CPU). Kept below the shortest jittered idle
+    # interval, so a watcher counting its interval from the look's time never polls back to back.
+    probe_age: float = 10.0
     sleep: Sleep = asyncio.sleep
 
 

@@ -54,6 +54,7 @@ from vmkit_tui.tracking.job_logs import (
     diagnose_spool,
     job_log_records,
     logged_jobs,
+    run_gone_note,
 )
 from vmkit_tui.tracking.polling import RateBudget, TrackingTiming, poll_failure, wait_wall
 from vmkit_tui.tracking.probe import Probes
@@ -150,7 +151,8 @@ class EnvironmentTracker(RunRecords):
     async def catch_up(self, deploy_id: str) -> bool:
         """Fetch a finished deploy's job logs now (and diagnose it, if it failed) when it has
         none: the past recorded at the first start has none, and whoever looks at such a deploy
-        wants to see why it failed. True if it was followed now."""
+        wants to see why it failed. True if it was followed now (or its run found gone, and
+        that recorded)."""
         async with self._round_lock:
             await self._load()
             tracked = next((t for t in self._runs.values() if t.record.id == deploy_id), None)
@@ -166,7 +168,7 @@ class EnvironmentTracker(RunRecords):
                 await self._follow([tracked])
             except NotFound:  # the run was deleted on GitHub: no log will ever come
                 tracked.live = False
-                return False
+                await self._commit(events=[run_gone_note(tracked.record, self.now())])
             return True
 
     async def _load(self) -> None:
@@ -187,11 +189,14 @@ class EnvironmentTracker(RunRecords):
         self._as_of = None
         look = None
         idle = self._rounds > 0 and not (woken or self._busy() or self._waiting())
-        if self.probes is not None and idle:
+        # The first round takes the look too: its list is then under one, and the next idle
+        # round can take the look's word for it instead of listing again.
+        if self.probes is not None and (idle or self._rounds == 0):
             look = await self.probes.look(self.repo, self.env.workflow)
             under = self._listed_under
             if (
-                under
+                idle
+                and under
                 and look.on(self.env.branch) == under[1]
                 and look.covers(self._listed, under[0])
             ):

@@ -31,6 +31,7 @@ class DeployDetails(Static):
         self.steps: tuple[StepProgress, ...] = ()
         self.rollback_target: DeployRecord | None = None
         self.eligibility: RollbackEligibility | None = None
+        self._shown: tuple[object, ...] = ()
 
     def show(
         self,
@@ -43,10 +44,20 @@ class DeployDetails(Static):
         self.steps = steps
         self.rollback_target = rollback_target
         self.eligibility = eligibility
-        self.update(self._render_text())
+        self._show_text()
 
     def on_resize(self) -> None:
-        self.update(self._render_text())  # the step breadcrumbs fit the width
+        self._show_text()  # the step breadcrumbs fit the width
+
+    def _show_text(self) -> None:
+        """Update only when the text changed: it is asked for at every change in the open
+        environment, and each update lays out the whole screen again (the pane's height
+        follows its text)."""
+        text = self._render_text()
+        shown = (text.plain, text.spans, text.style)  # Text's == leaves out its base style
+        if shown != self._shown:
+            self._shown = shown
+            self.update(text)
 
     def _render_text(self) -> Text:
         record = self.record

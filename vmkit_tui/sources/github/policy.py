@@ -10,7 +10,6 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 SECONDARY_LIMIT_WAIT_S = 60.0  # GitHub: "wait at least one minute" when it gives no header
 MAX_SECONDARY_WAIT_S = 15 * 60.0
@@ -96,8 +95,11 @@ class RequestStats:
 
 @dataclass(frozen=True, slots=True)
 class CachedResponse:
+    """A 200's ETag and JSON as it came in: its bytes, not the parsed objects (which take
+    several times the room, and hundreds of these stay for hours)."""
+
     etag: str
-    body: Any
+    content: bytes
     next_url: str | None
 
 

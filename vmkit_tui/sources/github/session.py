@@ -307,9 +307,8 @@ class ApiSession:
                 )
             if status == 304 and cached is not None:
                 self.stats.not_modified += 1
-                return _Reply(
-                    200, response.headers, cached.body, "", cached.next_url, target, endpoint
-                )
+                body = orjson.loads(cached.content)  # it parsed when it came in
+                return _Reply(200, response.headers, body, "", cached.next_url, target, endpoint)
             message = _github_message(status, content)
             wait = rate_limit_wait(
                 status, response.headers, message, now=self._clock(), attempt=self._guessed_limits
@@ -370,7 +369,7 @@ class ApiSession:
         )
         etag = response.headers.get("etag")
         if etag and want_json and response.request.method == "GET" and response.status_code == 200:
-            self._cache.put(str(target), self._identity, CachedResponse(etag, body, next_url))
+            self._cache.put(str(target), self._identity, CachedResponse(etag, content, next_url))
         return reply
 
     def _log_call(self, endpoint: str, status: int | None, started: float, note: str) -> None:
