@@ -15,7 +15,7 @@ but creates no deployment or status.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from vmkit_tui.sandbox.servers import github_payloads as payloads
@@ -37,6 +37,7 @@ _CREATE_DOCS = f"{DOCS}/deployments#create-a-deployment"
 _STATUS_DOCS = f"{DOCS}/statuses#create-a-deployment-status"
 _CLASSIC = "repo, repo_deployment"
 Json = dict[str, Any]
+Handler = Callable[[Call], Awaitable[Reply]]
 
 
 # ----------------------------------------------------------------------------------------
@@ -183,16 +184,29 @@ class DeploymentEndpoints(Endpoints):
     def _deployment_routes(self, repo: str) -> list[tuple[str, str, Any, str]]:
         """The route table entries (method, pattern, handler, scope) for the server."""
         deployment = repo + r"/deployments/(?P<deployment_id>\d+)"
+        reads, writes = self._permitted(write=False), self._permitted(write=True)
         return [
-            ("GET", repo + r"/deployments", self._list_deployments, ""),
-            ("POST", repo + r"/deployments", self._create_deployment, ""),
-            ("GET", deployment, self._get_deployment, ""),
-            ("GET", deployment + r"/statuses", self._list_statuses, ""),
-            ("POST", deployment + r"/statuses", self._create_status, ""),
-            ("GET", deployment + r"/statuses/(?P<status_id>\d+)", self._get_status, ""),
+            ("GET", repo + r"/deployments", reads(self._list_deployments), ""),
+            ("POST", repo + r"/deployments", writes(self._create_deployment), ""),
+            ("GET", deployment, reads(self._get_deployment), ""),
+            ("GET", deployment + r"/statuses", reads(self._list_statuses), ""),
+            ("POST", deployment + r"/statuses", writes(self._create_status), ""),
+            ("GET", deployment + r"/statuses/(?P<status_id>\d+)", reads(self._get_status), ""),
             ("GET", repo + r"/environments", self._list_environments, "repo"),
             ("GET", repo + r"/environments/(?P<environment>[^/]+)", self._get_environment, "repo"),
         ]
+
+    def _permitted(self, *, write: bool) -> Callable[[Handler], Handler]:
+        """Wraps a handler so that it runs only when `_refused` lets the token through."""
+
+        def wrap(handler: Handler) -> Handler:
+            async def checked(call: Call) -> Reply:
+                refused = self._refused(call, write=write)
+                return refused if refused is not None else await handler(call)
+
+            return checked
+
+        return wrap
 
     def _refused(self, call: Call, *, write: bool) -> Reply | None:
         """GitHub's answer when the token may not read (or write) deployments; None: it may."""
@@ -220,10 +234,12 @@ class DeploymentEndpoints(Endpoints):
         reply.headers.setdefault("x-accepted-oauth-scopes", _CLASSIC)
         return reply
 
+    def _created(self, body: Json) -> Reply:
+        reply = Reply(201, body)
+        reply.headers["location"] = body["url"]
+        return self._with_scopes(reply)
+
     async def _list_deployments(self, call: Call) -> Reply:
-        refused = self._refused(call, write=False)
-        if refused is not None:
-            return refused
         repo = call.repo
         assert repo is not None
         found = self.world.deployments(
@@ -239,9 +255,6 @@ class DeploymentEndpoints(Endpoints):
         return self._with_scopes(Reply(200, [deployment_body(urls, d) for d in chunk], headers))
 
     async def _create_deployment(self, call: Call) -> Reply:
-        refused = self._refused(call, write=True)
-        if refused is not None:
-            return refused
         repo = call.repo
         assert repo is not None
         body = await _json_body(call, _DEPLOYMENT_FIELDS, "ref")
@@ -261,23 +274,15 @@ class DeploymentEndpoints(Endpoints):
             )
         except WorldError as exc:
             return Reply(422, payloads.error(str(exc), 422, _CREATE_DOCS))
-        reply = Reply(201, deployment_body(self._urls(), created))
-        reply.headers["location"] = reply.body["url"]
-        return self._with_scopes(reply)
+        return self._created(deployment_body(self._urls(), created))
 
     async def _get_deployment(self, call: Call) -> Reply:
-        refused = self._refused(call, write=False)
-        if refused is not None:
-            return refused
         found = self._deployment_of(call)
         if found is None:
             return Reply(404, payloads.error("Not Found", 404))
         return self._with_scopes(Reply(200, deployment_body(self._urls(), found)))
 
     async def _list_statuses(self, call: Call) -> Reply:
-        refused = self._refused(call, write=False)
-        if refused is not None:
-            return refused
         found = self._deployment_of(call)
         if found is None:
             return Reply(404, payloads.error("Not Found", 404))
@@ -293,9 +298,6 @@ class DeploymentEndpoints(Endpoints):
         )
 
     async def _create_status(self, call: Call) -> Reply:
-        refused = self._refused(call, write=True)
-        if refused is not None:
-            return refused
         found = self._deployment_of(call)
         if found is None:
             return Reply(404, payloads.error("Not Found", 404))
@@ -331,14 +333,9 @@ class DeploymentEndpoints(Endpoints):
             environment=body.get("environment") or None,
             auto_inactive=body.get("auto_inactive", True),
         )
-        reply = Reply(201, status_body(self._urls(), found, status))
-        reply.headers["location"] = reply.body["url"]
-        return self._with_scopes(reply)
+        return self._created(status_body(self._urls(), found, status))
 
     async def _get_status(self, call: Call) -> Reply:
-        refused = self._refused(call, write=False)
-        if refused is not None:
-            return refused
         found = self._deployment_of(call)
         wanted = int(call.params["status_id"])
         status = next((s for s in found.statuses if s.id == wanted), None) if found else None
