@@ -26,14 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.polling import build_config
-from vmkit_tui.domain.updates import Health, SourceHealth
+from bench.polling import build_config, first_answers, tracking_service
 from vmkit_tui.sandbox.servers.github_server import GitHubSandbox
 from vmkit_tui.sandbox.world.clock import ScaledClock
 from vmkit_tui.sandbox.world.world import World
-from vmkit_tui.service import DeployService
-from vmkit_tui.store.history import AsyncHistory, History
-from vmkit_tui.tracking.polling import TrackingTiming
 
 
 async def one_round(
@@ -42,22 +38,10 @@ async def one_round(
     """CPU seconds for one simulated tracking period, and the calls logged."""
     data_dir = Path(tempfile.mkdtemp(prefix="vmkit-calls-bench-"))
     config = build_config(world, sandbox.base_url, args.envs)
-    environments = {(r.name, e.name) for r in config.repos for e in r.environments}
-    service = DeployService(
-        config,
-        AsyncHistory(History(data_dir / "history.json")),
-        data_dir,
-        now=clock.now,
-        tracking_timing=TrackingTiming(sleep=clock.sleep),
-        record_calls=on,
-    )
+    service = tracking_service(config, data_dir, clock, record_calls=on)
     started = time.process_time()
     async with service.updates.subscription() as queue, service:
-        ok: set[tuple[str, str]] = set()
-        while len(ok) < len(environments):
-            update = await queue.get()
-            if isinstance(update, SourceHealth) and update.health is Health.OK:
-                ok.add((update.repo, update.environment))
+        await first_answers(queue, sum(len(r.environments) for r in config.repos))
         real = world.environments()
         for index in range(int(args.minutes // 10)):
             env = real[index % len(real)]

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vmkit_tui.config import Config, EnvironmentConfig, GitHubConfig, RepoConfig
 from vmkit_tui.domain.secret import Secret
-from vmkit_tui.domain.updates import DeployChanged, Health, SourceHealth
+from vmkit_tui.domain.updates import DeployChanged, Health, SourceHealth, Update
 from vmkit_tui.sandbox.servers.faults import RecordedRequest
 from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
 from vmkit_tui.sandbox.world.clock import ScaledClock
@@ -58,6 +58,35 @@ def build_config(world: World, api_url: str, count: int) -> Config:
     )
 
 
+def tracking_service(
+    config: Config,
+    data_dir: Path,
+    clock: ScaledClock,
+    *,
+    record_calls: bool = True,
+    past_logs: bool = True,
+) -> DeployService:
+    """A `DeployService` with its history in `data_dir` and its timing on the sandbox clock."""
+    return DeployService(
+        config,
+        AsyncHistory(History(data_dir / "history.json")),
+        data_dir,
+        now=clock.now,
+        tracking_timing=TrackingTiming(sleep=clock.sleep),
+        record_calls=record_calls,
+        past_logs=past_logs,
+    )
+
+
+async def first_answers(queue: asyncio.Queue[Update], count: int) -> None:
+    """Wait until `count` environments have each had a healthy answer: the first round."""
+    ok: set[tuple[str, str]] = set()
+    while len(ok) < count:
+        update = await queue.get()
+        if isinstance(update, SourceHealth) and update.health is Health.OK:
+            ok.add((update.repo, update.environment))
+
+
 def first_of_each_url(requests: list[RecordedRequest]) -> set[int]:
     """Indexes of each URL's first request: the first round."""
     seen: set[tuple[str, str]] = set()
@@ -80,21 +109,11 @@ async def measure(args: argparse.Namespace) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="vmkit-polling-bench-"))
     config = build_config(world, sandbox.base_url, args.envs)
     environments = [(r.name, e.name) for r in config.repos for e in r.environments]
-    service = DeployService(
-        config,
-        AsyncHistory(History(data_dir / "history.json")),
-        data_dir,
-        now=clock.now,
-        tracking_timing=TrackingTiming(sleep=clock.sleep),
-        past_logs=False,  # polling alone: the past's logs are a one-time fetch, not polling
-    )
+    # polling alone: the past's logs are a one-time fetch, not polling
+    service = tracking_service(config, data_dir, clock, past_logs=False)
     try:
         async with service.updates.subscription() as queue, service:
-            ok: set[tuple[str, str]] = set()
-            while len(ok) < len(environments):
-                update = await queue.get()
-                if isinstance(update, SourceHealth) and update.health is Health.OK:
-                    ok.add((update.repo, update.environment))
+            await first_answers(queue, len(environments))
             first_round = len(sandbox.requests)
             await clock.sleep(args.minutes * 60)
             idle_requests = list(sandbox.requests)
