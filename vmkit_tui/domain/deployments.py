@@ -54,6 +54,7 @@ __all__ = [
     "mirrors",
     "needs_sharing",
     "older_claim",
+    "run_id_of",
     "shared_deployment_id",
     "shared_note",
     "superseded_description",
@@ -236,12 +237,13 @@ def unshared(record: DeployRecord) -> list[StatusWrite]:
     it is all on GitHub). A deploy never written at all also still needs its deployment:
     `shared_deployment_id` is None then. Another machine's deploy: only our cancel requests
     and notes on it."""
+    ours = mirrors(record)
+    if not ours and not is_imported(record):
+        return []  # a push deploy: nothing to write (asked for every row the table draws)
     through = _shared_through(record)
     writes = [w for e, w in _writes(record) if e.seq > through]
-    if mirrors(record):
+    if ours:
         return writes
-    if not is_imported(record):
-        return []
     kinds = {e.seq: e.kind for e in record.events}
     return [w for w in writes if kinds[w.event_seq] in (EventKind.CANCEL_REQUESTED, EventKind.NOTE)]
 
@@ -362,12 +364,18 @@ def import_events(record: DeployRecord, statuses: Iterable[RemoteStatus]) -> lis
     return events
 
 
+def run_id_of(log_url: str | None) -> int | None:
+    """The GitHub run a status's log URL points at (`…/actions/runs/123…`), if any."""
+    tail = (log_url or "").rstrip("/").rsplit("/runs/", 1)
+    run = tail[1].split("/", 1)[0] if len(tail) == 2 else ""
+    return int(run) if run.isdigit() else None
+
+
 def _run_data(log_url: str | None) -> dict[str, Any]:
     if not log_url:
         return {}
-    tail = log_url.rstrip("/").rsplit("/runs/", 1)
-    run = tail[1].split("/", 1)[0] if len(tail) == 2 else ""
-    return {"run_id": int(run), "run_url": log_url} if run.isdigit() else {"run_url": log_url}
+    run_id = run_id_of(log_url)
+    return {"run_url": log_url} if run_id is None else {"run_id": run_id, "run_url": log_url}
 
 
 def older_claim(mine: int, claims: Iterable[Claim]) -> Claim | None:

@@ -40,6 +40,7 @@ from vmkit_tui.domain.deployments import (
     mirrors,
     needs_sharing,
     older_claim,
+    run_id_of,
     shared_deployment_id,
     shared_note,
     superseded_description,
@@ -410,7 +411,7 @@ class TeamShare:
         if (self.now() - deployment.created_at).total_seconds() > self.stale_after:
             self._actions_linked.add(deployment.id)  # its run is long recorded, or never will be
         statuses = await self.github.list_statuses(repo, deployment.id, max_pages=1)
-        run_id = next((r for r in map(_run_of, statuses) if r is not None), None)
+        run_id = next((r for s in statuses if (r := run_id_of(s.log_url)) is not None), None)
         if run_id is None:
             return deployment.id in self._actions_linked  # no status names its run yet
         record = await self.history.find_by_run(repo, run_id)
@@ -493,10 +494,3 @@ def _remote(status: DeploymentStatus) -> RemoteStatus:
         status.creator,
         status.created_at,
     )
-
-
-def _run_of(status: DeploymentStatus) -> int | None:
-    url = status.log_url or ""
-    tail = url.rstrip("/").rsplit("/runs/", 1)
-    run = tail[1].split("/", 1)[0] if len(tail) == 2 else ""
-    return int(run) if run.isdigit() else None

@@ -9,13 +9,14 @@ deploy id in their payload first (the dispatch rule, applied here). Lists are co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
+from vmkit_tui.domain.deployments import DESCRIPTION_LIMIT, PAYLOAD_KEY
 from vmkit_tui.domain.models import ValidationError, validate_name, validate_repo, validate_sha
 from vmkit_tui.sources.github.errors import ResponseLost
 from vmkit_tui.sources.github.results import _field, _login, _optional, _time
@@ -25,8 +26,8 @@ from vmkit_tui.sources.github.session import _endpoint as _method_path
 __all__ = ["STATES", "Deployment", "DeploymentStatus", "DeploymentsApi"]
 
 STATES = frozenset({"error", "failure", "inactive", "in_progress", "queued", "pending", "success"})
-DESCRIPTION_LIMIT = 140  # GitHub refuses a longer status description
 _TASK_LIMIT = 100
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,7 @@ class DeploymentsApi(ApiSession):
         """Our deployment for `deploy_id` (its payload names it), among the newest ones."""
         found = await self.list_deployments(repo, environment, per_page=100, max_pages=max_pages)
         for deployment in found:
-            if deployment.payload.get("vmkit_deploy_id") == deploy_id:
+            if deployment.payload.get(PAYLOAD_KEY) == deploy_id:
                 return deployment
         return None
 
@@ -123,9 +124,9 @@ class DeploymentsApi(ApiSession):
     ) -> Deployment:
         """Create it, or return the one an earlier attempt created (looked up by the vmkit
         deploy id in its payload before a second POST)."""
-        deploy_id = payload.get("vmkit_deploy_id")
+        deploy_id = payload.get(PAYLOAD_KEY)
         if not isinstance(deploy_id, str) or not deploy_id:
-            raise ValidationError("a deployment payload names its vmkit_deploy_id")
+            raise ValidationError(f"a deployment payload names its {PAYLOAD_KEY}")
         if not isinstance(task, str) or not 0 < len(task) <= _TASK_LIMIT:
             raise ValidationError(f"invalid deployment task: {task!r:.40}")
         body = {
@@ -139,19 +140,12 @@ class DeploymentsApi(ApiSession):
             "transient_environment": transient,
             "production_environment": production,
         }
-        url = _repo_url(self.api_url, repo, "deployments")
-        for _attempt in range(self._max_retries + 1):
-            try:
-                reply = await self._request("POST", url, json=body, accept=(201,), safe=False)
-            except ResponseLost:
-                found = await self.find_deployment(repo, environment, deploy_id)
-                if found is not None:
-                    return found
-                continue
-            return _parse(reply, Deployment.from_api, [reply.body])[0]
-        raise ResponseLost(
-            f"no answer creating the deployment for {deploy_id}",
-            endpoint=_method_path("POST", httpx.URL(url)),
+        return await self._create_once(
+            _repo_url(self.api_url, repo, "deployments"),
+            body,
+            Deployment.from_api,
+            lambda: self.find_deployment(repo, environment, deploy_id),
+            f"creating the deployment for {deploy_id}",
         )
 
     async def list_statuses(
@@ -183,21 +177,41 @@ class DeploymentsApi(ApiSession):
         }
         if log_url:
             body["log_url"] = log_url
-        path = f"deployments/{_id(deployment_id)}/statuses"
-        url = _repo_url(self.api_url, repo, path)
+
+        async def written() -> DeploymentStatus | None:
+            for status in await self.list_statuses(repo, deployment_id):
+                if (status.state, status.description) == (state, body["description"]):
+                    return status
+            return None
+
+        return await self._create_once(
+            _repo_url(self.api_url, repo, f"deployments/{_id(deployment_id)}/statuses"),
+            body,
+            DeploymentStatus.from_api,
+            written,
+            f"adding a status to deployment {deployment_id}",
+        )
+
+    async def _create_once(
+        self,
+        url: str,
+        body: Mapping[str, Any],
+        parser: Callable[[Any], T],
+        written: Callable[[], Awaitable[T | None]],
+        what: str,
+    ) -> T:
+        """POST `body` (not idempotent on GitHub): after a lost answer, `written` looks for
+        what an earlier attempt made before the POST is sent again."""
         for _attempt in range(self._max_retries + 1):
             try:
                 reply = await self._request("POST", url, json=body, accept=(201,), safe=False)
             except ResponseLost:
-                for status in await self.list_statuses(repo, deployment_id):
-                    if (status.state, status.description) == (state, body["description"]):
-                        return status
+                found = await written()
+                if found is not None:
+                    return found
                 continue
-            return _parse(reply, DeploymentStatus.from_api, [reply.body])[0]
-        raise ResponseLost(
-            f"no answer adding a status to deployment {deployment_id}",
-            endpoint=_method_path("POST", httpx.URL(url)),
-        )
+            return _parse(reply, parser, [reply.body])[0]
+        raise ResponseLost(f"no answer {what}", endpoint=_method_path("POST", httpx.URL(url)))
 
 
 def _repo_url(api_url: str, repo: str, rest: str) -> str:
