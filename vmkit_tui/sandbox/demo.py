@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from vmkit_tui.config_table import toml_string
 from vmkit_tui.domain.event_ids import run_deploy_id
 from vmkit_tui.domain.models import Deploy, EventKind, NewEvent, Trigger
 from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
@@ -48,10 +49,6 @@ class SandboxInfo:
     key_dir: Path
 
 
-def _toml_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 async def derive_config(
     world: World, api_url: str, vms: VmSandbox, token: str, data_dir: Path
 ) -> str:
@@ -73,12 +70,12 @@ async def derive_config(
         header=["Written by vmkit-tui for its sandbox: a simulated GitHub and VMs on 127.0.0.1."],
         preamble=[
             "[github]",
-            f"api_url = {_toml_string(api_url)}",
-            f"token = {_toml_string(token)}  # the sandbox's own token, not a real one",
+            f"api_url = {toml_string(api_url)}",
+            f"token = {toml_string(token)}  # the sandbox's own token, not a real one",
             "",
             "[paths]",
-            f"history = {_toml_string(str(data_dir / 'history.json'))}",
-            f"data_dir = {_toml_string(str(data_dir))}",
+            f"history = {toml_string(str(data_dir / 'history.json'))}",
+            f"data_dir = {toml_string(str(data_dir))}",
         ],
         primary_runs_kamal=True,
     )
