@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from vmkit_tui.config_table import toml_string
+from vmkit_tui.domain.text import escaped
 from vmkit_tui.kamal_link import host_specs
 from vmkit_tui.sources.kamal_config import KamalConfigError, KamalSettings, read_kamal_config
 
@@ -190,6 +191,11 @@ def _plan(
     return plan
 
 
+def _comment(text: str) -> str:
+    """A TOML comment that stays one line, whatever the Kamal config put in `text`."""
+    return f"# {escaped(text)}"
+
+
 def render_config(
     plans: Sequence[RepoPlan],
     *,
@@ -202,12 +208,12 @@ def render_config(
     (the tables it owns: [github], [paths]…), then the repos.
     `primary_runs_kamal`: each primary host has Kamal (as the sandbox's VMs do), so it is
     written as `deploy_host`, ready for `rollback = "kamal-ssh"`."""
-    lines = [*(f"# {line}" for line in header), *preamble, ""]
+    lines = [*(_comment(line) for line in header), *preamble, ""]
     for plan in plans:
         lines += ["[[repos]]", f"name = {toml_string(plan.name)}"]
         if plan.image:
             lines.append(f"image = {toml_string(plan.image)}")
-        lines += [f"# unresolved: {note}" for note in plan.notes()]
+        lines += [_comment(f"unresolved: {note}") for note in plan.notes()]
         lines.append("")
         for env in plan.environments:
             lines += _environment(env, plan.workflow.file_name, known_hosts, primary_runs_kamal)
@@ -222,7 +228,7 @@ def _environment(
     specs = {h.entry: spec for h, spec in zip(settings.hosts, host_specs(settings), strict=True)}
     lines = [
         f"[repos.environments.{env.name}]",
-        f"# from {env.source} (Kamal keeps {settings.retain_containers} old containers)",
+        _comment(f"from {env.source} (Kamal keeps {settings.retain_containers} old containers)"),
         f"workflow = {toml_string(workflow)}",
         f"branch = {toml_string(env.branch)}",
         "hosts = [" + ", ".join(toml_string(str(spec)) for spec in specs.values()) + "]",
@@ -241,9 +247,11 @@ def _environment(
         lines.append(f"known_hosts = {toml_string(str(known_hosts))}")
     if len(ssh.keys) > 1:
         lines.append(
-            f"# Kamal also offers the keys {', '.join(ssh.keys[1:])}: only the first is used"
+            _comment(
+                f"Kamal also offers the keys {', '.join(ssh.keys[1:])}: only the first is used"
+            )
         )
     if ssh.proxy or ssh.proxy_command:
         via = f"ProxyJump {ssh.proxy}" if ssh.proxy else f"ProxyCommand {ssh.proxy_command}"
-        lines.append(f"# Kamal reaches these hosts through {via}: say so in ~/.ssh/config")
+        lines.append(_comment(f"Kamal reaches these hosts through {via}: say so in ~/.ssh/config"))
     return [*lines, ""]
