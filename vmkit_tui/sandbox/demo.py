@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import os
 import random
 import threading
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from vmkit_tui.sandbox.servers.vm_server import VmSandbox
 from vmkit_tui.sandbox.world.clock import ScaledClock
 from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.store.history import History
+from vmkit_tui.store.history.durable import _write_durably
 
 # What new pushes do while you watch: mostly succeed; each of the four failures the product
 # must pinpoint shows up every so often.
@@ -125,12 +125,9 @@ def record_past(world: World, history: History, html_url: str = "https://github.
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (the config holds a token)."""
+    """Write a file only its owner can read (the config holds a token): 0600, in one rename."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
+    _write_durably(path, text.encode("utf-8"))
 
 
 class SandboxRuntime:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
-import os
 import sys
 import tomllib
 from pathlib import Path
@@ -172,12 +171,8 @@ def _confirm(path: Path) -> bool:
 
 
 def _write(path: Path, text: str) -> None:
-    """0600 from the first byte, then one rename over the old file."""
+    """0600 from the first byte, then one rename over the old file (as the history is written)."""
+    from vmkit_tui.store.history.durable import _write_durably
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    _write_durably(path, text.encode("utf-8"))
