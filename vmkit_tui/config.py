@@ -221,12 +221,19 @@ def load_config(path: Path) -> Config:
     if config.github.token is not None:
         _require_private(path)
     if any(
-        e.kamal_config and e.kamal_config[0] in "/~." for r in config.repos for e in r.environments
+        e.kamal_config and is_local_kamal_config(e.kamal_config)
+        for r in config.repos
+        for e in r.environments
     ):
         from vmkit_tui.kamal_link import link_local  # reads the local Kamal configs
 
         config = link_local(config)
     return config
+
+
+def is_local_kamal_config(path: str) -> bool:
+    """A `kamal_config` naming a local file (read at load), not one in the repository."""
+    return path.startswith(("/", "~", "."))
 
 
 def _require_private(path: Path) -> None:
@@ -363,7 +370,7 @@ def _parse_repo(table: Table) -> RepoConfig:
             envs_table.path, "define at least one environment, e.g. [repos.environments.production]"
         )
     environments = []
-    default_service = re.sub(r"[^a-z0-9_-]", "-", name.split("/", 1)[1].lower()).strip("-") or "app"
+    default_service = _default_service(name)
     for env_name in list(envs_table.data):
         env_path = envs_table.key_path(env_name)
         if not NAME_PATTERN.fullmatch(env_name):
@@ -379,6 +386,11 @@ def _parse_repo(table: Table) -> RepoConfig:
     return RepoConfig(
         name=name, image=image or f"ghcr.io/{name.lower()}", environments=tuple(environments)
     )
+
+
+def _default_service(repo: str) -> str:
+    """The Kamal service an environment of `repo` (owner/name) has unless it says otherwise."""
+    return re.sub(r"[^a-z0-9_-]", "-", repo.split("/", 1)[1].lower()).strip("-") or "app"
 
 
 def _parse_environment(name: str, table: Table, default_service: str) -> EnvironmentConfig:
@@ -457,10 +469,9 @@ def derive_environment(
 ) -> EnvironmentConfig:
     """`env` with values derived from its Kamal config (TOML-shaped: hosts, service, …) where
     the user wrote none, checked by the same rules; ConfigError names `where` and the key."""
-    default_service = re.sub(r"[^a-z0-9_-]", "-", repo.split("/", 1)[1].lower()).strip("-")
     table = Table({**derived, **env.written}, "")
     try:
-        derived_env = _parse_environment(env.name, table, default_service or "app")
+        derived_env = _parse_environment(env.name, table, _default_service(repo))
     except ConfigError as error:
         raise ConfigError(where, f"derived {error}") from None
     return replace(derived_env, written=env.written)  # a later refresh may change the rest

@@ -23,6 +23,19 @@ class ConfigError(Exception):
         self.where = where
 
 
+_TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+_TOML_NEEDS_ESCAPE = re.compile(r'[\\"\x00-\x1f\x7f]')
+
+
+def toml_string(value: str) -> str:
+    """`value` as a TOML basic string: quotes, backslashes and control characters escaped."""
+    return (
+        '"'
+        + _TOML_NEEDS_ESCAPE.sub(lambda m: _TOML_ESCAPES.get(m[0], f"\\u{ord(m[0]):04x}"), value)
+        + '"'
+    )
+
+
 def toml_error(exc: tomllib.TOMLDecodeError, text: str) -> str:
     """tomllib puts the position inside its message; lift it to the front: 'line L, column C'."""
     message = str(exc)

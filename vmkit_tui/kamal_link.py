@@ -18,7 +18,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vmkit_tui.config import Config, ConfigError, EnvironmentConfig, HostSpec, derive_environment
+from vmkit_tui.config import (
+    Config,
+    ConfigError,
+    EnvironmentConfig,
+    HostSpec,
+    derive_environment,
+    is_local_kamal_config,
+)
 from vmkit_tui.sources.kamal_config import KamalConfigError, KamalSettings, read_kamal_config
 
 if TYPE_CHECKING:
@@ -34,10 +41,6 @@ _COVERS = (
     ("service", "service"),
     ("proxy", "health_path"),
 )
-
-
-def is_local(path: str) -> bool:
-    return path.startswith(("/", "~", "."))
 
 
 def host_specs(settings: KamalSettings) -> list[HostSpec]:
@@ -91,7 +94,7 @@ def link_local(config: Config) -> Config:
         envs = []
         for env in repo.environments:
             path = env.kamal_config
-            if path is None or not is_local(path):
+            if path is None or not is_local_kamal_config(path):
                 envs.append(env)
                 continue
             where = f"repos[{index}].environments.{env.name}.kamal_config"
@@ -124,7 +127,7 @@ async def link_remote(
         envs = []
         for env in repo.environments:
             path = env.kamal_config
-            if path is None or is_local(path):
+            if path is None or is_local_kamal_config(path):
                 envs.append(env)
                 continue
             where = f"repos[{index}].environments.{env.name}.kamal_config"

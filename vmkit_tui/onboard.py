@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from vmkit_tui.config_table import toml_string
+from vmkit_tui.domain.text import escaped
 from vmkit_tui.kamal_link import host_specs
 from vmkit_tui.sources.kamal_config import KamalConfigError, KamalSettings, read_kamal_config
 
@@ -189,8 +191,9 @@ def _plan(
     return plan
 
 
-def _toml(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _comment(text: str) -> str:
+    """A TOML comment that stays one line, whatever the Kamal config put in `text`."""
+    return f"# {escaped(text)}"
 
 
 def render_config(
@@ -205,12 +208,12 @@ def render_config(
     (the tables it owns: [github], [paths]…), then the repos.
     `primary_runs_kamal`: each primary host has Kamal (as the sandbox's VMs do), so it is
     written as `deploy_host`, ready for `rollback = "kamal-ssh"`."""
-    lines = [*(f"# {line}" for line in header), *preamble, ""]
+    lines = [*(_comment(line) for line in header), *preamble, ""]
     for plan in plans:
-        lines += ["[[repos]]", f"name = {_toml(plan.name)}"]
+        lines += ["[[repos]]", f"name = {toml_string(plan.name)}"]
         if plan.image:
-            lines.append(f"image = {_toml(plan.image)}")
-        lines += [f"# unresolved: {note}" for note in plan.notes()]
+            lines.append(f"image = {toml_string(plan.image)}")
+        lines += [_comment(f"unresolved: {note}") for note in plan.notes()]
         lines.append("")
         for env in plan.environments:
             lines += _environment(env, plan.workflow.file_name, known_hosts, primary_runs_kamal)
@@ -225,28 +228,30 @@ def _environment(
     specs = {h.entry: spec for h, spec in zip(settings.hosts, host_specs(settings), strict=True)}
     lines = [
         f"[repos.environments.{env.name}]",
-        f"# from {env.source} (Kamal keeps {settings.retain_containers} old containers)",
-        f"workflow = {_toml(workflow)}",
-        f"branch = {_toml(env.branch)}",
-        "hosts = [" + ", ".join(_toml(str(spec)) for spec in specs.values()) + "]",
-        f"health_path = {_toml(settings.health_path)}",
+        _comment(f"from {env.source} (Kamal keeps {settings.retain_containers} old containers)"),
+        f"workflow = {toml_string(workflow)}",
+        f"branch = {toml_string(env.branch)}",
+        "hosts = [" + ", ".join(toml_string(str(spec)) for spec in specs.values()) + "]",
+        f"health_path = {toml_string(settings.health_path)}",
     ]
     primary = settings.primary_host
     if primary_runs_kamal and primary is not None:
-        lines.append(f"deploy_host = {_toml(str(specs[primary.entry]))}")
+        lines.append(f"deploy_host = {toml_string(str(specs[primary.entry]))}")
     if settings.service:
-        lines.append(f"service = {_toml(settings.service)}")
+        lines.append(f"service = {toml_string(settings.service)}")
     if env.destination:
-        lines.append(f"destination = {_toml(env.destination)}")
+        lines.append(f"destination = {toml_string(env.destination)}")
     if ssh.keys:
-        lines.append(f"identity_file = {_toml(ssh.keys[0])}")
+        lines.append(f"identity_file = {toml_string(ssh.keys[0])}")
     if known_hosts is not None:
-        lines.append(f"known_hosts = {_toml(str(known_hosts))}")
+        lines.append(f"known_hosts = {toml_string(str(known_hosts))}")
     if len(ssh.keys) > 1:
         lines.append(
-            f"# Kamal also offers the keys {', '.join(ssh.keys[1:])}: only the first is used"
+            _comment(
+                f"Kamal also offers the keys {', '.join(ssh.keys[1:])}: only the first is used"
+            )
         )
     if ssh.proxy or ssh.proxy_command:
         via = f"ProxyJump {ssh.proxy}" if ssh.proxy else f"ProxyCommand {ssh.proxy_command}"
-        lines.append(f"# Kamal reaches these hosts through {via}: say so in ~/.ssh/config")
+        lines.append(_comment(f"Kamal reaches these hosts through {via}: say so in ~/.ssh/config"))
     return [*lines, ""]

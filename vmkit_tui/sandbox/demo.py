@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import os
 import random
 import threading
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from vmkit_tui.config_table import toml_string
 from vmkit_tui.domain.event_ids import run_deploy_id
 from vmkit_tui.domain.models import Deploy, EventKind, NewEvent, Trigger
 from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
@@ -28,6 +28,7 @@ from vmkit_tui.sandbox.servers.vm_server import VmSandbox
 from vmkit_tui.sandbox.world.clock import ScaledClock
 from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.store.history import History
+from vmkit_tui.store.history.durable import _write_durably
 
 # What new pushes do while you watch: mostly succeed; each of the four failures the product
 # must pinpoint shows up every so often.
@@ -46,10 +47,6 @@ class SandboxInfo:
     token: str
     config_path: Path
     key_dir: Path
-
-
-def _toml_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 async def derive_config(
@@ -73,12 +70,12 @@ async def derive_config(
         header=["Written by vmkit-tui for its sandbox: a simulated GitHub and VMs on 127.0.0.1."],
         preamble=[
             "[github]",
-            f"api_url = {_toml_string(api_url)}",
-            f"token = {_toml_string(token)}  # the sandbox's own token, not a real one",
+            f"api_url = {toml_string(api_url)}",
+            f"token = {toml_string(token)}  # the sandbox's own token, not a real one",
             "",
             "[paths]",
-            f"history = {_toml_string(str(data_dir / 'history.json'))}",
-            f"data_dir = {_toml_string(str(data_dir))}",
+            f"history = {toml_string(str(data_dir / 'history.json'))}",
+            f"data_dir = {toml_string(str(data_dir))}",
         ],
         primary_runs_kamal=True,
     )
@@ -128,12 +125,9 @@ def record_past(world: World, history: History, html_url: str = "https://github.
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (the config holds a token)."""
+    """Write a file only its owner can read (the config holds a token): 0600, in one rename."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
+    _write_durably(path, text.encode("utf-8"))
 
 
 class SandboxRuntime:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
-import os
 import sys
 import tomllib
 from pathlib import Path
@@ -24,6 +23,7 @@ from vmkit_tui.config import (
     load_config,
     parse_config,
 )
+from vmkit_tui.config_table import toml_string
 from vmkit_tui.domain.secret import NoToken, Secret, require_token
 from vmkit_tui.domain.text import escaped
 from vmkit_tui.frontends.cli.output import say
@@ -109,29 +109,29 @@ def _current(path: Path) -> Config | None:
 def _kept(current: Config | None, api_url: str) -> list[str]:
     """The tables init does not derive, as the existing config has them: [github] (with the
     API URL in use), [paths], [ui], [ssh]."""
-    lines = ["[github]", f"api_url = {_toml(api_url)}"]
+    lines = ["[github]", f"api_url = {toml_string(api_url)}"]
     if current is None:
         return lines if api_url != DEFAULT_API_URL else []
     if current.github.token is not None:
-        lines.append(f"token = {_toml(current.github.token.reveal())}")
+        lines.append(f"token = {toml_string(current.github.token.reveal())}")
     paths = [
         (k, v) for k, v in (("history", current.history_path), ("data_dir", current.data_dir)) if v
     ]
     if paths:
-        lines += ["", "[paths]", *(f"{key} = {_toml(str(value))}" for key, value in paths)]
+        lines += ["", "[paths]", *(f"{key} = {toml_string(str(value))}" for key, value in paths)]
     ui = current.ui
     if ui.bell or ui.theme or ui.keys:
         lines += ["", "[ui]", f"bell = {'true' if ui.bell else 'false'}"]
-        lines += [f"theme = {_toml(ui.theme)}"] if ui.theme else []
+        lines += [f"theme = {toml_string(ui.theme)}"] if ui.theme else []
         if ui.keys:
-            lines += ["", "[ui.keys]", *(f"{_toml(k)} = {_toml(v)}" for k, v in ui.keys.items())]
+            lines += [
+                "",
+                "[ui.keys]",
+                *(f"{toml_string(k)} = {toml_string(v)}" for k, v in ui.keys.items()),
+            ]
     if current.ssh.config != SshConfig().config:
-        lines += ["", "[ssh]", f"config = {_toml(str(current.ssh.config or ''))}"]
+        lines += ["", "[ssh]", f"config = {toml_string(str(current.ssh.config or ''))}"]
     return lines
-
-
-def _toml(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _show(text: str, existing: str | None, path: Path, secret: str | None) -> None:
@@ -171,12 +171,8 @@ def _confirm(path: Path) -> bool:
 
 
 def _write(path: Path, text: str) -> None:
-    """0600 from the first byte, then one rename over the old file."""
+    """0600 from the first byte, then one rename over the old file (as the history is written)."""
+    from vmkit_tui.store.history.durable import _write_durably
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    _write_durably(path, text.encode("utf-8"))
