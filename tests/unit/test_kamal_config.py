@@ -56,6 +56,13 @@ proxy:
     assert settings.ssh.user == "root"  # Kamal's default stands in; the line above says why
 
 
+def test_an_unresolved_ssh_key_is_named_and_never_offered_as_a_key_path() -> None:
+    text = BASE + 'ssh:\n  keys:\n    - <%= ENV["DEPLOY_KEY"] %>\n    - ~/.ssh/id_ed25519\n'
+    settings = read_kamal_config(text, environ={})
+    assert settings.unresolved == ("ssh.keys[0]: environment variable DEPLOY_KEY is not set",)
+    assert settings.ssh.keys == ("~/.ssh/id_ed25519",)
+
+
 def test_destination_file_merges_tables_and_replaces_lists() -> None:
     staging = "servers:\n  web:\n    hosts: [10.1.0.1]\nssh:\n  port: 2022\n"
     settings = read_kamal_config(

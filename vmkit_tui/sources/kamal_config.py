@@ -320,7 +320,10 @@ def _ssh(value: object, unknown: list[str], problems: list[str]) -> KamalSsh:
         port=port,
         proxy=str(proxy) if isinstance(proxy, str) and "ssh.proxy" not in unknown else None,
         proxy_command=str(command) if isinstance(command, str) else None,
-        keys=tuple(str(k) for k in keys) if isinstance(keys, list) else (),
+        # an unresolved key is reported above; a placeholder must never become a key path
+        keys=tuple(str(k) for k in keys if not _MARKS.search(str(k)))
+        if isinstance(keys, list)
+        else (),
     )
 
 
