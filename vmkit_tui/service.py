@@ -198,12 +198,19 @@ class DeployService:
 
             past = PastLogs(self._trackers, self.history, github, now=self.now, timing=timing)
             self._tasks.append(asyncio.create_task(past.run(), name="past logs"))
-        if any(env.kamal_config for _, env in environments):
+        if only is None and any(env.kamal_config for _, env in environments):
             self._tasks.append(asyncio.create_task(self._refresh_kamal(github), name="kamal"))
+
+    async def _ensure_linked(self, github: GitHubClient | None) -> None:
+        """Link the Kamal configs once, before anything copies `self.config` (tracking, the
+        actions, the eligibility refresher); a no-op without a token or when done."""
+        if github is not None and not self._linked:
+            await self._link_kamal(github)
 
     async def _link_kamal(self, github: GitHubClient) -> None:
         """Read the repos' Kamal configs the environments point at (once per service; again
-        by `_refresh_kamal`) and say which could not be used."""
+        by `_refresh_kamal`) and say which could not be used. Whoever holds the config gets
+        the new one: trackers, actions, VM watchers, the eligibility refresher, the team."""
         from vmkit_tui.kamal_link import link_remote
 
         config, problems = await link_remote(self.config, github)
@@ -214,6 +221,10 @@ class DeployService:
                 tracker.env = config.repo(repo).environment(name)
             if self._actions is not None:
                 self._actions.config = config
+            if self._eligibility is not None:  # the hosts whose containers it lists
+                self._eligibility.config = config
+            if self._team is not None:
+                self._team.config = config
             for repo_config in config.repos:
                 for env in repo_config.environments:
                     watcher = self._vm.find(repo_config.name, env.name) if self._vm else None
@@ -343,8 +354,10 @@ class DeployService:
         if self._eligibility is None:
             from vmkit_tui.tracking.eligibility import EligibilityRefresher
 
+            github = await self.github_client()
+            await self._ensure_linked(github)  # the hosts Kamal configs name
             self._eligibility = EligibilityRefresher(
-                self.config, await self.github_client(), self.ssh_options(), self.updates, self.now
+                self.config, github, self.ssh_options(), self.updates, self.now
             )
         return self._eligibility
 
@@ -378,8 +391,7 @@ class DeployService:
             from vmkit_tui.actions.deploy_actions import DeployActions
 
             github = await self.github_client()
-            if github is not None and not self._linked:
-                await self._link_kamal(github)
+            await self._ensure_linked(github)
             self._actions = DeployActions(
                 self.config,
                 self.history,
@@ -391,7 +403,7 @@ class DeployService:
                 after_dispatch=self.track_now,
                 vm_watchers=self._vm_watchers(),
                 eligibility=await self.eligibility_refresher(),
-                team=self._team_share(await self.github_client()),
+                team=self._team_share(github),
             )
         return self._actions
 

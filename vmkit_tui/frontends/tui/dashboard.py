@@ -367,12 +367,19 @@ class Dashboard(App[None]):
         if self._panes_gone:
             return
         changed: set[tuple[str, str]] = set()  # the environments whose deploys changed
+        stale: set[str] = set()  # panes to refresh once for the whole batch: details, health
         for update in message.updates:
-            self._apply(update, changed)
+            self._apply(update, changed, stale)
         if changed:
             self._show_changes(changed)
+            if (self.repo, self.environment) in changed:
+                stale.discard("details")  # refreshed with the open environment's deploys
+        if "details" in stale:
+            self._refresh_details()
+        if "health" in stale:
+            self._refresh_health()
 
-    def _apply(self, update: Update, changed: set[tuple[str, str]]) -> None:
+    def _apply(self, update: Update, changed: set[tuple[str, str]], stale: set[str]) -> None:
         if isinstance(update, DeployChanged):
             self._deploy_changed(update.record)
             changed.add((update.record.deploy.repo, update.record.deploy.environment))
@@ -382,20 +389,20 @@ class Dashboard(App[None]):
         elif isinstance(update, StepsChanged):
             self.steps[update.deploy_id] = update.steps
             if update.deploy_id == self.deploy_id:
-                self._refresh_details()
+                stale.add("details")
         elif isinstance(update, LogGrew):
             if update.deploy_id == self.deploy_id:
                 self.main.query_one(LogPane).lines.lines_grew()
         elif isinstance(update, SourceHealth):
             self.health[(update.repo, update.environment, update.key)] = update
-            self._refresh_health()
+            stale.add("health")
         elif (
             isinstance(update, EligibilityChanged)
             and update.repo == self.repo
             and self.environment in update.environments
         ):
             self.main.query_one(DeploysTable).eligibility_changed()
-            self._refresh_details()
+            stale.add("details")
 
     def _deploy_changed(self, record: DeployRecord) -> None:
         before = self.overview.find(record.id)
