@@ -26,7 +26,12 @@ from vmkit_tui.config import (
     derive_environment,
     is_local_kamal_config,
 )
-from vmkit_tui.sources.kamal_config import KamalConfigError, KamalSettings, read_kamal_config
+from vmkit_tui.sources.kamal_config import (
+    KamalConfigError,
+    KamalSettings,
+    destination_file,
+    read_kamal_config,
+)
 
 if TYPE_CHECKING:
     from vmkit_tui.sources.github import GitHubClient
@@ -102,7 +107,7 @@ def link_local(config: Config) -> Config:
             base = _read(file, where)
             extra = None
             if env.destination:
-                extra = _read(file.with_name(f"{file.stem}.{env.destination}{file.suffix}"), where)
+                extra = _read(Path(destination_file(str(file), env.destination)), where)
             envs.append(linked(repo.name, env, base, extra, where, str(file)))
         repos.append(replace(repo, environments=tuple(envs)))
     return replace(config, repos=tuple(repos))
@@ -149,9 +154,8 @@ async def _remote(
         base = await client.get_file(repo, path, ref=env.branch)
         extra = None
         if base is not None and env.destination:
-            name = path.rsplit(".", 1)
             extra_file = await client.get_file(
-                repo, f"{name[0]}.{env.destination}.{name[1]}", ref=env.branch
+                repo, destination_file(path, env.destination), ref=env.branch
             )
             if extra_file is None:
                 raise ConfigError(where, f"no destination file for {env.destination}")

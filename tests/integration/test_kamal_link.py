@@ -8,13 +8,16 @@ import asyncio
 from pathlib import Path
 
 from tests.integration.test_github_client import SimTime
-from vmkit_tui.config import HostSpec, parse_config
+from vmkit_tui.config import Config, HostSpec, parse_config
+from vmkit_tui.domain.secret import Secret
 from vmkit_tui.domain.updates import Health
+from vmkit_tui.kamal_link import link_local, link_remote
 from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
 from vmkit_tui.sandbox.servers.repo_files import repo_files
 from vmkit_tui.sandbox.world.clock import ManualClock
 from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.service import DeployService
+from vmkit_tui.sources.github import GitHubClient
 from vmkit_tui.store.history import AsyncHistory, History
 from vmkit_tui.tracking.polling import TrackingTiming
 
@@ -88,3 +91,38 @@ async def test_repo_kamal_config_is_read_refreshed_and_written_values_win(
         staging = service.config.repo(REPO).environment("staging")
         assert staging.hosts == (HostSpec("deploy", "127.0.0.1", 2299),)
         assert staging.health_path == "/written"  # still the written one after a refresh
+
+
+async def test_local_and_repo_kamal_configs_read_the_same_destination_file(
+    sandbox: GitHubSandbox, tmp_path: Path
+) -> None:
+    """A `.yaml` base still has a `.yml` destination file (Kamal's `sub_ext`): the local file
+    and the one fetched through the contents API are the same path, so they derive alike."""
+    base = "service: shop\nimage: acme/shop\nservers: [192.0.2.1]\n"
+    files = {
+        "config/deploy.yaml": base,
+        "config/deploy.staging.yml": "servers: [deploy@192.0.2.7:2207]\n",
+        "config/deploy.staging.yaml": "servers: [192.0.2.66]\n",  # never read by Kamal
+    }
+    sandbox.files = {REPO: files}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+
+    def config(kamal_config: str) -> Config:
+        staging = {"kamal_config": kamal_config, "destination": "staging", "branch": "main"}
+        return parse_config(
+            {"repos": [{"name": REPO, "environments": {"staging": staging}}]},
+            source=tmp_path / "config.toml",
+        )
+
+    local = link_local(config("./config/deploy.yaml")).repo(REPO).environment("staging")
+    async with GitHubClient(sandbox.base_url, Secret(SANDBOX_TOKEN)) as client:
+        linked, problems = await link_remote(config("config/deploy.yaml"), client)
+    remote = linked.repo(REPO).environment("staging")
+    assert problems == {}
+    assert local.hosts == remote.hosts == (HostSpec("deploy", "192.0.2.7", 2207),)
+    fetched = {
+        r.path.rsplit("/contents/", 1)[1] for r in sandbox.requests if "/contents/" in r.path
+    }
+    assert fetched == {"config/deploy.yaml", "config/deploy.staging.yml"}

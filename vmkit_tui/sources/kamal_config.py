@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from vmkit_tui.domain.models import NAME_PATTERN
+
 DEFAULT_HEALTH_PATH = "/up"
 DEFAULT_RETAIN = 5
 _TAG = re.compile(r"<%(?P<kind>[=#-]?)(?P<body>.*?)-?%>", re.DOTALL)
@@ -42,6 +44,28 @@ _MARKS = re.compile(r"__vmkit_unresolved_(\d+)__")
 _HOST = re.compile(
     r"(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]]+\]|[^:\s\[\]]+)(?::(?P<port>\d{1,5}))?"
 )
+
+
+def destination_file(base: str, destination: str) -> str:
+    """The destination file Kamal merges over `base`: its extension replaced by
+    `.<destination>.yml` (Kamal reads `.yml`, even beside a `deploy.yaml`)."""
+    return f"{_stem(base)}.{destination}.yml"
+
+
+def destination_of(base: str, path: str) -> str | None:
+    """The destination whose file `path` is (`destination_file`'s inverse), else None."""
+    stem = _stem(base) + "."
+    if not path.startswith(stem) or not path.endswith(".yml"):
+        return None
+    name = path[len(stem) : -len(".yml")]
+    return name if NAME_PATTERN.fullmatch(name) else None
+
+
+def _stem(path: str) -> str:
+    """`path` without its last extension (as Ruby's `sub_ext` sees it)."""
+    head, slash, name = path.rpartition("/")
+    dot = name.rfind(".")
+    return head + slash + (name[:dot] if dot > 0 else name)
 
 
 class KamalConfigError(Exception):
@@ -202,8 +226,9 @@ def read_kamal_config(
     env = os.environ if environ is None else environ
     data, unresolved = load_file(base, base_name, env)
     if destination_text is not None:
-        name = base_name.removesuffix(".yml") + f".{destination}.yml"
-        extra, more = load_file(destination_text, name, env)
+        extra, more = load_file(
+            destination_text, destination_file(base_name, str(destination)), env
+        )
         data, unresolved = deep_merge(data, extra), unresolved + more
     return derive(data, destination=destination, unresolved=unresolved)
 
