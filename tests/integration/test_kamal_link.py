@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 from tests.integration.test_github_client import SimTime
-from vmkit_tui.config import Config, HostSpec, parse_config
+from vmkit_tui.config import HostSpec, parse_config
 from vmkit_tui.domain.secret import Secret
 from vmkit_tui.domain.updates import Health
 from vmkit_tui.kamal_link import link_local, link_remote
@@ -73,7 +73,8 @@ async def test_repo_kamal_config_is_read_refreshed_and_written_values_win(
         health, message = kamal_health(service, "production")  # no config/deploy.qa.yml
         assert health is Health.ERROR
         assert message == (
-            "repos[0].environments.production.kamal_config: no destination file for qa"
+            "repos[0].environments.production.kamal_config: config/deploy.qa.yml not found on "
+            "branch main"
         )
         assert service.config.repo(REPO).environment("production").hosts == ()
 
@@ -109,19 +110,25 @@ async def test_local_and_repo_kamal_configs_read_the_same_destination_file(
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
 
-    def config(kamal_config: str) -> Config:
-        staging = {"kamal_config": kamal_config, "destination": "staging", "branch": "main"}
-        return parse_config(
-            {"repos": [{"name": REPO, "environments": {"staging": staging}}]},
-            source=tmp_path / "config.toml",
-        )
-
-    local = link_local(config("./config/deploy.yaml")).repo(REPO).environment("staging")
+    envs = {
+        name: {"kamal_config": path, "destination": "staging", "branch": "main"}
+        for name, path in (("here", "./config/deploy.yaml"), ("there", "config/deploy.yaml"))
+    }
+    config = parse_config(
+        {"repos": [{"name": REPO, "environments": envs}]}, source=tmp_path / "config.toml"
+    )
+    local = link_local(config).repo(REPO)
+    assert local.environment("there") == config.repo(REPO).environment("there")  # not its job
     async with GitHubClient(sandbox.base_url, Secret(SANDBOX_TOKEN)) as client:
-        linked, problems = await link_remote(config("config/deploy.yaml"), client)
-    remote = linked.repo(REPO).environment("staging")
+        linked, problems = await link_remote(link_local(config), client)
     assert problems == {}
-    assert local.hosts == remote.hosts == (HostSpec("deploy", "192.0.2.7", 2207),)
+    both = linked.repo(REPO)
+    assert both.environment("here") == local.environment("here")  # left as linked on load
+    assert (
+        both.environment("here").hosts
+        == both.environment("there").hosts
+        == (HostSpec("deploy", "192.0.2.7", 2207),)
+    )
     fetched = {
         r.path.rsplit("/contents/", 1)[1] for r in sandbox.requests if "/contents/" in r.path
     }
