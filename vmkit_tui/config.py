@@ -197,27 +197,34 @@ def resolve_config_path(cli_path: str | os.PathLike[str] | None) -> Path:
 
 def load_config(path: Path) -> Config:
     """Read and validate `path`. Raises ConfigError (one line) for anything wrong."""
-    where = str(path)
+    text = read_config_text(path)
+    if text is None:
+        raise ConfigError(
+            str(path),
+            "no such file (`vmkit-tui config init` writes an example; or try `vmkit-tui demo`)",
+        )
+    return load_config_text(text, path)
+
+
+def read_config_text(path: Path) -> str | None:
+    """The config file's text, None when there is no such file; ConfigError (one line) when
+    it cannot be read or is not UTF-8."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(
-            where,
-            "no such file (`vmkit-tui config init` writes an example; or try `vmkit-tui demo`)",
-        ) from None
+        return None
     except OSError as exc:
-        raise ConfigError(where, f"cannot read: {exc.strerror}") from None
+        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(where, f"not UTF-8 (byte {exc.start})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(where, toml_error(exc, text)) from None
-    except RecursionError:  # tomllib recurses into nested arrays and inline tables
-        raise ConfigError(where, "TOML nested too deeply (arrays or inline tables)") from None
-    config = parse_config(data, source=path)
+        raise ConfigError(str(path), f"not UTF-8 (byte {exc.start})") from None
+
+
+def load_config_text(text: str, path: Path) -> Config:
+    """`text`, read from `path`, validated as `load_config` does (the token needs the file to
+    be private; local Kamal configs are read)."""
+    config = parse_config_text(text, path)
     if config.github.token is not None:
         _require_private(path)
     if any(
@@ -229,6 +236,17 @@ def load_config(path: Path) -> Config:
 
         config = link_local(config)
     return config
+
+
+def parse_config_text(text: str, source: Path) -> Config:
+    """TOML text validated, touching no file: a syntax error names `source` and its line."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(source), toml_error(exc, text)) from None
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise ConfigError(str(source), "TOML nested too deeply (arrays or inline tables)") from None
+    return parse_config(data, source=source)
 
 
 def is_local_kamal_config(path: str) -> bool:
