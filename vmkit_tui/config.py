@@ -1,13 +1,12 @@
 """Configuration: a strictly validated TOML file.
 
 Every mistake is reported as one line naming the key path (``repos[0].environments.production.
-hosts[0]: expected user@host[:port], got "deploy@"``) so a user can fix it without reading code.
+hosts[0]: expected [user@]host[:port], got "deploy@"``) so a user can fix it without reading code.
 Nothing here touches the network or creates directories.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import stat
@@ -23,19 +22,16 @@ import platformdirs
 
 from vmkit_tui.config_table import ConfigError as ConfigError  # re-exported: callers import it here
 from vmkit_tui.config_table import Table, toml_error
-from vmkit_tui.domain.models import NAME_PATTERN, REPO_PATTERN, WORKDIR_PATTERN
+from vmkit_tui.domain.hosts import HostSpec as HostSpec  # re-exported: callers import it here
+from vmkit_tui.domain.models import NAME_PATTERN, REPO_PATTERN, WORKDIR_PATTERN, ValidationError
 from vmkit_tui.domain.secret import Secret
 
 APP_NAME = "vmkit"
 CONFIG_ENV = "VMKIT_CONFIG"
 DEFAULT_API_URL = "https://api.github.com"
 
-_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 _HOSTNAME = re.compile(
     r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
-)
-_HOST_SPEC = re.compile(
-    r"(?:(?P<user>[^@]+)@)?(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>[0-9]{1,5}))?"
 )
 _WORKFLOW = re.compile(r"[A-Za-z0-9_.-]+\.ya?ml|[0-9]+")
 _BRANCH = re.compile(r"(?!.*\.\.)(?!/)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![/.])")
@@ -59,42 +55,6 @@ THEMES = (
 class RollbackStrategy(StrEnum):
     GITHUB = "github"  # workflow_dispatch of the deploy workflow with the old SHA
     KAMAL_SSH = "kamal-ssh"  # run Kamal over SSH on the environment's deploy host
-
-
-@dataclass(frozen=True, slots=True)
-class HostSpec:
-    """`[user@]host[:port]`, validated; hosts end up in SSH connections and on screen. A user
-    or port left out (None) comes from the SSH config, as for `ssh`: `host` may be an alias."""
-
-    user: str | None
-    host: str
-    port: int | None = None
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        user = f"{self.user}@" if self.user else ""
-        return f"{user}{host}" + (f":{self.port}" if self.port not in (None, 22) else "")
-
-    @classmethod
-    def parse(cls, text: str) -> HostSpec:
-        """Raise ValueError with the expected form when `text` is not `[user@]host[:port]`."""
-        bad = ValueError(f'expected [user@]host[:port], got "{text:.80}"')
-        match = _HOST_SPEC.fullmatch(text)
-        if match is None or (match["user"] is not None and not _USER.fullmatch(match["user"])):
-            raise bad
-        port = int(match["port"]) if match["port"] else None
-        if port is not None and not 1 <= port <= 65535:
-            raise bad
-        if match["ipv6"] is not None:
-            try:
-                host = str(ipaddress.IPv6Address(match["ipv6"]))
-            except ValueError:
-                raise bad from None
-        else:
-            host = match["host"]
-            if not _HOSTNAME.fullmatch(host):
-                raise bad
-        return cls(match["user"], host, port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +227,7 @@ def _require_private(path: Path) -> None:
 def _host(text: str, where: str) -> HostSpec:
     try:
         return HostSpec.parse(text)
-    except ValueError as exc:
+    except ValidationError as exc:
         raise ConfigError(where, str(exc)) from None
 
 

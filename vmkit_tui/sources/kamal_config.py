@@ -28,7 +28,8 @@ from typing import Any
 
 import yaml
 
-from vmkit_tui.domain.models import NAME_PATTERN
+from vmkit_tui.domain.hosts import HostSpec
+from vmkit_tui.domain.models import NAME_PATTERN, ValidationError
 
 DEFAULT_HEALTH_PATH = "/up"
 DEFAULT_RETAIN = 5
@@ -41,9 +42,6 @@ _ENV = re.compile(
 _LITERAL = re.compile(r"""(?P<q>["'])(?P<text>[^"'\\]*)(?P=q)""")
 _MARK = "__vmkit_unresolved_{}__"
 _MARKS = re.compile(r"__vmkit_unresolved_(\d+)__")
-_HOST = re.compile(
-    r"(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]]+\]|[^:\s\[\]]+)(?::(?P<port>\d{1,5}))?"
-)
 
 
 def destination_file(base: str, destination: str) -> str:
@@ -313,13 +311,12 @@ def _hosts(
         if not isinstance(entry, str):
             problems.append(f"{where}: expected a host name, got {type(entry).__name__}")
             continue
-        match = _HOST.fullmatch(entry.strip())
-        if match is None:
-            problems.append(f'{where}: expected [user@]host[:port], got "{entry:.80}"')
+        try:
+            spec = HostSpec.parse(entry.strip())
+        except ValidationError as error:
+            problems.append(f"{where}: {error}")
             continue
-        port = int(match["port"]) if match["port"] else None
-        host = match["host"].strip("[]")
-        hosts.append(KamalHost(entry.strip(), host, match["user"], port, tags))
+        hosts.append(KamalHost(entry.strip(), spec.host, spec.user, spec.port, tags))
     return tuple(hosts)
 
 
