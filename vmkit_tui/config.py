@@ -1,13 +1,12 @@
 """Configuration: a strictly validated TOML file.
 
 Every mistake is reported as one line naming the key path (``repos[0].environments.production.
-hosts[0]: expected user@host[:port], got "deploy@"``) so a user can fix it without reading code.
+hosts[0]: expected [user@]host[:port], got "deploy@"``) so a user can fix it without reading code.
 Nothing here touches the network or creates directories.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import stat
@@ -23,19 +22,16 @@ import platformdirs
 
 from vmkit_tui.config_table import ConfigError as ConfigError  # re-exported: callers import it here
 from vmkit_tui.config_table import Table, toml_error
-from vmkit_tui.domain.models import NAME_PATTERN, REPO_PATTERN, WORKDIR_PATTERN
+from vmkit_tui.domain.hosts import HostSpec as HostSpec  # re-exported: callers import it here
+from vmkit_tui.domain.models import NAME_PATTERN, REPO_PATTERN, WORKDIR_PATTERN, ValidationError
 from vmkit_tui.domain.secret import Secret
 
 APP_NAME = "vmkit"
 CONFIG_ENV = "VMKIT_CONFIG"
 DEFAULT_API_URL = "https://api.github.com"
 
-_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 _HOSTNAME = re.compile(
     r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
-)
-_HOST_SPEC = re.compile(
-    r"(?:(?P<user>[^@]+)@)?(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>[0-9]{1,5}))?"
 )
 _WORKFLOW = re.compile(r"[A-Za-z0-9_.-]+\.ya?ml|[0-9]+")
 _BRANCH = re.compile(r"(?!.*\.\.)(?!/)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![/.])")
@@ -59,42 +55,6 @@ THEMES = (
 class RollbackStrategy(StrEnum):
     GITHUB = "github"  # workflow_dispatch of the deploy workflow with the old SHA
     KAMAL_SSH = "kamal-ssh"  # run Kamal over SSH on the environment's deploy host
-
-
-@dataclass(frozen=True, slots=True)
-class HostSpec:
-    """`[user@]host[:port]`, validated; hosts end up in SSH connections and on screen. A user
-    or port left out (None) comes from the SSH config, as for `ssh`: `host` may be an alias."""
-
-    user: str | None
-    host: str
-    port: int | None = None
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        user = f"{self.user}@" if self.user else ""
-        return f"{user}{host}" + (f":{self.port}" if self.port not in (None, 22) else "")
-
-    @classmethod
-    def parse(cls, text: str) -> HostSpec:
-        """Raise ValueError with the expected form when `text` is not `[user@]host[:port]`."""
-        bad = ValueError(f'expected [user@]host[:port], got "{text:.80}"')
-        match = _HOST_SPEC.fullmatch(text)
-        if match is None or (match["user"] is not None and not _USER.fullmatch(match["user"])):
-            raise bad
-        port = int(match["port"]) if match["port"] else None
-        if port is not None and not 1 <= port <= 65535:
-            raise bad
-        if match["ipv6"] is not None:
-            try:
-                host = str(ipaddress.IPv6Address(match["ipv6"]))
-            except ValueError:
-                raise bad from None
-        else:
-            host = match["host"]
-            if not _HOSTNAME.fullmatch(host):
-                raise bad
-        return cls(match["user"], host, port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,27 +157,34 @@ def resolve_config_path(cli_path: str | os.PathLike[str] | None) -> Path:
 
 def load_config(path: Path) -> Config:
     """Read and validate `path`. Raises ConfigError (one line) for anything wrong."""
-    where = str(path)
+    text = read_config_text(path)
+    if text is None:
+        raise ConfigError(
+            str(path),
+            "no such file (`vmkit-tui config init` writes an example; or try `vmkit-tui demo`)",
+        )
+    return load_config_text(text, path)
+
+
+def read_config_text(path: Path) -> str | None:
+    """The config file's text, None when there is no such file; ConfigError (one line) when
+    it cannot be read or is not UTF-8."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(
-            where,
-            "no such file (`vmkit-tui config init` writes an example; or try `vmkit-tui demo`)",
-        ) from None
+        return None
     except OSError as exc:
-        raise ConfigError(where, f"cannot read: {exc.strerror}") from None
+        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(where, f"not UTF-8 (byte {exc.start})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(where, toml_error(exc, text)) from None
-    except RecursionError:  # tomllib recurses into nested arrays and inline tables
-        raise ConfigError(where, "TOML nested too deeply (arrays or inline tables)") from None
-    config = parse_config(data, source=path)
+        raise ConfigError(str(path), f"not UTF-8 (byte {exc.start})") from None
+
+
+def load_config_text(text: str, path: Path) -> Config:
+    """`text`, read from `path`, validated as `load_config` does (the token needs the file to
+    be private; local Kamal configs are read)."""
+    config = parse_config_text(text, path)
     if config.github.token is not None:
         _require_private(path)
     if any(
@@ -229,6 +196,17 @@ def load_config(path: Path) -> Config:
 
         config = link_local(config)
     return config
+
+
+def parse_config_text(text: str, source: Path) -> Config:
+    """TOML text validated, touching no file: a syntax error names `source` and its line."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(source), toml_error(exc, text)) from None
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise ConfigError(str(source), "TOML nested too deeply (arrays or inline tables)") from None
+    return parse_config(data, source=source)
 
 
 def is_local_kamal_config(path: str) -> bool:
@@ -249,7 +227,7 @@ def _require_private(path: Path) -> None:
 def _host(text: str, where: str) -> HostSpec:
     try:
         return HostSpec.parse(text)
-    except ValueError as exc:
+    except ValidationError as exc:
         raise ConfigError(where, str(exc)) from None
 
 

@@ -13,7 +13,7 @@ problem with it is reported as that environment's health, keeping the written va
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,12 @@ from vmkit_tui.config import (
     derive_environment,
     is_local_kamal_config,
 )
-from vmkit_tui.sources.kamal_config import KamalConfigError, KamalSettings, read_kamal_config
+from vmkit_tui.sources.kamal_config import (
+    KamalConfigError,
+    KamalSettings,
+    destination_file,
+    read_kamal_config,
+)
 
 if TYPE_CHECKING:
     from vmkit_tui.sources.github import GitHubClient
@@ -66,10 +71,11 @@ def derived_values(settings: KamalSettings) -> dict[str, Any]:
 
 
 def linked(
-    repo: str, env: EnvironmentConfig, base: str, extra: str | None, where: str, name: str
+    repo: str, env: EnvironmentConfig, texts: Sequence[str], where: str, name: str
 ) -> EnvironmentConfig:
-    """`env` with the values of its Kamal config (file texts given). ConfigError for a value
-    that cannot be read or resolved and that the user did not write by hand."""
+    """`env` with the values of its Kamal config (the texts of `_files`). ConfigError for a
+    value that cannot be read or resolved and that the user did not write by hand."""
+    base, extra = texts[0], (texts[1] if len(texts) > 1 else None)
     try:
         settings = read_kamal_config(
             base, extra, destination=env.destination, environ=os.environ, base_name=name
@@ -86,26 +92,42 @@ def linked(
     return derive_environment(repo, env, derived_values(settings), where)
 
 
+def _linking(config: Config, *, local: bool) -> Iterator[tuple[str, EnvironmentConfig, str, str]]:
+    """(repo, environment, its `kamal_config`, the key path problems name) for each
+    environment whose Kamal config is a local file (`local`) or one in its repository."""
+    for index, repo in enumerate(config.repos):
+        for env in repo.environments:
+            path = env.kamal_config
+            if path is not None and is_local_kamal_config(path) == local:
+                yield repo.name, env, path, f"repos[{index}].environments.{env.name}.kamal_config"
+
+
+def _files(path: str, env: EnvironmentConfig) -> tuple[str, ...]:
+    """The files Kamal reads for `env`: the base config, then its destination's file."""
+    return (path, destination_file(path, env.destination)) if env.destination else (path,)
+
+
+def _with(config: Config, linked_envs: Mapping[tuple[str, str], EnvironmentConfig]) -> Config:
+    """`config` with the linked environments in place of the written ones."""
+    repos = tuple(
+        replace(
+            repo,
+            environments=tuple(linked_envs.get((repo.name, e.name), e) for e in repo.environments),
+        )
+        for repo in config.repos
+    )
+    return replace(config, repos=repos)
+
+
 def link_local(config: Config) -> Config:
     """Every environment whose `kamal_config` is a local file, with its values."""
     base_dir = config.source.parent if config.source is not None else Path.cwd()
-    repos = []
-    for index, repo in enumerate(config.repos):
-        envs = []
-        for env in repo.environments:
-            path = env.kamal_config
-            if path is None or not is_local_kamal_config(path):
-                envs.append(env)
-                continue
-            where = f"repos[{index}].environments.{env.name}.kamal_config"
-            file = base_dir / Path(path).expanduser()
-            base = _read(file, where)
-            extra = None
-            if env.destination:
-                extra = _read(file.with_name(f"{file.stem}.{env.destination}{file.suffix}"), where)
-            envs.append(linked(repo.name, env, base, extra, where, str(file)))
-        repos.append(replace(repo, environments=tuple(envs)))
-    return replace(config, repos=tuple(repos))
+    done = {}
+    for repo, env, path, where in _linking(config, local=True):
+        file = str(base_dir / Path(path).expanduser())
+        texts = [_read(Path(name), where) for name in _files(file, env)]
+        done[(repo, env.name)] = linked(repo, env, texts, where, file)
+    return _with(config, done)
 
 
 def _read(path: Path, where: str) -> str:
@@ -122,42 +144,25 @@ async def link_remote(
     """Every environment whose `kamal_config` is in its repository, with its values; and a
     one-line problem per environment whose file could not be used (it keeps its values)."""
     problems: dict[tuple[str, str], str] = {}
-    repos = []
-    for index, repo in enumerate(config.repos):
-        envs = []
-        for env in repo.environments:
-            path = env.kamal_config
-            if path is None or is_local_kamal_config(path):
-                envs.append(env)
-                continue
-            where = f"repos[{index}].environments.{env.name}.kamal_config"
-            try:
-                envs.append(await _remote(client, repo.name, env, path, where))
-            except ConfigError as error:
-                problems[(repo.name, env.name)] = str(error)
-                envs.append(env)
-        repos.append(replace(repo, environments=tuple(envs)))
-    return replace(config, repos=tuple(repos)), problems
+    done = {}
+    for repo, env, path, where in _linking(config, local=False):
+        try:
+            texts = [await _fetch(client, repo, env, name, where) for name in _files(path, env)]
+            done[(repo, env.name)] = linked(repo, env, texts, where, f"{repo}:{path}")
+        except ConfigError as error:
+            problems[(repo, env.name)] = str(error)
+    return _with(config, done), problems
 
 
-async def _remote(
+async def _fetch(
     client: GitHubClient, repo: str, env: EnvironmentConfig, path: str, where: str
-) -> EnvironmentConfig:
+) -> str:
     from vmkit_tui.sources.github import GitHubError
 
     try:
-        base = await client.get_file(repo, path, ref=env.branch)
-        extra = None
-        if base is not None and env.destination:
-            name = path.rsplit(".", 1)
-            extra_file = await client.get_file(
-                repo, f"{name[0]}.{env.destination}.{name[1]}", ref=env.branch
-            )
-            if extra_file is None:
-                raise ConfigError(where, f"no destination file for {env.destination}")
-            extra = extra_file.text
+        found = await client.get_file(repo, path, ref=env.branch)
     except (GitHubError, ValueError) as error:
-        raise ConfigError(where, f"cannot read it: {error}") from None
-    if base is None:
-        raise ConfigError(where, f"not found on branch {env.branch}")
-    return linked(repo, env, base.text, extra, where, f"{repo}:{path}")
+        raise ConfigError(where, f"cannot read {path}: {error}") from None
+    if found is None:
+        raise ConfigError(where, f"{path} not found on branch {env.branch}")
+    return found.text

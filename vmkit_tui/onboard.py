@@ -13,7 +13,6 @@ writes its config through `render_config` too.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +23,18 @@ import yaml
 from vmkit_tui.config_table import toml_string
 from vmkit_tui.domain.text import escaped
 from vmkit_tui.kamal_link import host_specs
-from vmkit_tui.sources.kamal_config import KamalConfigError, KamalSettings, read_kamal_config
+from vmkit_tui.sources.kamal_config import (
+    KamalConfigError,
+    KamalSettings,
+    destination_file,
+    destination_of,
+    read_kamal_config,
+)
 
 if TYPE_CHECKING:
     from vmkit_tui.sources.github import GitHubClient
 
 KAMAL_CONFIG = "config/deploy.yml"
-_DESTINATION_FILE = re.compile(r"deploy\.([A-Za-z0-9_.-]+)\.yml")
 DEPLOY_INPUTS = ("sha", "environment")
 
 
@@ -143,7 +147,7 @@ async def _remote_files(client: GitHubClient, repo: str) -> dict[str, str]:
         raise InitError(f"{repo}: no {KAMAL_CONFIG} (or use --path DIR for a local checkout)")
     files = {KAMAL_CONFIG: base.text}
     for name in await client.list_dir(repo, "config"):
-        if _DESTINATION_FILE.fullmatch(name):
+        if destination_of(KAMAL_CONFIG, f"config/{name}"):
             found = await client.get_file(repo, f"config/{name}")
             if found is not None:
                 files[f"config/{name}"] = found.text
@@ -155,7 +159,7 @@ def _local_files(root: Path) -> dict[str, str]:
     try:
         files = {KAMAL_CONFIG: (config / "deploy.yml").read_text("utf-8")}
         for path in sorted(config.glob("deploy.*.yml")):
-            if _DESTINATION_FILE.fullmatch(path.name):
+            if destination_of(KAMAL_CONFIG, f"config/{path.name}"):
                 files[f"config/{path.name}"] = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise InitError(f"{config}: cannot read the Kamal config: {error}") from None
@@ -170,12 +174,13 @@ def _plan(
     environ: Mapping[str, str] | None,
 ) -> RepoPlan:
     plan = RepoPlan(repo, workflow)
-    found = [m[1] for p in files if (m := _DESTINATION_FILE.fullmatch(p.removeprefix("config/")))]
+    found = [d for path in files if (d := destination_of(KAMAL_CONFIG, path))]
     order = {name: index for index, name in enumerate(workflow.environments)}
     # The workflow's order of environments, then production first, then by name.
     destinations = sorted(found, key=lambda d: (order.get(d, len(order)), d != "production", d))
-    for destination in destinations or [None]:
-        extra = files.get(f"config/deploy.{destination}.yml") if destination else None
+    for destination in (*destinations,) or (None,):
+        extra_name = destination_file(KAMAL_CONFIG, destination) if destination else None
+        extra = files.get(extra_name) if extra_name else None
         try:
             settings = read_kamal_config(
                 files[KAMAL_CONFIG], extra, destination=destination, environ=environ
@@ -186,7 +191,7 @@ def _plan(
         branch = default_branch
         if name != "production" and name in workflow.push_branches:
             branch = name
-        source = KAMAL_CONFIG + (f" + config/deploy.{destination}.yml" if destination else "")
+        source = KAMAL_CONFIG + (f" + {extra_name}" if extra_name else "")
         plan.environments.append(EnvironmentPlan(name, branch, destination, settings, source))
     return plan
 

@@ -6,10 +6,12 @@ unchanged (the dashboard's test is tests/tui/test_init_dashboard.py)."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -45,7 +47,7 @@ def vmkit(config: Path, sb: Sandbox, *argv: str, timeout: float = 90.0) -> Run:
     return Run(done.returncode, done.stdout, done.stderr)
 
 
-def run_init(sb: Sandbox, config: Path, *extra: str) -> Run:
+def run_init(sb: Sandbox, config: Path, *extra: str, timeout: float = 90.0) -> Run:
     assert sb.runtime.info is not None
     return vmkit(
         config,
@@ -56,6 +58,7 @@ def run_init(sb: Sandbox, config: Path, *extra: str) -> Run:
         "--known-hosts",
         str(sb.runtime.info.key_dir / "known_hosts"),
         *extra,
+        timeout=timeout,
     )
 
 
@@ -219,3 +222,57 @@ def test_a_derived_value_that_breaks_the_rules_is_exit_2_naming_the_key(
         'repos[0].environments.production.service: expected a Kamal service name, got "Not A Name"'
     ]
     assert not mine.exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda p: p.write_bytes(b'[ui]\ntheme = "nord\xff"\n'), "not UTF-8 (byte 18)"),
+        (lambda p: p.mkdir(), "cannot read: Is a directory"),
+    ],
+)
+def test_an_existing_config_that_cannot_be_read_is_exit_2_and_left_alone(
+    written: tuple[Sandbox, Path, Run], tmp_path: Path, make: Callable[[Path], object], why: str
+) -> None:
+    sb, _, _ = written
+    mine = tmp_path / "config.toml"
+    make(mine)
+    before = mine.read_bytes() if mine.is_file() else None
+    done = run_init(sb, mine, "--yes")
+    assert (done.code, done.err) == (2, f"vmkit-tui: {mine}: {why}\n")
+    assert (mine.read_bytes() if mine.is_file() else None) == before
+
+
+def test_a_hand_broken_config_is_named_by_file_and_line_and_replaced(
+    written: tuple[Sandbox, Path, Run], tmp_path: Path
+) -> None:
+    """Its settings cannot be carried over, so init says which line is broken and goes on to
+    write the derived config (after the usual confirmation)."""
+    sb, _, _ = written
+    mine = tmp_path / "config.toml"
+    mine.write_text('[ui]\ntheme = "nord"\n[paths\n')
+    done = run_init(sb, mine, "--yes")
+    assert done.code == 0, done.err
+    assert done.err.splitlines()[0] == (
+        f"vmkit-tui: {mine}: TOML syntax error at line 3, column 7: Expected ']' at the end of "
+        "a table declaration (so none of its settings are carried over)"
+    )
+    assert "Traceback" not in done.err
+    assert load_config(mine).ui.theme is None
+
+
+def test_the_existing_config_is_read_once(
+    written: tuple[Sandbox, Path, Run], tmp_path: Path
+) -> None:
+    """A FIFO gives its text to one reader only: init shows the diff against the text it read
+    and carries that same text's settings over (a second read would wait forever)."""
+    sb, _, _ = written
+    mine = tmp_path / "config.toml"
+    os.mkfifo(mine)
+    feeder = threading.Thread(target=mine.write_text, args=('[ui]\ntheme = "nord"\n',), daemon=True)
+    feeder.start()
+    done = run_init(sb, mine, "--yes", timeout=60)
+    feeder.join(timeout=5)
+    assert done.code == 0, done.err
+    assert '-theme = "nord"' not in done.out  # diffed against what it read, and kept
+    assert load_config(mine).ui.theme == "nord"

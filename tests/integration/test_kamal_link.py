@@ -9,12 +9,15 @@ from pathlib import Path
 
 from tests.integration.test_github_client import SimTime
 from vmkit_tui.config import HostSpec, parse_config
+from vmkit_tui.domain.secret import Secret
 from vmkit_tui.domain.updates import Health
+from vmkit_tui.kamal_link import link_local, link_remote
 from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
 from vmkit_tui.sandbox.servers.repo_files import repo_files
 from vmkit_tui.sandbox.world.clock import ManualClock
 from vmkit_tui.sandbox.world.world import World
 from vmkit_tui.service import DeployService
+from vmkit_tui.sources.github import GitHubClient
 from vmkit_tui.store.history import AsyncHistory, History
 from vmkit_tui.tracking.polling import TrackingTiming
 
@@ -70,7 +73,8 @@ async def test_repo_kamal_config_is_read_refreshed_and_written_values_win(
         health, message = kamal_health(service, "production")  # no config/deploy.qa.yml
         assert health is Health.ERROR
         assert message == (
-            "repos[0].environments.production.kamal_config: no destination file for qa"
+            "repos[0].environments.production.kamal_config: config/deploy.qa.yml not found on "
+            "branch main"
         )
         assert service.config.repo(REPO).environment("production").hosts == ()
 
@@ -88,3 +92,44 @@ async def test_repo_kamal_config_is_read_refreshed_and_written_values_win(
         staging = service.config.repo(REPO).environment("staging")
         assert staging.hosts == (HostSpec("deploy", "127.0.0.1", 2299),)
         assert staging.health_path == "/written"  # still the written one after a refresh
+
+
+async def test_local_and_repo_kamal_configs_read_the_same_destination_file(
+    sandbox: GitHubSandbox, tmp_path: Path
+) -> None:
+    """A `.yaml` base still has a `.yml` destination file (Kamal's `sub_ext`): the local file
+    and the one fetched through the contents API are the same path, so they derive alike."""
+    base = "service: shop\nimage: acme/shop\nservers: [192.0.2.1]\n"
+    files = {
+        "config/deploy.yaml": base,
+        "config/deploy.staging.yml": "servers: [deploy@192.0.2.7:2207]\n",
+        "config/deploy.staging.yaml": "servers: [192.0.2.66]\n",  # never read by Kamal
+    }
+    sandbox.files = {REPO: files}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+
+    envs = {
+        name: {"kamal_config": path, "destination": "staging", "branch": "main"}
+        for name, path in (("here", "./config/deploy.yaml"), ("there", "config/deploy.yaml"))
+    }
+    config = parse_config(
+        {"repos": [{"name": REPO, "environments": envs}]}, source=tmp_path / "config.toml"
+    )
+    local = link_local(config).repo(REPO)
+    assert local.environment("there") == config.repo(REPO).environment("there")  # not its job
+    async with GitHubClient(sandbox.base_url, Secret(SANDBOX_TOKEN)) as client:
+        linked, problems = await link_remote(link_local(config), client)
+    assert problems == {}
+    both = linked.repo(REPO)
+    assert both.environment("here") == local.environment("here")  # left as linked on load
+    assert (
+        both.environment("here").hosts
+        == both.environment("there").hosts
+        == (HostSpec("deploy", "192.0.2.7", 2207),)
+    )
+    fetched = {
+        r.path.rsplit("/contents/", 1)[1] for r in sandbox.requests if "/contents/" in r.path
+    }
+    assert fetched == {"config/deploy.yaml", "config/deploy.staging.yml"}

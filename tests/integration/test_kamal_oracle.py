@@ -8,14 +8,17 @@ from pathlib import Path
 import pytest
 
 from tests.integration.kamal_oracle import kamal_config, write_project
-from vmkit_tui.sources.kamal_config import KamalSettings, read_kamal_config
+from vmkit_tui.sources.kamal_config import KamalSettings, destination_file, read_kamal_config
 
+KAMAL = "config/deploy.yml"
 LIST_SERVERS = """\
 service: shop
 image: acme/shop
 servers:
   - 192.0.2.10
   - 192.0.2.11:2222
+  - "2001:db8::12"
+  - "[2001:db8::13]:2200"
 registry:
   username: acme
   password:
@@ -126,10 +129,8 @@ CASES = [
 
 
 def derived(files: dict[str, str], destination: str | None, env: dict[str, str]) -> KamalSettings:
-    dest_text = files.get(f"config/deploy.{destination}.yml") if destination else None
-    return read_kamal_config(
-        files["config/deploy.yml"], dest_text, destination=destination, environ=env
-    )
+    dest_text = files.get(destination_file(KAMAL, destination)) if destination else None
+    return read_kamal_config(files[KAMAL], dest_text, destination=destination, environ=env)
 
 
 def assert_agree(ours: KamalSettings, root: Path, destination: str | None, env: dict[str, str]):

@@ -178,7 +178,7 @@ async def test_strict_host_key_checking_no_in_the_ssh_config_does_not_disable_ch
         ("HostName -oProxyCommand=id", ["invalid SSH host"]),
         ("User -oProxyCommand=id", ["invalid SSH user"]),
         ("Port 70000", ["out of range"]),
-        ("ProxyJump bastion;id", ["ProxyJump", "invalid SSH host"]),
+        ("ProxyJump bastion;id", ["ProxyJump", "not a host name or address"]),
         ("ProxyJump @bastion", ["ProxyJump", "expected [user@]host[:port]"]),
     ],
 )

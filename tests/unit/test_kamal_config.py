@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from vmkit_tui.sources.kamal_config import KamalConfigError, read_kamal_config
+from vmkit_tui.sources.kamal_config import (
+    KamalConfigError,
+    destination_file,
+    destination_of,
+    read_kamal_config,
+)
 
 BASE = """\
 service: app
@@ -71,6 +76,30 @@ def test_destination_file_merges_tables_and_replaces_lists() -> None:
     assert [h.entry for h in settings.hosts] == ["10.1.0.1"]
     assert (settings.ssh.user, settings.ssh.port) == ("app", 2022)
     assert settings.unresolved == ()
+
+
+@pytest.mark.parametrize(
+    ("base", "file"),
+    [
+        ("config/deploy.yml", "config/deploy.staging.yml"),
+        ("config/deploy.yaml", "config/deploy.staging.yml"),  # Kamal reads .yml (checked by hand)
+        ("/srv/app.v2/config/shop.yml", "/srv/app.v2/config/shop.staging.yml"),
+        ("deploy.yml", "deploy.staging.yml"),
+    ],
+)
+def test_one_name_for_the_destination_file_both_ways(base: str, file: str) -> None:
+    assert destination_file(base, "staging") == file
+    assert destination_of(base, file) == "staging"
+    assert destination_of(base, base) is None
+    assert destination_of(base, file.replace("staging", "-bad")) is None  # not a config name
+
+
+def test_a_broken_destination_file_is_named_by_its_file() -> None:
+    with pytest.raises(KamalConfigError) as caught:
+        read_kamal_config(
+            BASE, "servers: [unclosed\n", destination="qa", base_name="config/deploy.yaml"
+        )
+    assert str(caught.value).startswith("config/deploy.qa.yml line 2: YAML error")
 
 
 @pytest.mark.parametrize(

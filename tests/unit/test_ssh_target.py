@@ -1,4 +1,5 @@
-"""Parsing and validating SSH targets (the config module calls `parse_target`)."""
+"""Parsing and validating SSH targets (`domain.hosts` reads the text, as for config hosts;
+tests/unit/test_hosts.py checks every surface agrees)."""
 
 from __future__ import annotations
 

@@ -28,6 +28,9 @@ from typing import Any
 
 import yaml
 
+from vmkit_tui.domain.hosts import HostSpec
+from vmkit_tui.domain.models import NAME_PATTERN, ValidationError
+
 DEFAULT_HEALTH_PATH = "/up"
 DEFAULT_RETAIN = 5
 _TAG = re.compile(r"<%(?P<kind>[=#-]?)(?P<body>.*?)-?%>", re.DOTALL)
@@ -39,9 +42,28 @@ _ENV = re.compile(
 _LITERAL = re.compile(r"""(?P<q>["'])(?P<text>[^"'\\]*)(?P=q)""")
 _MARK = "__vmkit_unresolved_{}__"
 _MARKS = re.compile(r"__vmkit_unresolved_(\d+)__")
-_HOST = re.compile(
-    r"(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]]+\]|[^:\s\[\]]+)(?::(?P<port>\d{1,5}))?"
-)
+
+
+def destination_file(base: str, destination: str) -> str:
+    """The destination file Kamal merges over `base`: its extension replaced by
+    `.<destination>.yml` (Kamal reads `.yml`, even beside a `deploy.yaml`)."""
+    return f"{_stem(base)}.{destination}.yml"
+
+
+def destination_of(base: str, path: str) -> str | None:
+    """The destination whose file `path` is (`destination_file`'s inverse), else None."""
+    stem = _stem(base) + "."
+    if not path.startswith(stem) or not path.endswith(".yml"):
+        return None
+    name = path[len(stem) : -len(".yml")]
+    return name if NAME_PATTERN.fullmatch(name) else None
+
+
+def _stem(path: str) -> str:
+    """`path` without its last extension (as Ruby's `sub_ext` sees it)."""
+    head, slash, name = path.rpartition("/")
+    dot = name.rfind(".")
+    return head + slash + (name[:dot] if dot > 0 else name)
 
 
 class KamalConfigError(Exception):
@@ -202,8 +224,9 @@ def read_kamal_config(
     env = os.environ if environ is None else environ
     data, unresolved = load_file(base, base_name, env)
     if destination_text is not None:
-        name = base_name.removesuffix(".yml") + f".{destination}.yml"
-        extra, more = load_file(destination_text, name, env)
+        extra, more = load_file(
+            destination_text, destination_file(base_name, str(destination)), env
+        )
         data, unresolved = deep_merge(data, extra), unresolved + more
     return derive(data, destination=destination, unresolved=unresolved)
 
@@ -288,13 +311,12 @@ def _hosts(
         if not isinstance(entry, str):
             problems.append(f"{where}: expected a host name, got {type(entry).__name__}")
             continue
-        match = _HOST.fullmatch(entry.strip())
-        if match is None:
-            problems.append(f'{where}: expected [user@]host[:port], got "{entry:.80}"')
+        try:
+            spec = HostSpec.parse(entry.strip())
+        except ValidationError as error:
+            problems.append(f"{where}: {error}")
             continue
-        port = int(match["port"]) if match["port"] else None
-        host = match["host"].strip("[]")
-        hosts.append(KamalHost(entry.strip(), host, match["user"], port, tags))
+        hosts.append(KamalHost(entry.strip(), spec.host, spec.user, spec.port, tags))
     return tuple(hosts)
 
 

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import difflib
 import sys
-import tomllib
 from pathlib import Path
 
 from vmkit_tui.config import (
@@ -20,8 +19,9 @@ from vmkit_tui.config import (
     Config,
     ConfigError,
     SshConfig,
-    load_config,
-    parse_config,
+    load_config_text,
+    parse_config_text,
+    read_config_text,
 )
 from vmkit_tui.config_table import toml_string
 from vmkit_tui.domain.secret import NoToken, Secret, require_token
@@ -33,8 +33,12 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def run_init(args: argparse.Namespace, config_path: Path) -> int:
-    existing = _existing(config_path)
-    current = _current(config_path) if existing is not None else None
+    try:
+        existing = read_config_text(config_path)
+    except ConfigError as error:  # unreadable or not text: never written over
+        say(error)
+        return EXIT_USAGE
+    current = _current(existing, config_path) if existing is not None else None
     api_url = (args.api_url or (current and current.github.api_url) or DEFAULT_API_URL).rstrip("/")
     try:
         token = (current and current.github.token) or require_token(api_url)
@@ -64,7 +68,7 @@ def run_init(args: argparse.Namespace, config_path: Path) -> int:
         header=["Written by `vmkit-tui init` from each repo's deploy workflow and Kamal config."],
     )
     try:
-        parse_config(tomllib.loads(text), source=config_path)
+        parse_config_text(text, config_path)
     except ConfigError as error:
         say(f"the derived config is not valid: {error}")
         return EXIT_USAGE
@@ -90,17 +94,10 @@ async def _plans(api_url: str, token: Secret, args: argparse.Namespace) -> list[
         return await plan_repos(client, args.repos, path=path)
 
 
-def _existing(path: Path) -> str | None:
-    try:
-        return path.read_text("utf-8")
-    except FileNotFoundError:
-        return None
-
-
-def _current(path: Path) -> Config | None:
+def _current(text: str, path: Path) -> Config | None:
     """The existing config, when it is valid (its settings outside the repos are kept)."""
     try:
-        return load_config(path)
+        return load_config_text(text, path)
     except ConfigError as error:
         say(f"{error} (so none of its settings are carried over)")
         return None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from vmkit_tui.domain.models import ValidationError
 from vmkit_tui.sources.ssh.errors import SshError
-from vmkit_tui.sources.ssh.target import DEFAULT_SSH_CONFIG, SshOptions, SshTarget
+from vmkit_tui.sources.ssh.target import DEFAULT_SSH_CONFIG, SshOptions, SshTarget, parse_target
 
 # OpenSSH's defaults for UserKnownHostsFile and GlobalKnownHostsFile (ssh_config(5)).
 USER_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
@@ -110,20 +110,8 @@ def _jumps(value: object, path: Path, target: SshTarget) -> tuple[SshTarget, ...
         return ()
     hops = []
     for hop in str(value).split(","):
-        user, at_sign, rest = hop.strip().rpartition("@")
-        host, colon, port = rest.rpartition(":") if rest.count(":") == 1 else ("", "", "")
-        host = host if colon else rest
         try:
-            if (at_sign and not user) or (colon and not (port.isascii() and port.isdigit())):
-                raise ValidationError(f"expected [user@]host[:port], got {hop!r:.80}")
-            hops.append(
-                SshTarget(
-                    user or None,
-                    host,
-                    int(port) if colon else None,
-                    known_hosts=target.known_hosts,
-                )
-            )
+            hops.append(parse_target(hop.strip(), known_hosts=target.known_hosts))
         except ValidationError as exc:
             raise SshConfigError(f"{path}: ProxyJump for {target.host}: {exc}", target) from None
     return tuple(hops)

@@ -1,25 +1,22 @@
 """Where to connect (`SshTarget`, parsed from `[user@]host[:port]`) and how (`SshOptions`).
 
 A user or port left out is taken from the SSH client config (`~/.ssh/config`), as `ssh` does;
-the host may then be a `Host` alias there.
+the host may then be a `Host` alias there. What a valid user, host and port are is
+`domain.hosts`'s rule, the same for every host written anywhere.
 
-Kept free of asyncssh so the config can parse targets at startup without paying its import.
+Kept free of asyncssh: a target is parsed long before any connection is made.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vmkit_tui.domain.calls import CallLog
+from vmkit_tui.domain.hosts import HostSpec, valid_host, valid_user
 from vmkit_tui.domain.models import ValidationError
 
-_USER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 DEFAULT_SSH_CONFIG = Path("~/.ssh/config")
-
-_HOST_PATTERN = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +32,9 @@ class SshTarget:
     known_hosts: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.user is not None and not _valid_user(self.user):
+        if self.user is not None and not valid_user(self.user):
             raise ValidationError(f"invalid SSH user name: {self.user!r:.60}")
-        if not _valid_host(self.host):
+        if not valid_host(self.host):
             raise ValidationError(f"invalid SSH host: {self.host!r:.80}")
         if self.port is None:
             return
@@ -67,59 +64,13 @@ class SshTarget:
         return (f"{self.user}@" if self.user else "") + f"{host}{suffix}"
 
 
-def _valid_user(user: object) -> bool:
-    return isinstance(user, str) and _USER_PATTERN.fullmatch(user) is not None
-
-
-def _valid_host(host: object) -> bool:
-    if not isinstance(host, str) or not host:
-        return False
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return _HOST_PATTERN.fullmatch(host) is not None and ".." not in host
-    return True
-
-
-def _parse_port(text: str, whole: str) -> int:
-    if not text.isascii() or not text.isdigit():
-        raise ValidationError(f"invalid SSH port in {whole!r:.80}")
-    return int(text)
-
-
-def _ipv6(host: str, whole: str) -> str:
-    try:
-        ipaddress.IPv6Address(host)
-    except ValueError:
-        raise ValidationError(f"invalid IPv6 address in {whole!r:.80}") from None
-    return host
-
-
 def parse_target(
     text: str, *, identity_file: Path | None = None, known_hosts: Path | None = None
 ) -> SshTarget:
-    """Parse `[user@]host`, `[user@]host:port`, `[user@][v6]`, `[user@][v6]:port` or
-    `[user@]v6`; a bare `host` may be a `Host` alias of the SSH config."""
-    if not isinstance(text, str):
-        raise ValidationError(f"expected [user@]host[:port], got {text!r:.60}")
-    user, at_sign, rest = text.rpartition("@")
-    if (at_sign and not user) or not rest or "@" in user:
-        raise ValidationError(f"expected [user@]host[:port], got {text!r:.80}")
-    port = None
-    if rest.startswith("["):
-        host, bracket, after = rest[1:].partition("]")
-        if not bracket or (after and not after.startswith(":")):
-            raise ValidationError(f"expected [user@][address]:port, got {text!r:.80}")
-        if after:
-            port = _parse_port(after[1:], text)
-        host = _ipv6(host, text)
-    elif rest.count(":") > 1:
-        host = _ipv6(rest, text)  # a bare IPv6 address cannot carry a port
-    else:
-        host, colon, port_text = rest.partition(":")
-        if colon:
-            port = _parse_port(port_text, text)
-    return SshTarget(user or None, host, port, identity_file, known_hosts)
+    """`[user@]host[:port]` (`domain.hosts` reads it, as it does every host written anywhere);
+    a bare `host` may be a `Host` alias of the SSH config."""
+    spec = HostSpec.parse(text)
+    return SshTarget(spec.user, spec.host, spec.port, identity_file, known_hosts)
 
 
 @dataclass(frozen=True, slots=True)
