@@ -29,7 +29,6 @@ from vmkit_tui.domain.text import sanitise
 from vmkit_tui.domain.updates import Broadcaster, DeployChanged, EligibilityChanged, Update
 from vmkit_tui.sources import ssh
 from vmkit_tui.sources.github import GitHubClient, GitHubError
-from vmkit_tui.sources.github.packages import list_image_tags
 from vmkit_tui.sources.ssh.containers import list_versions
 
 __all__ = ["REFRESH_INTERVAL", "EligibilityRefresher"]
@@ -136,10 +135,9 @@ class EligibilityRefresher:
         if self.github is None:
             return RegistryTags(repo.image, None, "no GitHub token")
         try:
-            listing = await list_image_tags(self.github, repo.image)
+            return await self.github.image_tags(repo.image)
         except (GitHubError, OSError) as error:
             return RegistryTags(repo.image, None, _reason(error))
-        return RegistryTags(repo.image, listing.tags, listing.problem, listing.complete)
 
     async def _hosts(self, env: EnvironmentConfig) -> tuple[HostContainers, ...]:
         return tuple(await asyncio.gather(*(self._host(env, host) for host in env.hosts)))
