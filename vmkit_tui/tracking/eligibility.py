@@ -97,26 +97,32 @@ class EligibilityRefresher:
         loop = asyncio.get_running_loop()
         due = dict.fromkeys(repos, loop.time())
         started = self.now()
+        woke: Update | None = None  # what ended the last wait: older than what is queued
         async with self.updates.subscription() as queue:
             while True:
                 pending = {repo for repo, at in due.items() if at <= loop.time()}
-                pending |= self._drain(queue, started)
+                pending |= self._drain(woke, queue, started)
                 for repo in pending & due.keys():
                     due[repo] = loop.time() + self.interval
                 await asyncio.gather(*(self.refresh(repo) for repo in pending & due.keys()))
                 wake = min(due.values()) if due else None
+                woke = None
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout_at(wake):
-                        update = await queue.get()
-                    queue.put_nowait(update)  # looked at with the rest in `_drain`
+                        woke = await queue.get()
 
-    def _drain(self, queue: asyncio.Queue[Update], since: datetime) -> set[str]:
-        """Repos a deploy of which reached a final status among the queued updates: seen
-        running before, or finished after `since` (the past, read at start, is not news)."""
-        repos: set[str] = set()
+    def _drain(
+        self, woke: Update | None, queue: asyncio.Queue[Update], since: datetime
+    ) -> set[str]:
+        """Repos a deploy of which reached a final status among `woke` and the queued updates,
+        taken in the order published: seen running before, or finished after `since` (the past,
+        read at start, is not news)."""
+        updates = [woke] if woke is not None else []
         while not queue.empty():
-            update = queue.get_nowait()
+            updates.append(queue.get_nowait())
+        repos: set[str] = set()
+        for update in updates:
             if not isinstance(update, DeployChanged):
                 continue
             record = update.record
