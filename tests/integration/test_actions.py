@@ -164,6 +164,19 @@ async def test_rollback_is_recorded_first_dispatched_once_and_ends_succeeded(
     assert s.world.environment(REPO, "production").live_sha == deploy.sha
 
 
+async def test_one_preflight_lists_ghcr_once(setup: Setup) -> None:
+    """The image line and the `Back` verdict come from the same listing: GHCR is asked once
+    per check (every page once), not once for each."""
+    s = setup
+    before = len(s.sandbox.requests)
+    check = await s.actions.preflight(REPO, "production")
+    listing = [
+        (r.path, r.query) for r in s.sandbox.requests[before:] if "/packages/container/" in r.path
+    ]
+    assert listing and len(listing) == len(set(listing)), listing
+    assert check.image_check.present and check.eligibility.checked_at is not None
+
+
 async def test_migration_warning_only_when_the_compare_shows_migrations(setup: Setup) -> None:
     s = setup
     # Live 99c9430 came after ae3a2b7, which renamed a table with an Alembic migration.

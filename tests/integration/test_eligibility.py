@@ -172,9 +172,58 @@ async def test_the_loop_refreshes_after_a_deploy_finishes(facts: Facts) -> None:
             await asyncio.gather(task, return_exceptions=True)
 
 
-def _running_then_finished(repo: str, environment: str) -> list[DeployRecord]:
-    """One deploy of that environment as tracking publishes it: running, then succeeded."""
-    deploy = make_deploy(1, repo=repo, environment=environment)
+async def test_background_refreshes_leave_ghcr_unlisted_while_the_budget_is_low(
+    facts: Facts,
+) -> None:
+    """Below `RateBudget`'s low water the loop still asks the hosts but not GHCR, says so in
+    its facts, and lists again after the reset; a refresh someone waits for always lists."""
+    refresher, sandbox = facts.refresher, facts.sandbox
+    refresher.interval = 3600.0  # only a finished deploy can bring the next refresh
+    env = facts.world.environment(REPO, "staging")
+    (vm,) = env.vm_names
+    kept = env.retained[0]
+    async with refresher.updates.subscription() as queue:
+        task = asyncio.create_task(refresher.run())
+        try:
+            await _next_eligibility(queue)
+            assert facts.state("staging", kept) is Eligibility.RETAINED
+            # Others spend the hour's budget down to 1 of 10+ requests; the client hears of it.
+            sandbox.rate_limit = sandbox.rate_limit - sandbox.rate_remaining() + 10
+            assert refresher.github is not None
+            for commit in facts.world.repo(REPO).commits[:9]:
+                await refresher.github.get_commit(REPO, commit.sha)
+            assert sandbox.rate_remaining() == 1
+            facts.world.remove_container(vm, kept)
+            mark = len(sandbox.requests)
+            for record in _running_then_finished(REPO, "staging", 1):
+                refresher.updates.publish(DeployChanged(record))
+            await _next_eligibility(queue)
+            assert not _package_requests(sandbox, mark)
+            assert kept not in (refresher.facts[(REPO, "staging")].hosts[0].versions or ())
+            found = refresher.of(REPO, "staging", kept)
+            assert found.state is Eligibility.UNKNOWN, found
+            assert "hourly budget is low (1 of" in found.reason and "deferred until" in found.reason
+
+            await refresher.refresh(REPO, ["staging"])  # a preflight's: it lists (304s)
+            await _next_eligibility(queue)  # (its own, already queued)
+            assert _package_requests(sandbox, mark)
+            assert facts.state("staging", kept) is Eligibility.IN_REGISTRY
+
+            facts.clock.advance(3601)  # the reset: a fresh budget
+            mark = len(sandbox.requests)
+            for record in _running_then_finished(REPO, "staging", 2):
+                refresher.updates.publish(DeployChanged(record))
+            await _next_eligibility(queue)
+            assert _package_requests(sandbox, mark)
+            assert facts.state("staging", kept) is Eligibility.IN_REGISTRY
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+def _running_then_finished(repo: str, environment: str, n: int = 1) -> list[DeployRecord]:
+    """Deploy `n` of that environment as tracking publishes it: running, then succeeded."""
+    deploy = make_deploy(n, repo=repo, environment=environment)
     running = DeployEvent("e1", deploy.id, 1, T0, EventKind.STATUS, Status.RUNNING, "", {})
     done = DeployEvent("e2", deploy.id, 2, T0, EventKind.STATUS, Status.SUCCEEDED, "", {})
     return [DeployRecord.build(deploy, [running]), DeployRecord.build(deploy, [running, done])]
@@ -186,5 +235,5 @@ async def _next_eligibility(queue: asyncio.Queue[Update]) -> None:
             pass
 
 
-def _package_requests(sandbox: GitHubSandbox) -> list[RecordedRequest]:
-    return [r for r in sandbox.requests if "/packages/container/" in r.path]
+def _package_requests(sandbox: GitHubSandbox, since: int = 0) -> list[RecordedRequest]:
+    return [r for r in sandbox.requests[since:] if "/packages/container/" in r.path]

@@ -25,6 +25,7 @@ from vmkit_tui.sources.github import (
     BadResponse,
     CancelOutcome,
     GitHubClient,
+    ImageCheck,
     ImageState,
     RateLimited,
 )
@@ -297,18 +298,20 @@ async def test_compare_and_commits(client: GitHubClient, world: World) -> None:
     assert await client.get_commit(REPO, "0" * 40) is None
 
 
-async def test_image_checks(
+async def test_image_tags(
     client: GitHubClient, sandbox: GitHubSandbox, world: World, sim: SimTime
 ) -> None:
     repo = world.repo(REPO)
     image = f"ghcr.io/{repo.owner}/{repo.package_name}"
     tags = world.image_tags(REPO)
     gone = next(c.sha for c in repo.commits if c.sha not in tags)
-    assert (await client.image_tags_present(image, next(iter(tags)))).state is ImageState.PRESENT
-    assert (await client.image_tags_present(image, gone)).state is ImageState.MISSING
+    listed = await client.image_tags(image)
+    assert listed.complete and listed.tags is not None and set(tags) <= listed.tags
+    assert ImageCheck.of(listed, next(iter(tags))).state is ImageState.PRESENT
+    assert ImageCheck.of(listed, gone).state is ImageState.MISSING
     sandbox.tokens["gho_noPackagesScope000000000000000000"] = frozenset({"repo", "workflow"})
     async with make_client(sandbox, sim, token="gho_noPackagesScope000000000000000000") as limited:
-        check = await limited.image_tags_present(image, next(iter(tags)))
+        check = ImageCheck.of(await limited.image_tags(image), next(iter(tags)))
     assert check.state is ImageState.CANNOT_CHECK and "read:packages" in check.reason
 
 

@@ -9,12 +9,16 @@ from collections.abc import Callable
 import pytest
 
 from vmkit_tui.domain.event_ids import (
+    deployment_link_id,
     diagnosis_event_id,
     first_healthy_id,
+    imported_note_id,
     log_marker_id,
     rerun_deploy_id,
     run_deploy_id,
+    run_gone_id,
     run_link_id,
+    shared_note_id,
     status_event_id,
     undo_note_id,
 )
@@ -32,6 +36,11 @@ KINDS: dict[str, Callable[[str], str]] = {
     "job 8 log": lambda deploy_id: log_marker_id(deploy_id, 8),
     "diagnosis": diagnosis_event_id,
     "first healthy": first_healthy_id,
+    "run gone": run_gone_id,
+    "shared through 5": lambda deploy_id: shared_note_id(deploy_id, 5),
+    "shared through 6": lambda deploy_id: shared_note_id(deploy_id, 6),
+    "imported status 5": lambda deploy_id: imported_note_id(deploy_id, 5),
+    "deployment 5 link": lambda deploy_id: deployment_link_id(deploy_id, 5),
 }
 
 
@@ -59,6 +68,10 @@ def test_the_ids_are_those_existing_histories_hold() -> None:
     assert log_marker_id(DEPLOY, 42) == f"{DEPLOY}:joblog:42"
     assert diagnosis_event_id(DEPLOY) == f"{DEPLOY}:diagnosis"
     assert first_healthy_id(DEPLOY) == f"{DEPLOY}:first_healthy"
+    assert run_gone_id(DEPLOY) == f"{DEPLOY}:run_gone"
+    assert shared_note_id(DEPLOY, 12) == f"{DEPLOY}:shared:12"
+    assert imported_note_id(DEPLOY, 987654) == f"{DEPLOY}:github:987654"
+    assert deployment_link_id(DEPLOY, 4321) == f"{DEPLOY}:deployment:4321"
 
 
 def test_a_run_gives_the_same_deploy_id_everywhere_and_its_reruns_their_own() -> None:

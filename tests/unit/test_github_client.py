@@ -24,6 +24,7 @@ from vmkit_tui.sources.github import (
     BadResponse,
     CancelOutcome,
     GitHubClient,
+    ImageCheck,
     ImageState,
     NotFound,
     RateLimited,
@@ -403,12 +404,12 @@ async def test_image_check_present_missing_and_cannot_check(
     ]
     github.routes[("GET", "/orgs/acme/packages/container/web/api/versions")] = [reply(404)]
     github.routes[("GET", "/users/acme/packages/container/web/api/versions")] = [reply(200, tagged)]
-    check = await client.image_tags_present("ghcr.io/acme/web/api", SHA)
+    check = ImageCheck.of(await client.image_tags("ghcr.io/acme/web/api"), SHA)
     assert check.state is ImageState.PRESENT
     raw_paths = [r.url.raw_path.decode() for r in github.requests]
     assert raw_paths == [versions + "?per_page=100", user_versions + "?per_page=100"]
     other = "0" * 40
-    assert (await client.image_tags_present("ghcr.io/acme/web/api", other)).missing
+    assert ImageCheck.of(await client.image_tags("ghcr.io/acme/web/api"), other).missing
     github.routes[("GET", "/users/acme/packages/container/web/api/versions")] = [
         reply(
             403,
@@ -416,14 +417,14 @@ async def test_image_check_present_missing_and_cannot_check(
             **{"x-ratelimit-remaining": "4000"},
         )
     ]
-    denied = await client.image_tags_present("ghcr.io/acme/web/api", SHA)
+    denied = ImageCheck.of(await client.image_tags("ghcr.io/acme/web/api"), SHA)
     assert denied.state is ImageState.CANNOT_CHECK and "read:packages" in denied.reason
 
 
 async def test_image_check_404_everywhere_is_cannot_check(client: GitHubClient) -> None:
-    check = await client.image_tags_present("ghcr.io/acme/web", SHA)
+    check = ImageCheck.of(await client.image_tags("ghcr.io/acme/web"), SHA)
     assert check.state is ImageState.CANNOT_CHECK and "read:packages" in check.reason
-    not_ghcr = await client.image_tags_present("docker.io/acme/web", SHA)
+    not_ghcr = ImageCheck.of(await client.image_tags("docker.io/acme/web"), SHA)
     assert not_ghcr.state is ImageState.CANNOT_CHECK
 
 
@@ -477,8 +478,8 @@ async def test_image_check_stops_at_the_page_limit_without_claiming_missing(
     page = [{"id": 1, "metadata": {"container": {"tags": ["latest"]}}}]
     more = f'<{API}/orgs/acme/packages/container/web/versions?page=2>; rel="next"'
     github.on("GET", "/orgs/acme/packages/container/web/versions", reply(200, page, link=more))
-    check = await client.image_tags_present("ghcr.io/acme/web", SHA, max_pages=1)
-    assert check.state is ImageState.CANNOT_CHECK and "newest 100 versions" in check.reason
+    check = ImageCheck.of(await client.image_tags("ghcr.io/acme/web", max_pages=1), SHA)
+    assert check.state is ImageState.CANNOT_CHECK and "newest versions" in check.reason
     assert len(github.requests) == 1
 
 

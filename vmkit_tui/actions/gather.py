@@ -22,7 +22,6 @@ from vmkit_tui.actions.preflight import (
     live_deploy,
 )
 from vmkit_tui.config import EnvironmentConfig, RepoConfig
-from vmkit_tui.domain.eligibility import NOT_CHECKED
 from vmkit_tui.domain.migrations import migration_files
 from vmkit_tui.domain.models import (
     DEPLOY_ID_PATTERN,
@@ -38,6 +37,8 @@ from vmkit_tui.tracking.eligibility import EligibilityRefresher
 __all__ = ["gather_preflight", "resolve_sha", "resolve_target"]
 
 SHOWN_CANDIDATES = 5  # commits listed when a SHA prefix is ambiguous
+# the environment left the refresher's config while this check ran: nothing was listed for it
+NOT_LISTED = ImageCheck(ImageState.CANNOT_CHECK, "the environment is no longer configured")
 
 
 async def gather_preflight(
@@ -47,20 +48,22 @@ async def gather_preflight(
     env: EnvironmentConfig,
     records: Sequence[DeployRecord],
     target: str | None,
-    refresher: EligibilityRefresher | None = None,
+    refresher: EligibilityRefresher,
 ) -> Preflight:
     """The preflight of rolling `env` back to `target` (see `resolve_target`), given the
-    environment's `records`; `refresher`: whose facts (refreshed now for this environment)
-    say whether the target is still kept on the hosts, the same facts the rows show."""
+    environment's `records`; `refresher`: whose facts (refreshed now for this environment:
+    its hosts' containers and the one GHCR listing of this check) say whether the target is
+    still kept on the hosts and in GHCR, the same facts the rows show."""
     live = live_deploy(records)
     chosen, sha = resolve_target(repo_config.name, env.name, records, live, target)
     live_sha = live.deploy.sha if live is not None else None
-    commit, image, migrations, _ = await asyncio.gather(
+    commit, migrations, _ = await asyncio.gather(
         _commit(github, repo_config.name, sha),
-        _image(github, repo_config.image, sha),
         _migrations(github, repo_config.name, env.name, sha, live_sha),
-        refresher.refresh(repo_config.name, [env.name]) if refresher else asyncio.sleep(0),
+        refresher.refresh(repo_config.name, [env.name]),
     )
+    facts = refresher.facts.get((repo_config.name, env.name))
+    image = ImageCheck.of(facts.registry, sha) if facts else NOT_LISTED
     if isinstance(commit, str):
         found: bool | None = None
         message, problem = chosen.title if chosen else "", commit
@@ -78,7 +81,7 @@ async def gather_preflight(
         image_check=image,
         migrations=migrations,
         checked_at=now(),
-        eligibility=refresher.of(repo_config.name, env.name, sha) if refresher else NOT_CHECKED,
+        eligibility=refresher.of(repo_config.name, env.name, sha),
         active=next((r for r in newest_first(records) if r.status.is_active), None),
     )
 
@@ -147,13 +150,6 @@ async def _commit(github: GitHubClient | None, repo: str, sha: str) -> Commit | 
     if github is None:
         return "no GitHub token"
     return await checked(github.get_commit(repo, sha))
-
-
-async def _image(github: GitHubClient | None, image: str, sha: str) -> ImageCheck:
-    if github is None:
-        return ImageCheck(ImageState.CANNOT_CHECK, "no GitHub token")
-    found = await checked(github.image_tags_present(image, sha))
-    return ImageCheck(ImageState.CANNOT_CHECK, found) if isinstance(found, str) else found
 
 
 async def _migrations(

@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from vmkit_tui.domain.event_ids import diagnosis_event_id, run_link_id, status_event_id
+from vmkit_tui.domain.event_ids import (
+    diagnosis_event_id,
+    imported_note_id,
+    run_link_id,
+    shared_note_id,
+    status_event_id,
+)
 from vmkit_tui.domain.models import (
     DEPLOY_ID_PATTERN,
     Deploy,
@@ -275,7 +281,7 @@ def shared_note(
                 "status_ids": list(status_ids),
             }
         },
-        event_id=f"{record.id}:shared:{through_seq}",
+        event_id=shared_note_id(record.id, through_seq),
     )
 
 
@@ -343,7 +349,7 @@ def import_events(record: DeployRecord, statuses: Iterable[RemoteStatus]) -> lis
                 )
             )
             continue
-        kind, event_id = EventKind.NOTE, f"{deploy_id}:github:{status.id}"
+        kind, event_id = EventKind.NOTE, imported_note_id(deploy_id, status.id)
         if word == _RUN:
             kind, event_id = EventKind.RUN_LINKED, run_link_id(deploy_id)
             data.update(_run_data(status.log_url))

@@ -12,13 +12,16 @@ import hashlib
 from vmkit_tui.domain.models import Status
 
 __all__ = [
+    "deployment_link_id",
     "diagnosis_event_id",
     "first_healthy_id",
+    "imported_note_id",
     "log_marker_id",
     "rerun_deploy_id",
     "run_deploy_id",
     "run_gone_id",
     "run_link_id",
+    "shared_note_id",
     "status_event_id",
     "undo_note_id",
 ]
@@ -60,6 +63,24 @@ def diagnosis_event_id(deploy_id: str) -> str:
 def first_healthy_id(deploy_id: str) -> str:
     """The one FIRST_HEALTHY event of a deploy (two VM watchers never record it twice)."""
     return f"{deploy_id}:first_healthy"
+
+
+def shared_note_id(deploy_id: str, through_seq: int) -> str:
+    """The SHARED note saying the deploy's facts up to `through_seq` are on GitHub: one per
+    write, so a write recorded twice (a retry, two processes flushing) is noted once."""
+    return f"{deploy_id}:shared:{through_seq}"
+
+
+def imported_note_id(deploy_id: str, status_id: int) -> str:
+    """The event another machine's GitHub deployment status `status_id` stands for, when it is
+    not a status change, run link or diagnosis (those keep their own ids): importing it twice,
+    or on two machines, records it once."""
+    return f"{deploy_id}:github:{status_id}"
+
+
+def deployment_link_id(deploy_id: str, deployment_id: int) -> str:
+    """The NOTE tying a deploy to the GitHub deployment GitHub Actions made for its run."""
+    return f"{deploy_id}:deployment:{deployment_id}"
 
 
 def rerun_deploy_id(repo: str, run_id: int, attempt: int) -> str:

@@ -7,6 +7,11 @@ all at once. It runs after a deploy of the repo reaches a final status (seen as 
 process), and otherwise at most once per `interval`. Anything that fails becomes part of the
 facts (`unknown`, with the reason), never an exception or a retry loop; each refresh then
 publishes `EligibilityChanged` so the frontends redraw just those cells.
+
+These background refreshes spend GitHub's hourly budget like the other background work: while
+`RateBudget` says it is low, they leave GHCR unlisted until its reset (the facts say so, and
+a version missing on a host is `unknown` meanwhile) and still ask the hosts (SSH costs none of
+it). A refresh someone waits for (a rollback's preflight, a CLI or MCP answer) always lists.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from vmkit_tui.domain.text import sanitise
 from vmkit_tui.domain.updates import Broadcaster, DeployChanged, EligibilityChanged, Update
 from vmkit_tui.sources import ssh
 from vmkit_tui.sources.github import GitHubClient, GitHubError
-from vmkit_tui.sources.github.packages import list_image_tags
 from vmkit_tui.sources.ssh.containers import list_versions
+from vmkit_tui.tracking.polling import RateBudget
 
 __all__ = ["REFRESH_INTERVAL", "EligibilityRefresher"]
 
@@ -54,6 +59,7 @@ class EligibilityRefresher:
         now: Callable[[], datetime],
         *,
         interval: float = REFRESH_INTERVAL,
+        budget: RateBudget | None = None,
     ) -> None:
         self.config = config
         self.github = github
@@ -61,6 +67,7 @@ class EligibilityRefresher:
         self.updates = updates
         self.now = now
         self.interval = interval
+        self.budget = budget or RateBudget()
         self.facts: dict[tuple[str, str], EligibilityFacts] = {}
         self._active: set[str] = set()  # deploys seen before they were final
         self._finished: set[str] = set()  # deploys whose end already brought a refresh
@@ -73,9 +80,12 @@ class EligibilityRefresher:
     def of(self, repo: str, environment: str, sha: str) -> RollbackEligibility:
         return rollback_eligibility(sha, self.facts.get((repo, environment)))
 
-    async def refresh(self, repo: str, only: Collection[str] | None = None) -> None:
+    async def refresh(
+        self, repo: str, only: Collection[str] | None = None, *, background: bool = False
+    ) -> None:
         """Gather the repo's facts now (its environments, or `only` these) and publish them.
-        Concurrent calls for one repo queue up rather than ask twice at once."""
+        Concurrent calls for one repo queue up rather than ask twice at once. `background`:
+        nobody waits for it, so GHCR is not listed while the hourly budget is low."""
         try:
             repo_config = self.config.repo(repo)
         except KeyError:
@@ -84,7 +94,7 @@ class EligibilityRefresher:
         lock = self._locks.setdefault(repo, asyncio.Lock())
         async with lock:
             registry, hosts = await asyncio.gather(
-                self._registry(repo_config),
+                self._registry(repo_config, background),
                 asyncio.gather(*(self._hosts(env) for env in envs)),
             )
             at = self.now()
@@ -98,26 +108,34 @@ class EligibilityRefresher:
         loop = asyncio.get_running_loop()
         due = dict.fromkeys(repos, loop.time())
         started = self.now()
+        woke: Update | None = None  # what ended the last wait: older than what is queued
         async with self.updates.subscription() as queue:
             while True:
                 pending = {repo for repo, at in due.items() if at <= loop.time()}
-                pending |= self._drain(queue, started)
+                pending |= self._drain(woke, queue, started)
                 for repo in pending & due.keys():
                     due[repo] = loop.time() + self.interval
-                await asyncio.gather(*(self.refresh(repo) for repo in pending & due.keys()))
+                await asyncio.gather(
+                    *(self.refresh(repo, background=True) for repo in pending & due.keys())
+                )
                 wake = min(due.values()) if due else None
+                woke = None
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout_at(wake):
-                        update = await queue.get()
-                    queue.put_nowait(update)  # looked at with the rest in `_drain`
+                        woke = await queue.get()
 
-    def _drain(self, queue: asyncio.Queue[Update], since: datetime) -> set[str]:
-        """Repos a deploy of which reached a final status among the queued updates: seen
-        running before, or finished after `since` (the past, read at start, is not news)."""
-        repos: set[str] = set()
+    def _drain(
+        self, woke: Update | None, queue: asyncio.Queue[Update], since: datetime
+    ) -> set[str]:
+        """Repos a deploy of which reached a final status among `woke` and the queued updates,
+        taken in the order published: seen running before, or finished after `since` (the past,
+        read at start, is not news)."""
+        updates = [woke] if woke is not None else []
         while not queue.empty():
-            update = queue.get_nowait()
+            updates.append(queue.get_nowait())
+        repos: set[str] = set()
+        for update in updates:
             if not isinstance(update, DeployChanged):
                 continue
             record = update.record
@@ -132,14 +150,21 @@ class EligibilityRefresher:
                 repos.add(record.deploy.repo)
         return repos
 
-    async def _registry(self, repo: RepoConfig) -> RegistryTags:
+    async def _registry(self, repo: RepoConfig, background: bool) -> RegistryTags:
         if self.github is None:
             return RegistryTags(repo.image, None, "no GitHub token")
+        limit = self.github.last_rate_limit
+        if background and limit is not None and self.budget.low(limit, self.now()):
+            return RegistryTags(
+                repo.image,
+                None,
+                f"not listed while GitHub's hourly budget is low ({limit.remaining} of "
+                f"{limit.limit} requests left): deferred until its reset at {limit.reset:%H:%M} UTC",
+            )
         try:
-            listing = await list_image_tags(self.github, repo.image)
+            return await self.github.image_tags(repo.image)
         except (GitHubError, OSError) as error:
             return RegistryTags(repo.image, None, _reason(error))
-        return RegistryTags(repo.image, listing.tags, listing.problem, listing.complete)
 
     async def _hosts(self, env: EnvironmentConfig) -> tuple[HostContainers, ...]:
         return tuple(await asyncio.gather(*(self._host(env, host) for host in env.hosts)))

@@ -65,14 +65,20 @@ class RateBudget:
     low_water: float = 0.2
     reserve: int = 100
 
+    def low(self, limit: RateLimit, now: datetime) -> bool:
+        """Whether less than `low_water` of the hourly budget is left before its reset: polls
+        stretch, and background work that can wait (the eligibility refresh's GHCR listing)
+        waits. No limit (GHES with rate limiting off sends no headers) is never low."""
+        return (
+            limit.limit > 0 and limit.reset > now and limit.remaining < limit.limit * self.low_water
+        )
+
     def interval(
         self, base: float, requests_per_poll: int, limit: RateLimit | None, now: datetime
     ) -> float:
-        if limit is None or limit.limit <= 0:
-            return base  # GHES with rate limiting off sends no headers
-        window = (limit.reset - now).total_seconds()
-        if window <= 0 or limit.remaining >= limit.limit * self.low_water:
+        if limit is None or not self.low(limit, now):
             return base
+        window = (limit.reset - now).total_seconds()
         spare = limit.remaining - min(self.reserve, limit.limit // 10)
         if spare <= 0:
             return max(base, window)

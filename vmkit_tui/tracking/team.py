@@ -46,6 +46,7 @@ from vmkit_tui.domain.deployments import (
     superseded_description,
     unshared,
 )
+from vmkit_tui.domain.event_ids import deployment_link_id
 from vmkit_tui.domain.models import DeployRecord, EventKind, NewEvent, from_iso, to_iso
 from vmkit_tui.domain.updates import DeployChanged, Health, SourceHealth, Update
 from vmkit_tui.sources.github import AuthError, GitHubClient, GitHubError, NotFound
@@ -424,7 +425,7 @@ class TeamShare:
             deployment.created_at,
             detail=f"GitHub Actions recorded this run as deployment #{deployment.id}.",
             data={"linked_deployment": deployment.id},
-            event_id=f"{record.id}:deployment:{deployment.id}",
+            event_id=deployment_link_id(record.id, deployment.id),
         )
         stored = await self.history.append_events([note])
         if stored and stored[0].seq > record.events[-1].seq:

@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from vmkit_tui import __version__
+from vmkit_tui.domain.eligibility import RegistryTags
 from vmkit_tui.domain.models import ValidationError, validate_name, validate_repo, validate_sha
 from vmkit_tui.domain.secret import Secret
 from vmkit_tui.sources.github.browse import RepoBrowsing
@@ -40,8 +41,6 @@ from vmkit_tui.sources.github.results import (
     Commit,
     CompareResult,
     DispatchResult,
-    ImageCheck,
-    ImageState,
     Job,
     RateLimit,
     WorkflowRun,
@@ -248,45 +247,42 @@ class GitHubClient(RepoBrowsing, DeploymentsApi):
         reply = await self._get(self._repo_url(repo, f"compare/{basehead}"))
         return _parse(reply, CompareResult.from_api, [reply.body])[0]
 
-    async def image_tags_present(self, image: str, sha: str, *, max_pages: int = 20) -> ImageCheck:
-        """Is `image:sha` still in GHCR? Never says "missing" unless the versions were listed:
-        without read:packages (GitHub answers 403 or 404) the answer is "cannot check"."""
-        validate_sha(sha)
+    async def image_tags(self, image: str, *, max_pages: int = 20) -> RegistryTags:
+        """Every tag of `image` (ghcr.io/owner/name) among its newest `max_pages` × 100
+        versions, in one conditional listing (unchanged pages cost 304s). Never "no tags"
+        unless the versions were listed: without read:packages (GitHub answers 403 or 404)
+        the tags are None and `problem` says why."""
         match = _IMAGE.fullmatch(image)
         if match is None:
-            return ImageCheck(ImageState.CANNOT_CHECK, f"{image[:100]!r} is not a ghcr.io image")
+            return RegistryTags(image, None, f"{image[:100]!r} is not a ghcr.io image")
         owner, name = match.groups()
         package = quote(name, safe="")  # app/api → app%2Fapi
         kinds = [self._owner_kinds[owner]] if owner in self._owner_kinds else ["orgs", "users"]
         for kind in kinds:
             url = f"{self.api_url}/{kind}/{_path(owner)}/packages/container/{package}/versions"
             try:
-                pages, more = 0, False
+                tags, more = set[str](), False
                 listing = self._pages(url, {"per_page": 100}, None, max_pages)
                 async with aclosing(listing):
                     async for reply, versions in listing:
-                        pages, more = pages + 1, reply.next_url is not None
-                        if any(sha in _tags(version) for version in versions):
-                            self._owner_kinds[owner] = kind
-                            return ImageCheck(ImageState.PRESENT)
+                        more = reply.next_url is not None
+                        tags.update(tag for version in versions for tag in _tags(version))
             except NotFound:
                 continue
             except AuthError as error:
                 if error.status == 401:
                     raise
-                return ImageCheck(
-                    ImageState.CANNOT_CHECK,
+                return RegistryTags(
+                    image,
+                    None,
                     "the token cannot read packages (GHCR needs a classic token with "
                     f"read:packages: `gh auth refresh -s read:packages`): {error}",
                 )
             self._owner_kinds[owner] = kind
-            if more:  # stopped at max_pages with versions left unread
-                return ImageCheck(
-                    ImageState.CANNOT_CHECK, f"tag not among the newest {pages * 100} versions"
-                )
-            return ImageCheck(ImageState.MISSING)
-        return ImageCheck(
-            ImageState.CANNOT_CHECK,
+            return RegistryTags(image, frozenset(tags), complete=not more)
+        return RegistryTags(
+            image,
+            None,
             f"package ghcr.io/{owner}/{name} not found, or the token lacks read:packages",
         )
 
@@ -362,4 +358,4 @@ def _tags(version: Any) -> list[str]:
     metadata = version.get("metadata") if isinstance(version, dict) else None
     container = metadata.get("container") if isinstance(metadata, dict) else None
     tags = container.get("tags") if isinstance(container, dict) else None
-    return tags if isinstance(tags, list) else []
+    return [tag for tag in tags if isinstance(tag, str)] if isinstance(tags, list) else []

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from vmkit_tui.domain.eligibility import RegistryTags
 from vmkit_tui.domain.models import Status, from_iso, validate_sha
 
 MAX_COMPARE_FILES = 300  # GitHub lists at most this many files in a comparison
@@ -218,6 +219,17 @@ class ImageState(StrEnum):
 class ImageCheck:
     state: ImageState
     reason: str = ""  # why it cannot be checked (empty otherwise)
+
+    @classmethod
+    def of(cls, registry: RegistryTags, sha: str) -> ImageCheck:
+        """Is `registry.image:sha` in GHCR, by the image's tag listing? "Missing" only when
+        the listing was complete."""
+        has = registry.has(sha)
+        if has is not None:
+            return cls(ImageState.PRESENT if has else ImageState.MISSING)
+        if registry.tags is None:
+            return cls(ImageState.CANNOT_CHECK, registry.problem)
+        return cls(ImageState.CANNOT_CHECK, "tag not among the newest versions listed")
 
     @property
     def present(self) -> bool:
