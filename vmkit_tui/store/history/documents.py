@@ -42,6 +42,7 @@ import orjson
 
 from vmkit_tui.domain.models import Deploy, DeployEvent, DeployRecord, EventKind, Status
 from vmkit_tui.store.history.errors import HistoryCorrupt, HistoryUnusable
+from vmkit_tui.store.history.scan import scan
 
 FORMAT = "vmkit-tui-history"
 VERSION = 1
@@ -378,10 +379,11 @@ def _parse(path: Path, raw: bytes) -> _Snapshot:
 
 
 def _preview(path: Path, data: Any, repo: str, environment: str) -> _Snapshot:
-    """One environment's part of the parsed file, validated by `_index` as if it were the
-    whole file: its deploys and every event that names them, with their document ids, in file
-    order. What it returns is exactly what the whole file's snapshot holds for that
-    environment, if the whole file is sound; whether it is stays for `_index` to say."""
+    """One environment's part of the parsed file (or of `scan`'s cut-down tables), validated by
+    `_index` as if it were the whole file: its deploys and every event that names them, with
+    their document ids, in file order. What it returns is exactly what the whole file's snapshot
+    holds for that environment, if the whole file is sound; whether it is stays for `_index`
+    to say."""
     if data is None:
         return _Snapshot(None)
     _check_tables(path, data)
@@ -433,13 +435,19 @@ class _LastRead:
         return snapshot, self._remember(raw, snapshot, None, since=generation)
 
     def preview(self, path: Path, repo: str, environment: str) -> _Snapshot:
-        """One environment's documents, validated; the rest of the file only as JSON (`_preview`)."""
+        """One environment's documents, validated. From the bytes (`scan`) when they are in our
+        writer's form: nothing else is parsed, and damage elsewhere is for the full read to
+        find; else from the whole file's JSON, remembered for that read (`_preview`)."""
         raw = _read_raw(path)
         with self._lock:
             generation, known = self.generation, raw == self._raw
             if known and self._snapshot is not None:
                 return self._snapshot
             pending = self._pending
+        if not known:
+            tables = scan(raw, repo, environment)
+            if tables is not None:
+                return _preview(path, tables, repo, environment)
         data = pending if known else _load_json(path, raw)
         snapshot = _preview(path, data, repo, environment)
         if not known:

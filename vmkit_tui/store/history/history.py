@@ -419,11 +419,12 @@ class History:
 
     def preview(self, repo: str, environment: str) -> list[DeployRecord]:
         """One environment's deploys, newest first, before the rest of the file is validated:
-        what a frontend paints first. The whole file is parsed as JSON (truncation and repeated
-        keys are caught here) and this environment's documents are checked like in a full
-        read; the rest is checked by the next full read (`records()` etc., which reuses the
-        parsed JSON), and a frontend must not treat the preview as the whole history until that
-        read succeeded. Equal to `records(repo, environment)` whenever that succeeds."""
+        what a frontend paints first. When the bytes are in our writer's form only this
+        environment's documents are parsed (`scan`), else the whole file is parsed as JSON
+        (reused by the next full read); either way they are checked like in a full read. The
+        rest (damage elsewhere included) is checked by the next full read (`records()` etc.),
+        and a frontend must not treat the preview as the whole history until that read
+        succeeded. Equal to `records(repo, environment)` whenever that succeeds."""
         snap = self._last_read.preview(self.path, repo, environment)
         return _newest_first([snap.record(i) for i in snap.members.get((repo, environment), ())])
 
