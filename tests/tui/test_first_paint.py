@@ -4,16 +4,21 @@ marked as such, and nothing of a history found damaged stays on screen."""
 from __future__ import annotations
 
 import threading
+from itertools import pairwise
 from pathlib import Path
 
 import orjson
+import pytest
+from textual.app import ComposeResult
 from textual.widgets import DataTable
+from textual.widgets._footer import FooterKey
 
 from tests.tui.factory import NOW, build_sample, make_app
 from tests.tui.test_pilot import wait_for
 from vmkit_tui.domain.models import DeployRecord
 from vmkit_tui.frontends.tui.app import VmkitApp
 from vmkit_tui.frontends.tui.corrupt import CorruptHistoryScreen
+from vmkit_tui.frontends.tui.footer import KeyFooter
 from vmkit_tui.service import DeployService
 from vmkit_tui.store.history import AsyncHistory, History
 
@@ -75,3 +80,40 @@ async def test_a_history_damaged_elsewhere_takes_the_first_deploys_down(tmp_path
         )
         assert not any(app.overview.deploys.values())
         await pilot.press("q")  # quit, leaving the file as it is
+
+
+async def test_the_footer_is_composed_only_when_its_keys_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start-up sends the footer a bindings signal per focus change and data refresh (five
+    recomposes of the same keys, each restyling every key); it composes again only when what
+    it shows changed."""
+    composed: list[tuple[tuple[str, bool], ...]] = []
+    real = KeyFooter.compose
+
+    def counting(footer: KeyFooter) -> ComposeResult:
+        widgets = list(real(footer))
+        keys = tuple(
+            (w.action, w.has_class("-disabled")) for w in widgets if isinstance(w, FooterKey)
+        )
+        if keys:
+            composed.append(keys)
+        return iter(widgets)
+
+    monkeypatch.setattr(KeyFooter, "compose", counting)
+    app = make_app(build_sample(tmp_path))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: not app.overview.partial, "the whole history")
+        await wait_for(pilot, lambda: app.selected_record is not None, "a deploy selected")
+        await pilot.pause()
+        assert composed, "the footer shows keys"
+        assert all(a != b for a, b in pairwise(composed)), composed
+        assert len(composed) <= 2  # before a deploy is selected, and after
+        before = len(composed)
+        await pilot.press("tab", "tab")  # focus moves; the keys stay the same
+        await pilot.pause()
+        assert len(composed) == before
+        app.deploy_id = None  # nothing selected: the deploy's keys are greyed again
+        app._refresh_actions()
+        await wait_for(pilot, lambda: len(composed) > before, "the footer follows a change")
+        assert dict(composed[-1])["rollback"], "rollback greyed"
