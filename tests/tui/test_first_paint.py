@@ -3,6 +3,7 @@ marked as such, and nothing of a history found damaged stays on screen."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from itertools import pairwise
 from pathlib import Path
@@ -117,3 +118,40 @@ async def test_the_footer_is_composed_only_when_its_keys_change(
         app._refresh_actions()
         await wait_for(pilot, lambda: len(composed) > before, "the footer follows a change")
         assert dict(composed[-1])["rollback"], "rollback greyed"
+
+
+class FirstFrame(VmkitApp):
+    """Records the deploys on screen when the first frame is out. Its `on_mount` runs before
+    the dashboard's and, for the test's sake only, lets the early read finish first."""
+
+    rows_in_first_frame: int | None = None
+
+    async def on_mount(self) -> None:
+        assert self._early is not None, "the read started before the layout was built"
+        await asyncio.wait([self._early[1]])
+        self.call_after_refresh(self._first_frame)
+
+    def _first_frame(self) -> None:
+        self.rows_in_first_frame = self.main.query_one("#deploys", DataTable).row_count
+
+
+async def test_deploys_read_while_the_layout_is_built_are_in_the_first_frame(
+    tmp_path: Path,
+) -> None:
+    sample = build_sample(tmp_path)
+    previews: list[tuple[str, str]] = []
+
+    class Counted(History):
+        def preview(self, repo: str, environment: str) -> list[DeployRecord]:
+            previews.append((repo, environment))
+            return super().preview(repo, environment)
+
+    history = AsyncHistory(Counted(sample.history))
+    service = DeployService(sample.config, history, sample.data_dir, now=lambda: NOW)
+    app = FirstFrame(service, now=lambda: NOW, spinners=False, track=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.rows_in_first_frame is not None, "the first frame")
+        expected = len(History(sample.history).records("acme/storefront", "production"))
+        assert app.rows_in_first_frame == expected > 0
+        await wait_for(pilot, lambda: not app.overview.partial, "the whole history")
+        assert previews == [("acme/storefront", "production")], "read once"
