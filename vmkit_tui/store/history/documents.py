@@ -29,7 +29,6 @@ empty file is a fresh history.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -322,6 +321,8 @@ def _check_duplicates(path: Path, raw: bytes) -> None:
     the history wrote round-trips byte for byte (and then cannot hold a duplicate), so the costly
     strict parse runs only for files written by something else (stock TinyDB, an editor, damage).
     """
+    import json  # only for files our writer did not write: not on every start's path
+
     found = _first_duplicate(json.loads(raw, object_pairs_hook=_mark_duplicates), ())
     if found:
         trail, key = found
