@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 
@@ -64,13 +65,29 @@ async def test_the_selected_environment_is_painted_before_the_whole_history(
         gate.set()
 
 
-async def test_a_history_damaged_elsewhere_takes_the_first_deploys_down(tmp_path: Path) -> None:
+def bad_kind(raw: bytes, event: dict[str, object]) -> bytes:
+    return raw.replace(orjson.dumps(event), orjson.dumps({**event, "kind": "exploded"}))
+
+
+def repeated_key(raw: bytes, event: dict[str, object]) -> bytes:
+    """A torn write's trace: the event repeats its `seq` key (still valid JSON)."""
+    doc = orjson.dumps(event)
+    return raw.replace(doc, doc[:-1] + b',"seq":' + str(event["seq"]).encode() + b"}")
+
+
+@pytest.mark.parametrize("damage", [bad_kind, repeated_key])
+async def test_a_history_damaged_elsewhere_takes_the_first_deploys_down(
+    tmp_path: Path, damage: Callable[[bytes, dict[str, object]], bytes]
+) -> None:
     sample = build_sample(tmp_path)
-    data = orjson.loads(sample.history.read_bytes())
+    raw = sample.history.read_bytes()
+    data = orjson.loads(raw)
     billing = {d["id"] for d in data["deploys"].values() if d["repo"] == BILLING[0]}
     event = next(e for e in data["events"].values() if e["deploy_id"] in billing)
-    event["kind"] = "exploded"  # the selected environment (storefront) itself is sound
-    sample.history.write_bytes(orjson.dumps(data))
+    damaged = damage(raw, event)  # the selected environment (storefront) itself is sound
+    assert damaged != raw
+    sample.history.write_bytes(damaged)
+    assert History(sample.history).preview("acme/storefront", "production"), "shown first"
     app = make_app(sample)
     async with app.run_test(size=(120, 36)) as pilot:
         table = app.main.query_one("#deploys", DataTable)
