@@ -4,6 +4,7 @@ marked as such, and nothing of a history found damaged stays on screen."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from collections.abc import Callable
 from itertools import pairwise
@@ -172,3 +173,22 @@ async def test_deploys_read_while_the_layout_is_built_are_in_the_first_frame(
         assert app.rows_in_first_frame == expected > 0
         await wait_for(pilot, lambda: not app.overview.partial, "the whole history")
         assert previews == [("acme/storefront", "production")], "read once"
+
+
+async def test_what_start_up_inherits_is_out_of_the_collectors_way_before_mounting(
+    tmp_path: Path,
+) -> None:
+    inherited = [object()]  # made before the app, like everything its imports made
+    walked: list[bool] = []
+
+    class Probe(VmkitApp):
+        def on_mount(self) -> None:
+            walked.append(any(o is inherited for o in gc.get_objects()))
+
+    sample = build_sample(tmp_path)
+    service = DeployService(sample.config, AsyncHistory(History(sample.history)), sample.data_dir)
+    app = Probe(service, now=lambda: NOW, spinners=False, track=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: walked, "the app mounted")
+    assert walked == [False], "frozen before the layout was built"
+    assert inherited

@@ -148,6 +148,9 @@ class Dashboard(App[None]):
     def on_load(self) -> None:
         """Start reading the first environment's deploys before the layout is built: when the
         read is done by the time it is mounted, they are in the first frame."""
+        # What the imports made lives as long as the process: out of the collector's way, the
+        # collections while the layout is built walk only what start-up makes.
+        gc.freeze()
         repo, environment = self._first_environment()
         if repo and environment:
             task = asyncio.ensure_future(self.service.preview(repo, environment))
