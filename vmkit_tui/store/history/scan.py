@@ -12,6 +12,9 @@ Every step checks what it relies on and gives up (None: parse the whole file ins
 bytes are not in that form: another writer's spacing or escapes, a hand edit, keys in another
 order, a document that does not re-encode to exactly its own bytes, a truncated end. Giving up
 is never wrong, only slower; the full read that follows a preview checks everything anyway.
+What it cannot see is a document of this environment whose `"environment"` or `"deploy_id"`
+key was rewritten with other spacing or escapes inside an otherwise compact file (only a hand
+edit does that): the preview then lacks it until the full read, which replaces the preview.
 """
 
 from __future__ import annotations
