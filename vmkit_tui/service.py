@@ -107,9 +107,8 @@ class DeployService:
         return overview
 
     async def preview(self, repo: str, environment: str) -> Overview:
-        """The configured overview with only this environment's deploys, for a first paint
-        (about a third of a full read at 5,000 deploys): the whole file is parsed as JSON, but
-        only this environment's documents are checked (`History.preview`). `partial` says so;
+        """The configured overview with only this environment's deploys, for a first paint:
+        only this environment's documents are parsed and checked (`History.preview`). `partial` says so;
         `overview()` must follow, and if it finds the file damaged, nothing of the preview may
         stay on screen."""
         overview = Overview.configured(self.config)

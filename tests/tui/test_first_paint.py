@@ -3,17 +3,25 @@ marked as such, and nothing of a history found damaged stays on screen."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import threading
+from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 import orjson
+import pytest
+from textual.app import ComposeResult
 from textual.widgets import DataTable
+from textual.widgets._footer import FooterKey
 
 from tests.tui.factory import NOW, build_sample, make_app
 from tests.tui.test_pilot import wait_for
 from vmkit_tui.domain.models import DeployRecord
 from vmkit_tui.frontends.tui.app import VmkitApp
 from vmkit_tui.frontends.tui.corrupt import CorruptHistoryScreen
+from vmkit_tui.frontends.tui.footer import KeyFooter
 from vmkit_tui.service import DeployService
 from vmkit_tui.store.history import AsyncHistory, History
 
@@ -58,13 +66,29 @@ async def test_the_selected_environment_is_painted_before_the_whole_history(
         gate.set()
 
 
-async def test_a_history_damaged_elsewhere_takes_the_first_deploys_down(tmp_path: Path) -> None:
+def bad_kind(raw: bytes, event: dict[str, object]) -> bytes:
+    return raw.replace(orjson.dumps(event), orjson.dumps({**event, "kind": "exploded"}))
+
+
+def repeated_key(raw: bytes, event: dict[str, object]) -> bytes:
+    """A torn write's trace: the event repeats its `seq` key (still valid JSON)."""
+    doc = orjson.dumps(event)
+    return raw.replace(doc, doc[:-1] + b',"seq":' + str(event["seq"]).encode() + b"}")
+
+
+@pytest.mark.parametrize("damage", [bad_kind, repeated_key])
+async def test_a_history_damaged_elsewhere_takes_the_first_deploys_down(
+    tmp_path: Path, damage: Callable[[bytes, dict[str, object]], bytes]
+) -> None:
     sample = build_sample(tmp_path)
-    data = orjson.loads(sample.history.read_bytes())
+    raw = sample.history.read_bytes()
+    data = orjson.loads(raw)
     billing = {d["id"] for d in data["deploys"].values() if d["repo"] == BILLING[0]}
     event = next(e for e in data["events"].values() if e["deploy_id"] in billing)
-    event["kind"] = "exploded"  # the selected environment (storefront) itself is sound
-    sample.history.write_bytes(orjson.dumps(data))
+    damaged = damage(raw, event)  # the selected environment (storefront) itself is sound
+    assert damaged != raw
+    sample.history.write_bytes(damaged)
+    assert History(sample.history).preview("acme/storefront", "production"), "shown first"
     app = make_app(sample)
     async with app.run_test(size=(120, 36)) as pilot:
         table = app.main.query_one("#deploys", DataTable)
@@ -75,3 +99,96 @@ async def test_a_history_damaged_elsewhere_takes_the_first_deploys_down(tmp_path
         )
         assert not any(app.overview.deploys.values())
         await pilot.press("q")  # quit, leaving the file as it is
+
+
+async def test_the_footer_is_composed_only_when_its_keys_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start-up sends the footer a bindings signal per focus change and data refresh (five
+    recomposes of the same keys, each restyling every key); it composes again only when what
+    it shows changed."""
+    composed: list[tuple[tuple[str, bool], ...]] = []
+    real = KeyFooter.compose
+
+    def counting(footer: KeyFooter) -> ComposeResult:
+        widgets = list(real(footer))
+        keys = tuple(
+            (w.action, w.has_class("-disabled")) for w in widgets if isinstance(w, FooterKey)
+        )
+        if keys:
+            composed.append(keys)
+        return iter(widgets)
+
+    monkeypatch.setattr(KeyFooter, "compose", counting)
+    app = make_app(build_sample(tmp_path))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: not app.overview.partial, "the whole history")
+        await wait_for(pilot, lambda: app.selected_record is not None, "a deploy selected")
+        await pilot.pause()
+        assert composed, "the footer shows keys"
+        assert all(a != b for a, b in pairwise(composed)), composed
+        assert len(composed) <= 2  # before a deploy is selected, and after
+        before = len(composed)
+        await pilot.press("tab", "tab")  # focus moves; the keys stay the same
+        await pilot.pause()
+        assert len(composed) == before
+        app.deploy_id = None  # nothing selected: the deploy's keys are greyed again
+        app._refresh_actions()
+        await wait_for(pilot, lambda: len(composed) > before, "the footer follows a change")
+        assert dict(composed[-1])["rollback"], "rollback greyed"
+
+
+class FirstFrame(VmkitApp):
+    """Records the deploys on screen when the first frame is out. Its `on_mount` runs before
+    the dashboard's and, for the test's sake only, lets the early read finish first."""
+
+    rows_in_first_frame: int | None = None
+
+    async def on_mount(self) -> None:
+        assert self._early is not None, "the read started before the layout was built"
+        await asyncio.wait([self._early[1]])
+        self.call_after_refresh(self._first_frame)
+
+    def _first_frame(self) -> None:
+        self.rows_in_first_frame = self.main.query_one("#deploys", DataTable).row_count
+
+
+async def test_deploys_read_while_the_layout_is_built_are_in_the_first_frame(
+    tmp_path: Path,
+) -> None:
+    sample = build_sample(tmp_path)
+    previews: list[tuple[str, str]] = []
+
+    class Counted(History):
+        def preview(self, repo: str, environment: str) -> list[DeployRecord]:
+            previews.append((repo, environment))
+            return super().preview(repo, environment)
+
+    history = AsyncHistory(Counted(sample.history))
+    service = DeployService(sample.config, history, sample.data_dir, now=lambda: NOW)
+    app = FirstFrame(service, now=lambda: NOW, spinners=False, track=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.rows_in_first_frame is not None, "the first frame")
+        expected = len(History(sample.history).records("acme/storefront", "production"))
+        assert app.rows_in_first_frame == expected > 0
+        await wait_for(pilot, lambda: not app.overview.partial, "the whole history")
+        assert previews == [("acme/storefront", "production")], "read once"
+
+
+async def test_what_start_up_inherits_is_out_of_the_collectors_way_before_mounting(
+    tmp_path: Path,
+) -> None:
+    inherited = [object()]  # made before the app, like everything its imports made
+    walked: list[bool] = []
+
+    class Probe(VmkitApp):
+        def on_mount(self) -> None:
+            walked.append(any(o is inherited for o in gc.get_objects()))
+
+    sample = build_sample(tmp_path)
+    service = DeployService(sample.config, AsyncHistory(History(sample.history)), sample.data_dir)
+    app = Probe(service, now=lambda: NOW, spinners=False, track=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: walked, "the app mounted")
+    assert walked == [False], "frozen before the layout was built"
+    assert inherited

@@ -120,22 +120,26 @@ def test_a_write_by_someone_else_is_parsed_and_reported(path: Path, parses: list
     assert first.created
 
 
-def test_preview_equals_the_full_read_and_parses_the_json_once(
+def test_preview_equals_the_full_read_and_the_file_is_parsed_once(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writer = History(path)
     for n in range(6):
         deploy = make_deploy(n, environment=f"e{n % 2}")
         writer.create_deploy(deploy, [created(deploy)])
-    loads: list[int] = []
+    size = len(path.read_bytes())
+    whole: list[int] = []
     real = orjson.loads
-    monkeypatch.setattr(documents_module.orjson, "loads", lambda raw: loads.append(1) or real(raw))
+    monkeypatch.setattr(
+        documents_module.orjson, "loads", lambda raw: whole.append(len(raw) == size) or real(raw)
+    )
     reader = History(path)
     preview = reader.preview(REPO, "e0")
     assert [r.deploy.environment for r in preview] == ["e0"] * 3
+    assert not any(whole), "the preview parses its environment's documents only"
     assert preview == reader.records(REPO, "e0")
     assert len(reader.records()) == 6
-    assert loads == [1]
+    assert whole.count(True) == 1
 
 
 def damage(path: Path, environment: str) -> None:

@@ -20,7 +20,6 @@ from vmkit_tui.domain.models import Trigger
 from vmkit_tui.frontends.present import clean
 from vmkit_tui.frontends.tui.dashboard import Dashboard
 from vmkit_tui.frontends.tui.diagnosis import DiagnosisBanner
-from vmkit_tui.frontends.tui.help import HelpScreen
 from vmkit_tui.frontends.tui.log_pane import LogPane
 from vmkit_tui.frontends.tui.tables import NavTable
 
@@ -381,6 +380,8 @@ class VmkitApp(Dashboard):
         self.screen.maximize(target, container=False)
 
     def action_help(self) -> None:
+        from vmkit_tui.frontends.tui.help import HelpScreen
+
         self.push_screen(HelpScreen())
 
 

@@ -111,6 +111,9 @@ class Dashboard(App[None]):
         self.health: dict[tuple[str, str, str], SourceHealth] = {}
         self._actions: tuple[bool | None, ...] = ()  # what the footer offers, as last shown
         self._first_data = asyncio.Event()  # the selected environment's deploys are painted
+        # The first environment's deploys, read while the layout is built (see `on_load`).
+        self._early: tuple[tuple[str, str], asyncio.Task[Overview]] | None = None
+        self._early_shown = False
         self._select_new: tuple[str, str] | None = None  # select the next new deploy there
         self._logs_asked: set[str] = set()  # finished deploys whose logs were asked for
 
@@ -142,6 +145,18 @@ class Dashboard(App[None]):
             yield LogPane(id="log")
         yield KeyFooter()
 
+    def on_load(self) -> None:
+        """Start reading the first environment's deploys before the layout is built: when the
+        read is done by the time it is mounted, they are in the first frame."""
+        # What the imports made lives as long as the process: out of the collector's way, the
+        # collections while the layout is built walk only what start-up makes.
+        gc.freeze()
+        repo, environment = self._first_environment()
+        if repo and environment:
+            task = asyncio.ensure_future(self.service.preview(repo, environment))
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._early = ((repo, environment), task)
+
     def on_mount(self) -> None:
         self.main.query_one(ReposTable).set_title("Repos")
         self.main.query_one(EnvironmentsTable).set_title("Environments")
@@ -155,6 +170,11 @@ class Dashboard(App[None]):
             self.set_interval(1.0, self._clock)
         self.main.query_one("#repos").focus()
         self._show_configured()
+        if self._early is not None:
+            task = self._early[1]
+            if task.done() and not task.cancelled() and task.exception() is None:
+                self._early_shown = True  # never waits: a read still running is shown later
+                self._overview_loaded(OverviewLoaded(task.result()))
         # Read the history and start tracking once the first frame is out: both are CPU-bound,
         # and a thread competing for the GIL would delay that frame.
         self.call_after_refresh(self._after_first_frame)
@@ -184,12 +204,19 @@ class Dashboard(App[None]):
     @work(group="service", exclusive=True, exit_on_error=False)
     async def _load(self) -> None:
         """The selected environment's deploys first (painted before anything else competes
-        for the GIL), then the whole history, which replaces them once all of it is checked."""
+        for the GIL, unless the first frame had them already), then the whole history, which
+        replaces them once all of it is checked."""
         try:
             try:
                 repo, environment = self._first_environment()
-                if repo and environment:
-                    self.post_message(OverviewLoaded(await self.service.preview(repo, environment)))
+                if repo and environment and not self._early_shown:
+                    early = self._early
+                    preview = (
+                        early[1]
+                        if early is not None and early[0] == (repo, environment)
+                        else self.service.preview(repo, environment)
+                    )
+                    self.post_message(OverviewLoaded(await preview))
                     painted = asyncio.Event()
                     self.call_after_refresh(painted.set)
                     await painted.wait()

@@ -9,11 +9,16 @@ It also drops the keys it replaces: Textual 8.2.8's Footer recomposes at each fo
 of a removed key stays in the footer's watcher list (pruned only when `compact` changes),
 keeping ~20 widgets alive per recompose: 7 MiB a minute of navigation. Re-announcing `compact`
 after each recompose prunes them.
+
+Textual also queues one recompose per bindings signal (start-up sends nine: focus, each data
+refresh), each rebuilding every key and restyling it. Here signals that arrive before the
+queued recompose runs share it, and it is skipped when the keys it would show did not change.
 """
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.screen import Screen
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
@@ -50,8 +55,31 @@ class KeyFooter(Footer):
     def __init__(self) -> None:
         super().__init__()
         self._laid_out_for = 0
+        self._shown: object = None  # what the last compose showed (`_wanted`)
+        self._queued = False
+
+    def _wanted(self) -> object:
+        """What a compose now would be made of: the width and every shown key's state."""
+        return self.app.size.width, [
+            (binding.key, binding.description, binding.action, enabled, tooltip)
+            for _node, binding, enabled, tooltip in self.screen.active_bindings.values()
+            if binding.show
+        ]
+
+    def bindings_changed(self, screen: Screen[object]) -> None:
+        self._bindings_ready = True
+        ours = screen.app.app_focus and self.is_attached and screen is self.screen
+        if ours and not self._queued:
+            self._queued = True
+            self.call_after_refresh(self._recompose_if_changed)
+
+    async def _recompose_if_changed(self) -> None:
+        self._queued = False
+        if self._wanted() != self._shown:
+            await self.recompose()
 
     def compose(self) -> ComposeResult:
+        self._shown = self._wanted() if self._bindings_ready else None
         width = self.app.size.width
         composed = list(super().compose())
         keys = [k for k in composed if isinstance(k, FooterKey)]

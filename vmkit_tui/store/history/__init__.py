@@ -5,10 +5,12 @@ is one whole read-modify-write under an exclusive lock, and a write never touche
 it builds the new file beside it, makes it durable, then atomically swaps it in. Nothing here imports
 Textual, and every call blocks (file I/O, lock waits): async code uses `AsyncHistory`.
 
-`documents` holds the file format and its checks, `durable` the locked atomic writes, `storage`
-TinyDB's side of them, `history` the operations; the names below are what the rest of vmkit-tui uses.
+`documents` holds the file format and its checks, `scan` the one-environment read of its bytes,
+`durable` the locked atomic writes, `storage` TinyDB's side of them, `history` the operations,
+`aio` their asyncio wrapper; the names below are what the rest of vmkit-tui uses.
 """
 
+from vmkit_tui.store.history.aio import AsyncHistory
 from vmkit_tui.store.history.documents import FORMAT, VERSION
 from vmkit_tui.store.history.durable import DEFAULT_LOCK_TIMEOUT, move_aside
 from vmkit_tui.store.history.errors import (
@@ -21,12 +23,10 @@ from vmkit_tui.store.history.errors import (
 from vmkit_tui.store.history.history import (
     DEFAULT_KEEP,
     ApplyResult,
-    AsyncHistory,
     CreateResult,
     History,
     default_history_path,
 )
-from vmkit_tui.store.history.storage import HistoryStorage
 
 __all__ = [
     "DEFAULT_KEEP",
@@ -40,7 +40,6 @@ __all__ = [
     "HistoryBusy",
     "HistoryCorrupt",
     "HistoryError",
-    "HistoryStorage",
     "HistoryUnusable",
     "UnknownDeploy",
     "default_history_path",

@@ -29,7 +29,6 @@ empty file is a fresh history.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ import orjson
 
 from vmkit_tui.domain.models import Deploy, DeployEvent, DeployRecord, EventKind, Status
 from vmkit_tui.store.history.errors import HistoryCorrupt, HistoryUnusable
+from vmkit_tui.store.history.scan import scan
 
 FORMAT = "vmkit-tui-history"
 VERSION = 1
@@ -321,6 +321,8 @@ def _check_duplicates(path: Path, raw: bytes) -> None:
     the history wrote round-trips byte for byte (and then cannot hold a duplicate), so the costly
     strict parse runs only for files written by something else (stock TinyDB, an editor, damage).
     """
+    import json  # only for files our writer did not write: not on every start's path
+
     found = _first_duplicate(json.loads(raw, object_pairs_hook=_mark_duplicates), ())
     if found:
         trail, key = found
@@ -378,10 +380,11 @@ def _parse(path: Path, raw: bytes) -> _Snapshot:
 
 
 def _preview(path: Path, data: Any, repo: str, environment: str) -> _Snapshot:
-    """One environment's part of the parsed file, validated by `_index` as if it were the
-    whole file: its deploys and every event that names them, with their document ids, in file
-    order. What it returns is exactly what the whole file's snapshot holds for that
-    environment, if the whole file is sound; whether it is stays for `_index` to say."""
+    """One environment's part of the parsed file (or of `scan`'s cut-down tables), validated by
+    `_index` as if it were the whole file: its deploys and every event that names them, with
+    their document ids, in file order. What it returns is exactly what the whole file's snapshot
+    holds for that environment, if the whole file is sound; whether it is stays for `_index`
+    to say."""
     if data is None:
         return _Snapshot(None)
     _check_tables(path, data)
@@ -433,13 +436,19 @@ class _LastRead:
         return snapshot, self._remember(raw, snapshot, None, since=generation)
 
     def preview(self, path: Path, repo: str, environment: str) -> _Snapshot:
-        """One environment's documents, validated; the rest of the file only as JSON (`_preview`)."""
+        """One environment's documents, validated. From the bytes (`scan`) when they are in our
+        writer's form: nothing else is parsed, and damage elsewhere is for the full read to
+        find; else from the whole file's JSON, remembered for that read (`_preview`)."""
         raw = _read_raw(path)
         with self._lock:
             generation, known = self.generation, raw == self._raw
             if known and self._snapshot is not None:
                 return self._snapshot
             pending = self._pending
+        if not known:
+            tables = scan(raw, repo, environment)
+            if tables is not None:
+                return _preview(path, tables, repo, environment)
         data = pending if known else _load_json(path, raw)
         snapshot = _preview(path, data, repo, environment)
         if not known:

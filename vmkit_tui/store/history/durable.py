@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from vmkit_tui.domain.models import utcnow
 from vmkit_tui.store.history.errors import HistoryBusy, HistoryUnusable
 
@@ -72,8 +70,11 @@ def _exclusive(path: Path, timeout: float) -> Iterator[None]:
     """Hold `<file>.lock` (a sidecar: `os.replace` swaps the data file's inode under any lock on it).
 
     A new FileLock per operation: its own descriptor, so threads of one process exclude each
-    other exactly like separate processes do.
+    other exactly like separate processes do. filelock is imported here, at the first write:
+    reads take no lock, and a dashboard's first paint only reads.
     """
+    from filelock import FileLock, Timeout
+
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock = FileLock(path.with_name(path.name + ".lock"), timeout=timeout, mode=0o600)
     try:

@@ -1,4 +1,4 @@
-"""The history's operations: `History` (blocking) and `AsyncHistory` (for asyncio code).
+"""The history's operations: `History` (blocking; `AsyncHistory` wraps it for asyncio code).
 
 Every write is one `apply`: a batch of creates and event appends laid over the file state read
 under the lock, pruned to the newest `keep` deploys per (repo, environment), and saved through
@@ -11,18 +11,16 @@ fresh TinyDB serves each operation.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import orjson
 import platformdirs
-from tinydb import TinyDB
 
 from vmkit_tui.domain.models import (
     Deploy,
@@ -50,7 +48,9 @@ from vmkit_tui.store.history.durable import (
     _remove_orphans,
 )
 from vmkit_tui.store.history.errors import UnknownDeploy
-from vmkit_tui.store.history.storage import HistoryStorage, _HistoryDB
+
+if TYPE_CHECKING:
+    from tinydb import TinyDB
 
 DEFAULT_KEEP = 50
 
@@ -346,6 +346,9 @@ class History:
         `HistoryBusy`, `ValidationError`, or `OSError` (a failed write: retry with the same ids).
         """
         _check_new(creates, events)
+        # TinyDB is imported at the first write: reads (a first paint) never need it.
+        from vmkit_tui.store.history.storage import HistoryStorage, _HistoryDB
+
         with _exclusive(self.path, self.lock_timeout):
             _remove_orphans(self.path)
             # The state the file holds now (parsed only if another process changed it).
@@ -419,49 +422,11 @@ class History:
 
     def preview(self, repo: str, environment: str) -> list[DeployRecord]:
         """One environment's deploys, newest first, before the rest of the file is validated:
-        what a frontend paints first. The whole file is parsed as JSON (truncation and repeated
-        keys are caught here) and this environment's documents are checked like in a full
-        read; the rest is checked by the next full read (`records()` etc., which reuses the
-        parsed JSON), and a frontend must not treat the preview as the whole history until that
-        read succeeded. Equal to `records(repo, environment)` whenever that succeeds."""
+        what a frontend paints first. When the bytes are in our writer's form only this
+        environment's documents are parsed (`scan`), else the whole file is parsed as JSON
+        (reused by the next full read); either way they are checked like in a full read. The
+        rest (damage elsewhere included) is checked by the next full read (`records()` etc.),
+        and a frontend must not treat the preview as the whole history until that read
+        succeeded. Equal to `records(repo, environment)` whenever that succeeds."""
         snap = self._last_read.preview(self.path, repo, environment)
         return _newest_first([snap.record(i) for i in snap.members.get((repo, environment), ())])
-
-
-class AsyncHistory:
-    """`History` for asyncio code: each call runs in a worker thread, because a call parses the
-    whole file and may wait for another process's lock, and the TUI and servers must keep their
-    event loop responsive."""
-
-    def __init__(self, history: History) -> None:
-        self.history = history
-
-    async def apply(
-        self,
-        creates: Sequence[tuple[Deploy, Sequence[NewEvent]]] = (),
-        events: Sequence[NewEvent] = (),
-    ) -> ApplyResult:
-        return await asyncio.to_thread(self.history.apply, creates, events)
-
-    async def create_deploy(self, deploy: Deploy, events: Sequence[NewEvent]) -> CreateResult:
-        return await asyncio.to_thread(self.history.create_deploy, deploy, events)
-
-    async def append_events(self, events: Sequence[NewEvent]) -> list[DeployEvent]:
-        return await asyncio.to_thread(self.history.append_events, events)
-
-    async def records(
-        self, repo: str | None = None, environment: str | None = None
-    ) -> list[DeployRecord]:
-        return await asyncio.to_thread(self.history.records, repo, environment)
-
-    async def record(self, deploy_id: str) -> DeployRecord:
-        return await asyncio.to_thread(self.history.record, deploy_id)
-
-    async def find_by_run(self, repo: str, run_id: int) -> DeployRecord | None:
-        return await asyncio.to_thread(self.history.find_by_run, repo, run_id)
-
-    async def environments(self) -> list[tuple[str, str]]:
-        return await asyncio.to_thread(self.history.environments)
-
-    async def preview(self, repo: str, environment: str) -> list[DeployRecord]:
-        return await asyncio.to_thread(self.history.preview, repo, environment)
