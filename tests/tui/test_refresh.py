@@ -199,3 +199,37 @@ async def test_a_key_up_while_following_stops_following_before_new_lines(tmp_pat
         await pilot.pause()
         assert not lines.follow
         assert lines.scroll_y < lines.max_scroll_y - 5
+
+
+async def test_a_follow_repaint_reads_and_lays_out_only_the_new_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows already shown are kept as they were painted (cut and offset): new lines that
+    scroll the view read from the spool only the rows that came, not every row in view."""
+    sample = build_sample(tmp_path)
+    deploy = sample.ids["d5"]
+    app = make_app(sample)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter", "enter")
+        lines = app.query_one(LogLines)
+        await wait_for(pilot, lambda: lines.row_count > 0 and app.deploy_id == deploy, "its log")
+        rows = lines.row_count + 50
+        await grow(app, sample.data_dir, deploy, 50)
+        await wait_for(pilot, lambda: lines.shown_rows == rows, "the lines taken in")
+        await wait_for(pilot, lambda: lines.scroll_y == lines.max_scroll_y > 0, "at the end")
+        await pilot.pause()
+        read: list[int] = []
+        line_at_row = lines.line_at_row
+
+        def counted(row: int) -> Any:
+            read.append(row)
+            return line_at_row(row)
+
+        monkeypatch.setattr(lines, "line_at_row", counted)
+        await grow(app, sample.data_dir, deploy, 3)
+        await wait_for(pilot, lambda: lines.shown_rows == rows + 3, "the new lines taken in")
+        await wait_for(pilot, lambda: lines.scroll_y == lines.max_scroll_y, "at the end")
+        await pilot.pause()
+        assert lines.size.height > 10  # a screenful of rows was repainted
+        assert sorted(set(read)) == [rows, rows + 1, rows + 2], read

@@ -146,7 +146,7 @@ class LogLines(ScrollView, can_focus=True):
         self._row_filter: Callable[[LogLine], bool] | None = None
         self._filter_generation = 0  # bumped by every new filter or source: stale chunks drop
         self._filter_total = 0  # the worker filters up to here (0: no worker running)
-        self._strips: OrderedDict[tuple[int, int], Strip] = OrderedDict()
+        self._strips: OrderedDict[tuple[int, bool, int, int], Strip] = OrderedDict()
         self._dirty = False
         self._tick_timer: Timer | None = None
         self._last_tick = 0.0  # monotonic time of the last timer tick
@@ -485,27 +485,34 @@ class LogLines(ScrollView, can_focus=True):
     # --- rendering -----------------------------------------------------------------------------
 
     def render_line(self, y: int) -> Strip:
+        """A row as shown: cached cut to the view's width, so a follow that scrolls the rows
+        up by a few lines renders only the new ones (the rest are looked up, not read from
+        disk, laid out, cut or offset again)."""
         scroll_x, scroll_y = self.scroll_offset
         row = scroll_y + y
         width = self.scrollable_content_region.width
-        base = self.rich_style
-        line = self.line_at_row(row)
-        if line is None:
-            return Strip.blank(width, base)
-        key = (row, 1 if row == self._match_row else 0)
+        if not 0 <= row < self.row_count:
+            return Strip.blank(width, self.rich_style)
+        is_match = row == self._match_row
+        key = (row, is_match, scroll_x, width)
         strip = self._strips.get(key)
         if strip is None:
-            strip = self._render_row(line, row == self._match_row)
+            line = self.line_at_row(row)
+            assert line is not None  # the row is in range
+            whole = self._render_row(line, is_match)
+            if whole.cell_length > self._width:
+                self._width = whole.cell_length
+                # After this frame: a scrollbar that comes would move the rows being rendered
+                self.call_later(self._fit_width)
+            base = self.rich_style
+            if is_match:  # the mark runs the full width
+                base += self.get_component_rich_style("loglines--cursor")
+            strip = whole.crop_extend(scroll_x, scroll_x + width, base)
+            strip = strip.apply_offsets(scroll_x, row)
             self._strips[key] = strip
             if len(self._strips) > STRIP_CACHE_SIZE:
                 self._strips.popitem(last=False)
-            if strip.cell_length > self._width:
-                self._width = strip.cell_length
-                # After this frame: a scrollbar that comes would move the rows being rendered
-                self.call_later(self._fit_width)
-        if row == self._match_row:  # the mark runs the full width
-            base += self.get_component_rich_style("loglines--cursor")
-        return strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(scroll_x, row)
+        return strip
 
     def _render_row(self, line: LogLine, is_match: bool) -> Strip:
         meta_style = self.get_component_rich_style("loglines--meta")
