@@ -233,3 +233,34 @@ async def test_a_follow_repaint_reads_and_lays_out_only_the_new_rows(
         await pilot.pause()
         assert lines.size.height > 10  # a screenful of rows was repainted
         assert sorted(set(read)) == [rows, rows + 1, rows + 2], read
+
+
+async def test_a_changed_cell_repaints_its_row_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The running deploy's time moves: that row is rendered again, not the whole table
+    (each row a DataTable renders after an update is laid out afresh, cell by cell)."""
+    sample = build_sample(tmp_path)
+    moment = [NOW]
+    app = make_app(sample, now=lambda: moment[0])
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter", "enter")  # production: the running deploy first
+        table = app.query_one(DeploysTable)
+        await pilot.pause()
+        rendered: list[int] = []
+        render_line = table.render_line
+
+        def counted(y: int) -> Any:
+            rendered.append(y)
+            return render_line(y)
+
+        monkeypatch.setattr(table, "render_line", counted)
+        took = table.get_row(sample.ids["d5"])[TOOK].plain
+        moment[0] += timedelta(seconds=STEP)
+        table.tick()
+        await wait_for(pilot, lambda: bool(rendered), "the table repainted")
+        await pilot.pause()
+        assert table.get_row(sample.ids["d5"])[TOOK].plain != took
+        assert table.row_count > 3 and table.size.height > 3  # more rows on screen than one
+        assert sorted(set(rendered)) == [1 + table.get_row_index(sample.ids["d5"])], rendered
