@@ -4,7 +4,9 @@ the same frame as the rows, and no repaint while help covers it."""
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import pytest
@@ -264,3 +266,33 @@ async def test_a_changed_cell_repaints_its_row_only(
         assert table.get_row(sample.ids["d5"])[TOOK].plain != took
         assert table.row_count > 3 and table.size.height > 3  # more rows on screen than one
         assert sorted(set(rendered)) == [1 + table.get_row_index(sample.ids["d5"])], rendered
+
+
+async def test_a_flood_is_taken_in_at_most_once_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Following, every pick-up repaints each row in view: lines that keep coming are taken
+    in a second apart, whatever their rate."""
+    sample = build_sample(tmp_path)
+    deploy = sample.ids["d5"]
+    app = make_app(sample)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter", "enter")
+        lines = app.query_one(LogLines)
+        await wait_for(pilot, lambda: lines.row_count > 0 and app.deploy_id == deploy, "its log")
+        ticks: list[float] = []
+        timer_tick = lines._timer_tick
+
+        def timed() -> None:
+            ticks.append(monotonic())
+            timer_tick()
+
+        monkeypatch.setattr(lines, "_timer_tick", timed)
+        rows = lines.shown_rows
+        for _ in range(3):  # each batch as soon as the one before is on screen
+            rows += 4
+            await grow(app, sample.data_dir, deploy, 4)
+            await wait_for(pilot, lambda: lines.shown_rows == rows, "the lines taken in")  # noqa: B023
+        gaps = [later - earlier for earlier, later in pairwise(ticks)]
+        assert len(gaps) == 2 and min(gaps) >= 0.95, gaps

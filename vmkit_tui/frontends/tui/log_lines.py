@@ -2,7 +2,7 @@
 
 Only the line index lives in memory (in the spool reader); a line is read from disk when it
 scrolls into view and its rendered strip is kept in a small LRU cache. New lines are picked up
-at once after a quiet spell, then at most twice a second however fast they arrive (a timer set
+at once after a quiet spell, then at most once a second however fast they arrive (a timer set
 by the first new line, none while nothing arrives), so a flood of a million lines costs a
 handful of refreshes, not a million, and none while help or a dialog covers the view (it
 catches up when they close).
@@ -43,9 +43,11 @@ from vmkit_tui.sources.ssh.vm_log import proxy_summary
 MAX_RENDER_CHARS = 2_000  # a 1 MB line is shown cut, with a marker, never laid out whole
 STRIP_CACHE_SIZE = 2_000
 LABEL_WIDTH = 11  # the longest source name (kamal-proxy, vmkit-agent)
-# s: at most 2 refreshes a second while lines pour in. Each is a frame in which every pane is
-# composited again: at 10 a second a 20 lines/s log alone kept the dashboard near 5 % of a core.
-REFRESH_INTERVAL = 0.5
+# s: at most one refresh a second while lines pour in. Following, each refresh repaints every row
+# in view, its scrollbar and the status line; at 20 lines/s a screenful is replaced every second
+# either way, and what the eye takes from a flood is that it moves and how fast. Measured with
+# bench/idle_cpu.py's streaming state: about 1 point of a core less than twice a second.
+REFRESH_INTERVAL = 1.0
 FIRST_DELAY = 0.05  # s: a line after a quiet spell shows this soon (a burst is taken in whole)
 FILTER_INLINE = 2_000  # new lines filtered on the UI thread; more go to the filter worker
 FILTER_FIRST = 1_000  # lines in the filter worker's first chunk (the first screenful, soon)
