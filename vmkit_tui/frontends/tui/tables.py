@@ -72,7 +72,8 @@ class NavTable(DataTable[Text]):
     # the least useful columns first rather than squeezing all of them.
     COLUMNS: ClassVar[tuple[tuple[str, int], ...]] = ()
     FLEX: ClassVar[int | None] = None  # the column cut to what the others' content leaves
-    _row_update = False  # updating one row's cells (see _update_row); DataTable's __init__ refreshes
+    # Updating one row's cells (see _update_row). A class default: DataTable's __init__ refreshes.
+    _row_update = False
 
     def _fit(self, shown: list[tuple[str, list[Text]]]) -> None:
         """Cut the cells of the `FLEX` column (in place) to the room the other columns leave,
