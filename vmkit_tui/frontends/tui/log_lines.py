@@ -22,8 +22,6 @@ from collections.abc import Callable, Sequence
 from time import monotonic
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from rich.segment import Segment
-from rich.text import Text
 from textual import work
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
@@ -33,16 +31,13 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from vmkit_tui.domain.text import sanitise, sanitise_sgr
+from vmkit_tui.frontends.tui.log_row import LABEL_WIDTH, LogLine, render_row
 from vmkit_tui.frontends.tui.log_search import SearchState, Step, matching_rows
 
 if TYPE_CHECKING:
     from textual.timer import Timer
-from vmkit_tui.sources.ssh.vm_log import proxy_summary
 
-MAX_RENDER_CHARS = 2_000  # a 1 MB line is shown cut, with a marker, never laid out whole
 STRIP_CACHE_SIZE = 2_000
-LABEL_WIDTH = 11  # the longest source name (kamal-proxy, vmkit-agent)
 # s: at most one refresh a second while lines pour in. Following, each refresh repaints every row
 # in view, its scrollbar and the status line; at 20 lines/s a screenful is replaced every second
 # either way, and what the eye takes from a flood is that it moves and how fast. Measured with
@@ -52,17 +47,6 @@ FIRST_DELAY = 0.05  # s: a line after a quiet spell shows this soon (a burst is 
 FILTER_INLINE = 2_000  # new lines filtered on the UI thread; more go to the filter worker
 FILTER_FIRST = 1_000  # lines in the filter worker's first chunk (the first screenful, soon)
 FILTER_CHUNK = 65_536  # lines per chunk after that
-
-
-class LogLine(Protocol):
-    @property
-    def at(self) -> object: ...
-    @property
-    def host(self) -> str: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def text(self) -> str: ...
 
 
 class LineSource(Protocol):
@@ -194,18 +178,6 @@ class LogLines(ScrollView, can_focus=True):
         self._label_width = LABEL_WIDTH + 1 + longest
         self._strips.clear()
         self.refresh()
-
-    def _label(self, line: LogLine) -> str:
-        source, host = line.source, line.host
-        if source == "github":  # the host of a GitHub line is its job: named when there is room
-            named = f"github@{host}"
-            return named if host and len(named) <= self._label_width else source
-        if self._hosts and host:
-            named = f"{source}@{self._hosts.get(host, host)}"
-            return (
-                named if len(named) <= self._label_width else named[: self._label_width - 1] + "…"
-            )
-        return source
 
     def on_resize(self) -> None:
         self._strips.clear()
@@ -517,59 +489,15 @@ class LogLines(ScrollView, can_focus=True):
         return strip
 
     def _render_row(self, line: LogLine, is_match: bool) -> Strip:
-        meta_style = self.get_component_rich_style("loglines--meta")
-        source_style = self.get_component_rich_style(_source_class(line.source))
-        label = sanitise(self._label(line))  # a GitHub job name is remote text
-        label_width = self._label_width
-        stamp = _clock(line.at)
-        raw = line.text
-        if line.source == "kamal-proxy":
-            raw = proxy_summary(raw)
-        if raw.startswith("##[group]"):
-            raw = ("▸ " if self.folded else "▾ ") + raw[len("##[group]") :]
-            group = True
-        else:
-            group = False
-        cut = len(raw) > MAX_RENDER_CHARS
-        text = Text.from_ansi(sanitise_sgr(raw[:MAX_RENDER_CHARS]), end="", no_wrap=True)
-        if cut:
-            text.append(f" … [{len(raw):,} characters, cut for display]", meta_style)
-        if raw.startswith("##[error]") or "level=ERROR" in raw or '"level":"ERROR"' in raw:
-            text.stylize(self.get_component_rich_style("loglines--error"))
-        elif group:
-            text.stylize(self.get_component_rich_style("loglines--group"))
-        if is_match:  # marked over the line's own colours, under the match highlight
-            cursor = self.get_component_rich_style("loglines--cursor")
-            text.stylize(cursor)
-            meta_style, source_style = meta_style + cursor, source_style + cursor
-        search = self.search_state
-        if search.term:
-            text.highlight_words(
-                [search.term],
-                self.get_component_rich_style("loglines--match"),
-                case_sensitive=search.case_sensitive,
-            )
-        prefix = [
-            Segment(f"{stamp} ", meta_style),
-            Segment(f"{label[:label_width]:<{label_width}} ", source_style),
-        ]
-        segments = prefix + list(text.render(self.app.console))
-        return Strip(segments).apply_style(self.rich_style)
-
-
-def _clock(at: object) -> str:
-    strftime = getattr(at, "strftime", None)
-    return strftime("%H:%M:%S") if strftime else "--:--:--"
-
-
-_SOURCE_CLASSES = {
-    "github": "loglines--source-github",
-    "kamal": "loglines--source-kamal",
-    "kamal-proxy": "loglines--source-proxy",
-    "vmkit-agent": "loglines--source-agent",
-    "app": "loglines--source-app",
-}
-
-
-def _source_class(source: str) -> str:
-    return _SOURCE_CLASSES.get(source.split(":", 1)[0], "loglines--source-vmkit")
+        """The whole row in this view's styles (log_row.render_row), before it is cut."""
+        row = render_row(
+            line,
+            hosts=self._hosts,
+            label_width=self._label_width,
+            folded=self.folded,
+            is_match=is_match,
+            search=self.search_state,
+            style=self.get_component_rich_style,
+            console=self.app.console,
+        )
+        return row.apply_style(self.rich_style)
