@@ -9,10 +9,14 @@ process's user+system time from psutil over `--seconds`, as % of one core; the s
 - bare: a bare Textual app (Header + DataTable with 50 rows + Footer), for comparison;
 - idle: the dashboard with 100 environments configured (on the sandbox's repos, on branches
   with no runs: nothing running), each with 50 finished deploys in its history;
-- streaming: the dashboard on the sandbox's environments (fresh history), the sandbox's running
-  deploy selected (command palette, by SHA) and its log pane following. Its environment has one
-  more host, bench/stream_host.py, whose kamal-proxy log grows 20 lines a second (the sandbox's
-  own VMs print a few lines a minute at 1x); the line shows the rate the log really grew at;
+- streaming: the dashboard on the sandbox's environments, the sandbox's running deploy selected
+  (command palette, by SHA) and its log pane following. Its environment has one more host,
+  bench/stream_host.py, whose kamal-proxy log grows 20 lines a second (the sandbox's own VMs
+  print a few lines a minute at 1x); the line shows the rate the log really grew at. Like the
+  idle state's, its history is caught up: before the dashboard starts, `vmkit-tui deploys`
+  records each environment's past and every finished deploy's job logs are fetched through
+  `DeployService.fetch_logs` (the dashboard's background fetch of the past would otherwise
+  spend the whole window on its one-time work, a deploy every 2 s);
 - help: the same on a fresh sandbox, with `?` open. Each of these two gets a fresh sandbox:
   its seeded deploy runs for about two more minutes at 1x, so keep `--seconds` <= 90.
 
@@ -24,6 +28,7 @@ Prints a line per state, then `cpu_idle_pct=`, `cpu_streaming_pct=`, `cpu_help_p
 from __future__ import annotations
 
 import argparse
+import asyncio
 import copy
 import json
 import random
@@ -50,7 +55,11 @@ from tui_driver import (
     write_private,
 )
 
+from vmkit_tui.config import load_config
 from vmkit_tui.domain.event_ids import log_marker_id
+from vmkit_tui.service import DeployService
+from vmkit_tui.store.history import AsyncHistory, History
+from vmkit_tui.tracking.job_logs import wants_job_logs
 
 BARE = bare_app(first_frame_only=False)
 DIAGNOSIS = {"cause": "health check timed out", "fix": "bind 0.0.0.0:$PORT", "source": "kamal",
@@ -126,6 +135,44 @@ def idle_world(folder: Path, sandbox: Sandbox, share: bool = False) -> Path:
     return write_private(folder / "config.toml", toml_text(config))
 
 
+def catch_up(config: Path, repos: list[dict]) -> int:
+    """Record the past of every environment (`vmkit-tui deploys`, one sync round each, all at
+    once), then fetch every finished deploy's job logs through the service, four at a time:
+    what a first start's background fetch does a deploy every 2 s over its first minutes. How
+    many deploys' logs were fetched."""
+    syncs = [
+        subprocess.Popen(
+            [VMKIT, "--config", str(config), "deploys", repo["name"], env],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for repo in repos
+        for env in repo["environments"]
+    ]
+    for sync in syncs:
+        sync.wait(120)
+    return asyncio.run(_fetch_past(config))
+
+
+async def _fetch_past(path: Path) -> int:
+    config = load_config(path)
+    assert config.history_path is not None and config.data_dir is not None
+    history = AsyncHistory(History(config.history_path))
+    service = DeployService(config, history, config.data_dir, record_calls=False)
+    try:
+        todo = [record.id for record in await history.records() if wants_job_logs(record)]
+        gate = asyncio.Semaphore(4)
+
+        async def fetch(deploy_id: str) -> None:
+            async with gate:
+                await service.fetch_logs(deploy_id)
+
+        await asyncio.gather(*map(fetch, todo))
+        return len(todo)
+    finally:
+        await service.stop()
+
+
 def measure_idle(tmux: Tmux, command: list[str], ready: str, seconds: float) -> float:
     process = tmux.start("idle", command)
     try:
@@ -156,6 +203,9 @@ def measure_streaming(
         config = write_private(
             folder / "config.toml", toml_text({**sandbox.config, "paths": paths})
         )
+        took = time.monotonic()
+        caught_up = catch_up(config, sandbox.config["repos"])
+        took = time.monotonic() - took
         process = tmux.start(name, [VMKIT, "--config", str(config)])
         tmux.wait_for(name, lambda s: "●" in s, "a running deploy in the repos pane", 60)
         tmux.keys(name, "C-p")
@@ -194,7 +244,8 @@ def measure_streaming(
         status = sandbox.get(f"/repos/{repo}/actions/runs/{run['id']}")["status"]
         return cpu, (
             f"{name}: vmkit-tui on the sandbox, {repo} {run['head_branch']} deploy {sha[:7]} "
-            f"selected, log pane following{', help open' if help_open else ''}; the log grew "
+            f"selected, log pane following{', help open' if help_open else ''}; history caught "
+            f"up first ({caught_up} past deploys' job logs fetched in {took:.0f} s); the log grew "
             f"{grew / (time.monotonic() - start):.1f} lines/s; the run was {status} at the end: "
             f"{cpu:.2f}% of a core"
         )

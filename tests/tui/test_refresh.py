@@ -4,7 +4,9 @@ the same frame as the rows, and no repaint while help covers it."""
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import pytest
@@ -199,3 +201,98 @@ async def test_a_key_up_while_following_stops_following_before_new_lines(tmp_pat
         await pilot.pause()
         assert not lines.follow
         assert lines.scroll_y < lines.max_scroll_y - 5
+
+
+async def test_a_follow_repaint_reads_and_lays_out_only_the_new_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows already shown are kept as they were painted (cut and offset): new lines that
+    scroll the view read from the spool only the rows that came, not every row in view."""
+    sample = build_sample(tmp_path)
+    deploy = sample.ids["d5"]
+    app = make_app(sample)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter", "enter")
+        lines = app.query_one(LogLines)
+        await wait_for(pilot, lambda: lines.row_count > 0 and app.deploy_id == deploy, "its log")
+        rows = lines.row_count + 50
+        await grow(app, sample.data_dir, deploy, 50)
+        await wait_for(pilot, lambda: lines.shown_rows == rows, "the lines taken in")
+        await wait_for(pilot, lambda: lines.scroll_y == lines.max_scroll_y > 0, "at the end")
+        await pilot.pause()
+        read: list[int] = []
+        line_at_row = lines.line_at_row
+
+        def counted(row: int) -> Any:
+            read.append(row)
+            return line_at_row(row)
+
+        monkeypatch.setattr(lines, "line_at_row", counted)
+        await grow(app, sample.data_dir, deploy, 3)
+        await wait_for(pilot, lambda: lines.shown_rows == rows + 3, "the new lines taken in")
+        await wait_for(pilot, lambda: lines.scroll_y == lines.max_scroll_y, "at the end")
+        await pilot.pause()
+        assert lines.size.height > 10  # a screenful of rows was repainted
+        assert sorted(set(read)) == [rows, rows + 1, rows + 2], read
+
+
+async def test_a_changed_cell_repaints_its_row_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The running deploy's time moves: that row is rendered again, not the whole table
+    (each row a DataTable renders after an update is laid out afresh, cell by cell)."""
+    sample = build_sample(tmp_path)
+    moment = [NOW]
+    app = make_app(sample, now=lambda: moment[0])
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter", "enter")  # production: the running deploy first
+        table = app.query_one(DeploysTable)
+        await pilot.pause()
+        rendered: list[int] = []
+        render_line = table.render_line
+
+        def counted(y: int) -> Any:
+            rendered.append(y)
+            return render_line(y)
+
+        monkeypatch.setattr(table, "render_line", counted)
+        took = table.get_row(sample.ids["d5"])[TOOK].plain
+        moment[0] += timedelta(seconds=STEP)
+        table.tick()
+        await wait_for(pilot, lambda: bool(rendered), "the table repainted")
+        await pilot.pause()
+        assert table.get_row(sample.ids["d5"])[TOOK].plain != took
+        assert table.row_count > 3 and table.size.height > 3  # more rows on screen than one
+        assert sorted(set(rendered)) == [1 + table.get_row_index(sample.ids["d5"])], rendered
+
+
+async def test_a_flood_is_taken_in_at_most_once_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Following, every pick-up repaints each row in view: lines that keep coming are taken
+    in a second apart, whatever their rate."""
+    sample = build_sample(tmp_path)
+    deploy = sample.ids["d5"]
+    app = make_app(sample)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter", "enter")
+        lines = app.query_one(LogLines)
+        await wait_for(pilot, lambda: lines.row_count > 0 and app.deploy_id == deploy, "its log")
+        ticks: list[float] = []
+        timer_tick = lines._timer_tick
+
+        def timed() -> None:
+            ticks.append(monotonic())
+            timer_tick()
+
+        monkeypatch.setattr(lines, "_timer_tick", timed)
+        rows = lines.shown_rows
+        for _ in range(3):  # each batch as soon as the one before is on screen
+            rows += 4
+            await grow(app, sample.data_dir, deploy, 4)
+            await wait_for(pilot, lambda: lines.shown_rows == rows, "the lines taken in")  # noqa: B023
+        gaps = [later - earlier for earlier, later in pairwise(ticks)]
+        assert len(gaps) == 2 and min(gaps) >= 0.95, gaps

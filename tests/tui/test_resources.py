@@ -6,13 +6,16 @@ from __future__ import annotations
 import gc
 import os
 from pathlib import Path
+from typing import Any
 
+import pytest
 from textual.app import App
+from textual.dom import DOMNode
 from textual.widgets._footer import FooterKey
 
 from tests.tui.factory import NOW, build_sample, make_app
 from tests.tui.test_pilot import loaded, wait_for
-from vmkit_tui.domain.updates import DeployChanged
+from vmkit_tui.domain.updates import DeployChanged, LogGrew
 from vmkit_tui.frontends.tui.dashboard import ServiceUpdate
 from vmkit_tui.frontends.tui.log_lines import FILTER_FIRST, FILTER_INLINE, LogLines
 from vmkit_tui.frontends.tui.log_pane import LogPane, view_filter
@@ -151,6 +154,32 @@ async def test_updates_arriving_while_the_panes_are_gone_are_dropped(tmp_path: P
         app._clock()
         await pilot.pause()
         assert app.is_running
+
+
+async def test_a_batch_of_updates_walks_no_widget_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a log streams, batches of updates come several times a second: checking that the
+    panes are still there (and finding the log pane) is a cached lookup, not a `query()`
+    walking every widget."""
+    sample = build_sample(tmp_path)
+    app = make_app(sample)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter", "enter")
+        await wait_for(pilot, lambda: app.deploy_id == sample.ids["d5"], "its deploy selected")
+        walks: list[object] = []
+        query = DOMNode.query
+
+        def counted(node: DOMNode, *args: Any, **kwargs: Any) -> Any:
+            walks.append(args)
+            return query(node, *args, **kwargs)
+
+        monkeypatch.setattr(DOMNode, "query", counted)
+        assert not app._panes_gone
+        app.post_message(ServiceUpdate((LogGrew(sample.ids["d5"]),)))
+        await pilot.pause()
+        assert walks == []
 
 
 async def test_focus_changes_leave_no_footer_keys_behind(tmp_path: Path) -> None:

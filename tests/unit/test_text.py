@@ -138,7 +138,7 @@ def test_every_surface_goes_through_the_one_sanitiser() -> None:
         bypass
     )
     assert present.clean is sanitise  # the CLI's and MCP's name for the same function
-    surfaces = ["tables", "details", "commands", "log_lines", "log_pane", "audit", "confirm"]
+    surfaces = ["tables", "details", "commands", "log_row", "log_pane", "audit", "confirm"]
     surfaces += ["dashboard", "corrupt"]
     for name in surfaces:
         assert "sanitise" in (SOURCES / "frontends" / "tui" / f"{name}.py").read_text(), name

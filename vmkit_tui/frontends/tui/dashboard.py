@@ -386,8 +386,12 @@ class Dashboard(App[None]):
     @property
     def _panes_gone(self) -> bool:
         """Shutting down (or not composed yet): the panes are not there to show anything, and
-        updates or ticks still in flight are moot."""
-        return not self.screen_stack or not self.main.query(ReposTable)
+        updates or ticks still in flight are moot. Asked at every batch of updates (several a
+        second while a log streams): a cached lookup, where `query()` walks every widget."""
+        if not self.screen_stack:
+            return True
+        repos = self.main.query_one_optional(ReposTable)
+        return repos is None or not repos.is_attached
 
     @on(ServiceUpdate)
     def _service_update(self, message: ServiceUpdate) -> None:

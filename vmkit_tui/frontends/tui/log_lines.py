@@ -2,7 +2,7 @@
 
 Only the line index lives in memory (in the spool reader); a line is read from disk when it
 scrolls into view and its rendered strip is kept in a small LRU cache. New lines are picked up
-at once after a quiet spell, then at most twice a second however fast they arrive (a timer set
+at once after a quiet spell, then at most once a second however fast they arrive (a timer set
 by the first new line, none while nothing arrives), so a flood of a million lines costs a
 handful of refreshes, not a million, and none while help or a dialog covers the view (it
 catches up when they close).
@@ -22,8 +22,6 @@ from collections.abc import Callable, Sequence
 from time import monotonic
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from rich.segment import Segment
-from rich.text import Text
 from textual import work
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
@@ -33,34 +31,22 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from vmkit_tui.domain.text import sanitise, sanitise_sgr
+from vmkit_tui.frontends.tui.log_row import LABEL_WIDTH, LogLine, render_row
 from vmkit_tui.frontends.tui.log_search import SearchState, Step, matching_rows
 
 if TYPE_CHECKING:
     from textual.timer import Timer
-from vmkit_tui.sources.ssh.vm_log import proxy_summary
 
-MAX_RENDER_CHARS = 2_000  # a 1 MB line is shown cut, with a marker, never laid out whole
 STRIP_CACHE_SIZE = 2_000
-LABEL_WIDTH = 11  # the longest source name (kamal-proxy, vmkit-agent)
-# s: at most 2 refreshes a second while lines pour in. Each is a frame in which every pane is
-# composited again: at 10 a second a 20 lines/s log alone kept the dashboard near 5 % of a core.
-REFRESH_INTERVAL = 0.5
+# s: at most one refresh a second while lines pour in. Following, each refresh repaints every row
+# in view, its scrollbar and the status line; at 20 lines/s a screenful is replaced every second
+# either way, and what the eye takes from a flood is that it moves and how fast. Measured with
+# bench/idle_cpu.py's streaming state: about 1 point of a core less than twice a second.
+REFRESH_INTERVAL = 1.0
 FIRST_DELAY = 0.05  # s: a line after a quiet spell shows this soon (a burst is taken in whole)
 FILTER_INLINE = 2_000  # new lines filtered on the UI thread; more go to the filter worker
 FILTER_FIRST = 1_000  # lines in the filter worker's first chunk (the first screenful, soon)
 FILTER_CHUNK = 65_536  # lines per chunk after that
-
-
-class LogLine(Protocol):
-    @property
-    def at(self) -> object: ...
-    @property
-    def host(self) -> str: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def text(self) -> str: ...
 
 
 class LineSource(Protocol):
@@ -146,7 +132,7 @@ class LogLines(ScrollView, can_focus=True):
         self._row_filter: Callable[[LogLine], bool] | None = None
         self._filter_generation = 0  # bumped by every new filter or source: stale chunks drop
         self._filter_total = 0  # the worker filters up to here (0: no worker running)
-        self._strips: OrderedDict[tuple[int, int], Strip] = OrderedDict()
+        self._strips: OrderedDict[tuple[int, bool, int, int], Strip] = OrderedDict()
         self._dirty = False
         self._tick_timer: Timer | None = None
         self._last_tick = 0.0  # monotonic time of the last timer tick
@@ -192,18 +178,6 @@ class LogLines(ScrollView, can_focus=True):
         self._label_width = LABEL_WIDTH + 1 + longest
         self._strips.clear()
         self.refresh()
-
-    def _label(self, line: LogLine) -> str:
-        source, host = line.source, line.host
-        if source == "github":  # the host of a GitHub line is its job: named when there is room
-            named = f"github@{host}"
-            return named if host and len(named) <= self._label_width else source
-        if self._hosts and host:
-            named = f"{source}@{self._hosts.get(host, host)}"
-            return (
-                named if len(named) <= self._label_width else named[: self._label_width - 1] + "…"
-            )
-        return source
 
     def on_resize(self) -> None:
         self._strips.clear()
@@ -485,82 +459,45 @@ class LogLines(ScrollView, can_focus=True):
     # --- rendering -----------------------------------------------------------------------------
 
     def render_line(self, y: int) -> Strip:
+        """A row as shown: cached cut to the view's width, so a follow that scrolls the rows
+        up by a few lines renders only the new ones (the rest are looked up, not read from
+        disk, laid out, cut or offset again)."""
         scroll_x, scroll_y = self.scroll_offset
         row = scroll_y + y
         width = self.scrollable_content_region.width
-        base = self.rich_style
-        line = self.line_at_row(row)
-        if line is None:
-            return Strip.blank(width, base)
-        key = (row, 1 if row == self._match_row else 0)
+        if not 0 <= row < self.row_count:
+            return Strip.blank(width, self.rich_style)
+        is_match = row == self._match_row
+        key = (row, is_match, scroll_x, width)
         strip = self._strips.get(key)
         if strip is None:
-            strip = self._render_row(line, row == self._match_row)
+            line = self.line_at_row(row)
+            assert line is not None  # the row is in range
+            whole = self._render_row(line, is_match)
+            if whole.cell_length > self._width:
+                self._width = whole.cell_length
+                # After this frame: a scrollbar that comes would move the rows being rendered
+                self.call_later(self._fit_width)
+            base = self.rich_style
+            if is_match:  # the mark runs the full width
+                base += self.get_component_rich_style("loglines--cursor")
+            strip = whole.crop_extend(scroll_x, scroll_x + width, base)
+            strip = strip.apply_offsets(scroll_x, row)
             self._strips[key] = strip
             if len(self._strips) > STRIP_CACHE_SIZE:
                 self._strips.popitem(last=False)
-            if strip.cell_length > self._width:
-                self._width = strip.cell_length
-                # After this frame: a scrollbar that comes would move the rows being rendered
-                self.call_later(self._fit_width)
-        if row == self._match_row:  # the mark runs the full width
-            base += self.get_component_rich_style("loglines--cursor")
-        return strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(scroll_x, row)
+        return strip
 
     def _render_row(self, line: LogLine, is_match: bool) -> Strip:
-        meta_style = self.get_component_rich_style("loglines--meta")
-        source_style = self.get_component_rich_style(_source_class(line.source))
-        label = sanitise(self._label(line))  # a GitHub job name is remote text
-        label_width = self._label_width
-        stamp = _clock(line.at)
-        raw = line.text
-        if line.source == "kamal-proxy":
-            raw = proxy_summary(raw)
-        if raw.startswith("##[group]"):
-            raw = ("▸ " if self.folded else "▾ ") + raw[len("##[group]") :]
-            group = True
-        else:
-            group = False
-        cut = len(raw) > MAX_RENDER_CHARS
-        text = Text.from_ansi(sanitise_sgr(raw[:MAX_RENDER_CHARS]), end="", no_wrap=True)
-        if cut:
-            text.append(f" … [{len(raw):,} characters, cut for display]", meta_style)
-        if raw.startswith("##[error]") or "level=ERROR" in raw or '"level":"ERROR"' in raw:
-            text.stylize(self.get_component_rich_style("loglines--error"))
-        elif group:
-            text.stylize(self.get_component_rich_style("loglines--group"))
-        if is_match:  # marked over the line's own colours, under the match highlight
-            cursor = self.get_component_rich_style("loglines--cursor")
-            text.stylize(cursor)
-            meta_style, source_style = meta_style + cursor, source_style + cursor
-        search = self.search_state
-        if search.term:
-            text.highlight_words(
-                [search.term],
-                self.get_component_rich_style("loglines--match"),
-                case_sensitive=search.case_sensitive,
-            )
-        prefix = [
-            Segment(f"{stamp} ", meta_style),
-            Segment(f"{label[:label_width]:<{label_width}} ", source_style),
-        ]
-        segments = prefix + list(text.render(self.app.console))
-        return Strip(segments).apply_style(self.rich_style)
-
-
-def _clock(at: object) -> str:
-    strftime = getattr(at, "strftime", None)
-    return strftime("%H:%M:%S") if strftime else "--:--:--"
-
-
-_SOURCE_CLASSES = {
-    "github": "loglines--source-github",
-    "kamal": "loglines--source-kamal",
-    "kamal-proxy": "loglines--source-proxy",
-    "vmkit-agent": "loglines--source-agent",
-    "app": "loglines--source-app",
-}
-
-
-def _source_class(source: str) -> str:
-    return _SOURCE_CLASSES.get(source.split(":", 1)[0], "loglines--source-vmkit")
+        """The whole row in this view's styles (log_row.render_row), before it is cut."""
+        row = render_row(
+            line,
+            hosts=self._hosts,
+            label_width=self._label_width,
+            folded=self.folded,
+            is_match=is_match,
+            search=self.search_state,
+            style=self.get_component_rich_style,
+            console=self.app.console,
+        )
+        return row.apply_style(self.rich_style)

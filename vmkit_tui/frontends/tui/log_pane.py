@@ -14,7 +14,8 @@ from textual.widgets import Input, Static
 from vmkit_tui.domain.models import Diagnosis
 from vmkit_tui.domain.text import sanitise
 from vmkit_tui.frontends.tui.diagnosis import DiagnosisBanner
-from vmkit_tui.frontends.tui.log_lines import LineSource, LogLine, LogLines
+from vmkit_tui.frontends.tui.log_lines import LineSource, LogLines
+from vmkit_tui.frontends.tui.log_row import LogLine
 
 # What `s` cycles through: None shows every source.
 SOURCE_FILTERS: tuple[str | None, ...] = (

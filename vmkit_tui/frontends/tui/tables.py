@@ -10,14 +10,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.geometry import Region
 from textual.message import Message
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist
 
 from vmkit_tui.domain.deployments import needs_sharing
 from vmkit_tui.domain.eligibility import NOT_CHECKED, Eligibility, RollbackEligibility
@@ -71,6 +72,8 @@ class NavTable(DataTable[Text]):
     # the least useful columns first rather than squeezing all of them.
     COLUMNS: ClassVar[tuple[tuple[str, int], ...]] = ()
     FLEX: ClassVar[int | None] = None  # the column cut to what the others' content leaves
+    # Updating one row's cells (see _update_row). A class default: DataTable's __init__ refreshes.
+    _row_update = False
 
     def _fit(self, shown: list[tuple[str, list[Text]]]) -> None:
         """Cut the cells of the `FLEX` column (in place) to the room the other columns leave,
@@ -171,9 +174,13 @@ class NavTable(DataTable[Text]):
         if keep is None and [key for key, _ in shown] == [key for key, _ in self._shown]:
             columns = list(self.columns)
             for (key, cells), (_, before) in zip(shown, self._shown, strict=True):
-                for column, cell, old in zip(columns, cells, before, strict=True):
-                    if cell != old:
-                        self.update_cell(key, column, cell, update_width=True)
+                changed = [
+                    (column, cell)
+                    for column, cell, old in zip(columns, cells, before, strict=True)
+                    if cell != old
+                ]
+                if changed:
+                    self._update_row(key, changed)
             self._shown = shown
             self._retitle()
             return
@@ -193,6 +200,27 @@ class NavTable(DataTable[Text]):
             self._rebuilding = False
         self._retitle()
         self._announce()
+
+    def _update_row(self, key: str, changed: list[tuple[ColumnKey, Text]]) -> None:
+        """New cells for one row, and only that row repainted: `update_cell` repaints the whole
+        table, and a repaint after it renders every visible row afresh (DataTable keys its
+        render caches by its update count). A column that gets wider changes the table's
+        scrollable width, and that repaints everything as it must."""
+        self._row_update = True
+        try:
+            for column, cell in changed:
+                self.update_cell(key, column, cell, update_width=True)
+        finally:
+            self._row_update = False
+        self.refresh_row(self.get_row_index(key))
+        self.check_idle()  # the column widths are measured when idle (a row off screen: no refresh)
+
+    def refresh(
+        self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False
+    ) -> Self:
+        if self._row_update and not regions and not layout and not recompose:
+            return self  # update_cell's repaint of the whole table: _update_row repaints the row
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def set_rows_cursor(self, key: str) -> None:
         """Put the cursor on the row with `key`, if shown."""
@@ -303,8 +331,8 @@ def _not_checked(record: DeployRecord) -> RollbackEligibility:
 
 
 # A running deploy's time and an age under a minute advance in steps of this many seconds: every
-# change of a cell re-renders the whole table (Textual's DataTable drops all its render caches on
-# `update_cell`), about 2 % of a core at once a second, measured on a bare 50-row table.
+# change of a cell renders its row afresh (NavTable._update_row), and once a second that cost
+# about 2 % of a core when each change re-rendered the whole table (a bare 50-row table).
 STEP = 5
 
 
