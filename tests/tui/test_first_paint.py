@@ -7,6 +7,7 @@ import asyncio
 import gc
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -192,3 +193,54 @@ async def test_what_start_up_inherits_is_out_of_the_collectors_way_before_mounti
         await wait_for(pilot, lambda: walked, "the app mounted")
     assert walked == [False], "frozen before the layout was built"
     assert inherited
+
+
+async def test_the_selected_deploys_logs_are_asked_for_after_the_first_deploys_are_painted(
+    tmp_path: Path,
+) -> None:
+    """Asking imports the GitHub client, which holds the GIL for tens of milliseconds: the
+    first deploy is selected as the first deploys arrive, and its logs must not delay them."""
+    sample = build_sample(tmp_path)
+    asked: list[int | None] = []
+
+    class Recording(DeployService):
+        async def fetch_logs(self, deploy_id: str) -> DeployRecord:
+            asked.append(app.rows_in_first_frame)
+            return await super().fetch_logs(deploy_id)
+
+    # billing-api first: its newest deploy finished with no job log fetched (storefront's runs)
+    config = replace(sample.config, repos=sample.config.repos[::-1])
+    service = Recording(
+        config, AsyncHistory(History(sample.history)), sample.data_dir, now=lambda: NOW
+    )
+    service.past_logs = False  # only the selection asks
+    app = FirstFrame(service, now=lambda: NOW, spinners=False)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await wait_for(pilot, lambda: asked, "the selected deploy's logs asked for")
+    finally:
+        await service.stop()
+    assert asked[0] is not None and asked[0] > 0, "asked only once the first frame was out"
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"), [((160, 40), {"-wide", "-tall"}), ((80, 24), {"-narrow", "-short"})]
+)
+async def test_the_screen_has_its_breakpoint_classes_before_it_is_styled(
+    tmp_path: Path, size: tuple[int, int], expected: set[str]
+) -> None:
+    """Set at the first resize they would style every widget again (a third of start-up's
+    styling): the layout for the terminal's size is there from the start."""
+    seen: list[set[str]] = []
+
+    class Probe(VmkitApp):
+        def on_mount(self) -> None:
+            seen.append(set(self.screen.classes))
+
+    sample = build_sample(tmp_path)
+    service = DeployService(sample.config, AsyncHistory(History(sample.history)), sample.data_dir)
+    app = Probe(service, now=lambda: NOW, spinners=False, track=False)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: seen, "the app mounted")
+        assert seen == [expected]
+        assert set(app.screen.classes) == expected, "the resize agreed"

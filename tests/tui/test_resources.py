@@ -16,7 +16,7 @@ from textual.widgets._footer import FooterKey
 from tests.tui.factory import NOW, build_sample, make_app
 from tests.tui.test_pilot import loaded, wait_for
 from vmkit_tui.domain.updates import DeployChanged, LogGrew
-from vmkit_tui.frontends.tui.dashboard import ServiceUpdate
+from vmkit_tui.frontends.tui.startup import ServiceUpdate
 from vmkit_tui.frontends.tui.log_lines import FILTER_FIRST, FILTER_INLINE, LogLines
 from vmkit_tui.frontends.tui.log_pane import LogPane, view_filter
 from vmkit_tui.store.spool import LogRecord, SpoolReader, SpoolWriter

@@ -7,15 +7,12 @@ widgets never do I/O themselves. `VmkitApp` adds the key bindings and actions on
 
 from __future__ import annotations
 
-import asyncio
-import gc
 from collections.abc import Callable
 from datetime import datetime
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.containers import Container, Horizontal, Vertical
-from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Header, Static
@@ -36,11 +33,11 @@ from vmkit_tui.domain.updates import (
     Update,
 )
 from vmkit_tui.frontends.present import clean, no_repos_message
-from vmkit_tui.frontends.tui.corrupt import CorruptHistoryScreen
 from vmkit_tui.frontends.tui.details import DeployDetails
 from vmkit_tui.frontends.tui.footer import KeyFooter
 from vmkit_tui.frontends.tui.hosts import short_names, spool_host
 from vmkit_tui.frontends.tui.log_pane import LogPane
+from vmkit_tui.frontends.tui.startup import OverviewLoaded, ServiceUpdate, StartUp
 from vmkit_tui.frontends.tui.tables import (
     DeploysTable,
     EnvironmentsTable,
@@ -51,25 +48,9 @@ from vmkit_tui.frontends.tui.tables import (
 )
 from vmkit_tui.service import DeployService
 from vmkit_tui.service_view import Overview
-from vmkit_tui.store.history import HistoryCorrupt, move_aside
 
 
-class ServiceUpdate(Message):
-    """Updates from the deploy service, delivered on the UI thread in batches (tracking can
-    publish hundreds at once while it catches up; one message each would flood the queue)."""
-
-    def __init__(self, updates: tuple[Update, ...]) -> None:
-        super().__init__()
-        self.updates = updates
-
-
-class OverviewLoaded(Message):
-    def __init__(self, overview: Overview) -> None:
-        super().__init__()
-        self.overview = overview
-
-
-class Dashboard(App[None]):
+class Dashboard(StartUp):
     """The panes and their data; what keys do is `VmkitApp`'s."""
 
     # Actions whose availability depends on the selected deploy (see `VmkitApp.check_action`).
@@ -95,8 +76,7 @@ class Dashboard(App[None]):
         bell: bool = False,
         track: bool = True,
     ) -> None:
-        super().__init__()
-        self.service = service
+        super().__init__(service)
         self.readonly = readonly
         self.now = now
         self.spinners = spinners  # tick the clock: ages and running deploys' elapsed times
@@ -110,10 +90,6 @@ class Dashboard(App[None]):
         self.steps: dict[str, tuple[StepProgress, ...]] = {}
         self.health: dict[tuple[str, str, str], SourceHealth] = {}
         self._actions: tuple[bool | None, ...] = ()  # what the footer offers, as last shown
-        self._first_data = asyncio.Event()  # the selected environment's deploys are painted
-        # The first environment's deploys, read while the layout is built (see `on_load`).
-        self._early: tuple[tuple[str, str], asyncio.Task[Overview]] | None = None
-        self._early_shown = False
         self._select_new: tuple[str, str] | None = None  # select the next new deploy there
         self._logs_asked: set[str] = set()  # finished deploys whose logs were asked for
 
@@ -125,6 +101,7 @@ class Dashboard(App[None]):
         return self.screen_stack[0]
 
     def compose(self) -> ComposeResult:
+        self.preset_breakpoints()
         yield Header(show_clock=False, icon="▲")
         # The lists and details on one side, the log (what people watch) on the other: below
         # them on narrow terminals, beside them, full height, on wide ones (styles/app.tcss).
@@ -145,18 +122,6 @@ class Dashboard(App[None]):
             yield LogPane(id="log")
         yield KeyFooter()
 
-    def on_load(self) -> None:
-        """Start reading the first environment's deploys before the layout is built: when the
-        read is done by the time it is mounted, they are in the first frame."""
-        # What the imports made lives as long as the process: out of the collector's way, the
-        # collections while the layout is built walk only what start-up makes.
-        gc.freeze()
-        repo, environment = self._first_environment()
-        if repo and environment:
-            task = asyncio.ensure_future(self.service.preview(repo, environment))
-            task.add_done_callback(lambda done: done.cancelled() or done.exception())
-            self._early = ((repo, environment), task)
-
     def on_mount(self) -> None:
         self.main.query_one(ReposTable).set_title("Repos")
         self.main.query_one(EnvironmentsTable).set_title("Environments")
@@ -170,14 +135,7 @@ class Dashboard(App[None]):
             self.set_interval(1.0, self._clock)
         self.main.query_one("#repos").focus()
         self._show_configured()
-        if self._early is not None:
-            task = self._early[1]
-            if task.done() and not task.cancelled() and task.exception() is None:
-                self._early_shown = True  # never waits: a read still running is shown later
-                self._overview_loaded(OverviewLoaded(task.result()))
-        # Read the history and start tracking once the first frame is out: both are CPU-bound,
-        # and a thread competing for the GIL would delay that frame.
-        self.call_after_refresh(self._after_first_frame)
+        self.show_early_when_read()
         self._listen()
 
     def _show_configured(self) -> None:
@@ -185,67 +143,6 @@ class Dashboard(App[None]):
         self.overview = Overview.configured(self.service.config)
         self.main.query_one(DeploysTable).set_title("Deploys · loading history…")
         self._refresh_repos()
-
-    def _after_first_frame(self) -> None:
-        # Everything made so far lives as long as the app: keep the collector from walking it
-        # again while the history read allocates tens of thousands of objects.
-        gc.freeze()
-        self._load()
-        if self.track:
-            self._start_tracking()
-
-    @work(group="tracking", exit_on_error=False)
-    async def _start_tracking(self) -> None:
-        await self._first_data.wait()  # its imports hold the GIL: the first deploys go first
-        await self.service.start()
-        for health in self.service.health():  # what was said before we listened
-            self.post_message(ServiceUpdate((health,)))
-
-    @work(group="service", exclusive=True, exit_on_error=False)
-    async def _load(self) -> None:
-        """The selected environment's deploys first (painted before anything else competes
-        for the GIL, unless the first frame had them already), then the whole history, which
-        replaces them once all of it is checked."""
-        try:
-            try:
-                repo, environment = self._first_environment()
-                if repo and environment and not self._early_shown:
-                    early = self._early
-                    preview = (
-                        early[1]
-                        if early is not None and early[0] == (repo, environment)
-                        else self.service.preview(repo, environment)
-                    )
-                    self.post_message(OverviewLoaded(await preview))
-                    painted = asyncio.Event()
-                    self.call_after_refresh(painted.set)
-                    await painted.wait()
-            finally:
-                self._first_data.set()
-            overview = await self.service.overview()
-        except HistoryCorrupt as exc:
-            # Nothing read from a damaged file stays on screen, the preview included.
-            self.post_message(OverviewLoaded(Overview.configured(self.service.config)))
-            if await self.push_screen_wait(CorruptHistoryScreen(str(exc))):
-                moved = await asyncio.to_thread(move_aside, exc.path)
-                self.notify(
-                    f"moved the damaged history to {moved}; starting afresh",
-                    markup=False,
-                    timeout=15,
-                )
-                overview = await self.service.overview()
-            else:
-                return
-        self.post_message(OverviewLoaded(overview))
-
-    def _first_environment(self) -> tuple[str | None, str | None]:
-        """The environment selected now, else the first one configured."""
-        if self.repo and self.environment:
-            return self.repo, self.environment
-        for repo in self.service.config.repos:
-            for env in repo.environments:
-                return repo.name, env.name
-        return None, None
 
     @work(group="updates", exit_on_error=False)
     async def _listen(self) -> None:
@@ -348,6 +245,9 @@ class Dashboard(App[None]):
 
     @work(group="logs", exit_on_error=False)
     async def _fetch_logs(self, deploy_id: str) -> None:
+        # Its first call imports the GitHub client (~50 ms holding the GIL): not before the
+        # first deploys are painted (the first deploy is selected as they arrive).
+        await self._first_data.wait()
         await self.service.fetch_logs(deploy_id)  # what it finds arrives as updates
 
     def _open_log(self) -> None:
