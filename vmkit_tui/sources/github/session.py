@@ -21,25 +21,18 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import (
-    AsyncGenerator,
-    Awaitable,
-    Callable,
-    Collection,
-    Generator,
-    Mapping,
-)
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Generator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
 
 from vmkit_tui.domain.calls import CallLog
-from vmkit_tui.domain.models import ValidationError
+from vmkit_tui.domain.models import ValidationError, validate_repo
 from vmkit_tui.domain.secret import Secret, install_log_redaction
 from vmkit_tui.sources.github.body import (
     MAX_JSON_BYTES,
@@ -200,6 +193,11 @@ class ApiSession:
         if self._limited_until <= self._clock():
             return None
         return datetime.fromtimestamp(self._limited_until, UTC)
+
+    def repo_url(self, repo: str, rest: str) -> str:
+        """`{api}/repos/{owner}/{name}/{rest}`, the repo validated and each part one segment."""
+        owner, name = validate_repo(repo).split("/")
+        return f"{self.api_url}/repos/{quote(owner, safe='')}/{quote(name, safe='')}/{rest}"
 
     async def _get(self, url: str, params: Mapping[str, str | int] | None = None) -> _Reply:
         return await self._request("GET", url, params=params)
@@ -445,6 +443,13 @@ def _validate_api_url(api_url: str) -> str:
     if port == 0 or len(parts.hostname) > 253:
         raise ValidationError(f"not a GitHub API base URL (port or host): {api_url!r:.100}")
     return api_url.rstrip("/")
+
+
+def valid_id(value: int) -> int:
+    """A GitHub id (run, job, attempt, deployment) before it goes into a URL path."""
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValidationError(f"invalid id: {value!r:.30}")
+    return value
 
 
 def _first_cause(group: BaseExceptionGroup[BaseException]) -> str:
