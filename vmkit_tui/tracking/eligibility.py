@@ -26,7 +26,13 @@ from vmkit_tui.domain.eligibility import (
 )
 from vmkit_tui.domain.models import DeployRecord
 from vmkit_tui.domain.text import sanitise
-from vmkit_tui.domain.updates import Broadcaster, DeployChanged, EligibilityChanged, Update
+from vmkit_tui.domain.updates import (
+    Broadcaster,
+    DeployChanged,
+    DeploysPruned,
+    EligibilityChanged,
+    Update,
+)
 from vmkit_tui.sources import ssh
 from vmkit_tui.sources.github import GitHubClient, GitHubError
 from vmkit_tui.sources.github.packages import list_image_tags
@@ -118,6 +124,9 @@ class EligibilityRefresher:
         repos: set[str] = set()
         while not queue.empty():
             update = queue.get_nowait()
+            if isinstance(update, DeploysPruned):  # gone from the history: forget them too
+                self._active.difference_update(update.deploy_ids)
+                self._finished.difference_update(update.deploy_ids)
             if not isinstance(update, DeployChanged):
                 continue
             record = update.record
