@@ -14,14 +14,15 @@ Every `--every` seconds a line: RSS, threads and the fds by kind (TCP sockets by
 `tcp github`, `tcp ssh`; `spool` files of deploys' logs; other files, pipes, …). RSS and threads
 growth are the last sample minus the baseline, the first sample one minute or more in (start-up
 excluded). Open fds come and go with the live deploys (each watched deploy holds its spool and an
-SSH stream per host and source; at 20x one or more are almost always live), so their count at
-two moments says little. They are counted every `--fds-every` seconds (all counts printed, a
-line a minute), and `soak_fd_growth` compares the quietest moments (fewest fds) of two windows
-of `--window` seconds, one from t=60s and the last one: a leaked fd raises that floor for good,
-a live stream only rises above it. Printed too: the floor of each kind in both windows, and the
-fds that differ between the two quietest samples. `soak_fd_end_minus_start` is the plain last
-minus baseline, for comparison. Targets: `soak_fd_growth=0`, `soak_rss_growth_mib` <= 20,
-`soak_threads_growth=0`.
+SSH connection per host and source; at 20x one or more are almost always live), so their count
+at two moments says little. They are listed every `--fds-every` seconds (all counts printed, a
+line a minute), each fd known by its number and what it points to (a socket or pipe by its
+inode), and `soak_fd_growth` compares two windows of `--window` seconds, one from t=60s and the
+last one: how many more fds stayed open through the whole last window than through the first.
+An fd of a live stream opens and closes within the window; a leaked one stays open from when it
+leaked to the end. Printed too: the fewest fds of each kind in both windows, and by kind and
+target what stayed open. `soak_fd_end_minus_start` is the plain last minus baseline count, for
+comparison. Targets: `soak_fd_growth=0`, `soak_rss_growth_mib` <= 20, `soak_threads_growth=0`.
 
 `--census` prints, for the baseline sample and the end, the live objects by type that grew
 (after a full collection) and glibc's heap figures (in use, free: fragmentation). `--trace`
@@ -103,10 +104,10 @@ def alive(process: psutil.Process) -> bool:
         return False
 
 
-def fd_targets(process: psutil.Process, ports: dict[int, str]) -> Counter[str]:
-    """What the process's fds point to: files by path (a deploy id shown as <deploy>), TCP
-    sockets by what they reach (`ports`: remote port → name), other sockets, pipes and anon
-    inodes by kind."""
+def fd_listing(process: psutil.Process, ports: dict[int, str]) -> dict[int, str]:
+    """What each of the process's fds points to: a file by path, a TCP socket by what it
+    reaches (`ports`: remote port → name), other sockets, pipes and anon inodes by kind; each
+    with its inode (`[123]`) where it has one, so the same open fd is recognised later."""
     sockets = {}
     try:
         for conn in process.net_connections(kind="all"):
@@ -117,21 +118,32 @@ def fd_targets(process: psutil.Process, ports: dict[int, str]) -> Counter[str]:
                 sockets[conn.fd] = "socket:unix"
     except psutil.Error:
         pass
-    found: Counter[str] = Counter()
+    found = {}
     folder = Path(f"/proc/{process.pid}/fd")
     for fd in os.listdir(folder):
         try:
             target = os.readlink(folder / fd)
         except OSError:
             continue  # closed meanwhile
-        if ":[" in target:
-            target = sockets.get(int(fd), target.split(":", 1)[0] + ":")  # pipe:, anon_inode:
-        found[re.sub(r"\b[0-9a-f]{12}\b", "<deploy>", target)] += 1  # spool files
+        if ":[" in target:  # socket:[123], pipe:[123], anon_inode:[eventpoll]
+            kind, inode = target.split(":", 1)
+            target = f"{sockets.get(int(fd), kind + ':')} {inode}"
+        found[int(fd)] = target
     return found
 
 
+def shown(target: str) -> str:
+    """A target without its inode, a deploy id as <deploy>: what is counted by kind."""
+    return re.sub(r"\b[0-9a-f]{12}\b", "<deploy>", re.sub(r" \[[^]]*\]$", "", target))
+
+
+def fd_targets(listing: dict[int, str]) -> Counter[str]:
+    return Counter(shown(target) for target in listing.values())
+
+
 def fd_sample(process: psutil.Process, ports: dict[int, str], elapsed: float) -> dict:
-    return {"t": elapsed, "targets": fd_targets(process, ports)}
+    listing = fd_listing(process, ports)
+    return {"t": elapsed, "open": set(listing.items()), "targets": fd_targets(listing)}
 
 
 def sample(process: psutil.Process, ports: dict[int, str], elapsed: float) -> dict:
@@ -180,14 +192,9 @@ def fd_changes(before: Counter[str], after: Counter[str]) -> list[str]:
     return lines
 
 
-def floor(window: list[dict]) -> dict:
-    """The sample with the fewest fds (the first of them): the window's quietest moment."""
-    return min(window, key=lambda s: s["targets"].total())
-
-
-def fd_report(fd_samples: list[dict], every: float, window: float) -> tuple[dict, dict]:
+def fd_report(fd_samples: list[dict], every: float, window: float) -> tuple[set, set]:
     """Print every fd count (a line a minute), the fewest of each kind in the first and the
-    last window, and what differs between the two windows' quietest samples; those two."""
+    last window, and the fds open for the whole of each window by kind; those two sets."""
     print(f"fd counts every {every:g} s, a line a minute (min median max: all counts):")
     minutes: dict[int, list[int]] = {}
     for s in fd_samples:
@@ -205,11 +212,15 @@ def fd_report(fd_samples: list[dict], every: float, window: float) -> tuple[dict
         f"fewest of each kind, {window:g} s from t=60s → the last {window:g} s: "
         + ", ".join(f"{k} {low[0][k]} → {low[1][k]}" for k in KINDS)
     )
-    first, final = floor(windows[0]), floor(windows[1])
-    print(f"fds at the quietest moments, t={final['t']:.0f}s vs t={first['t']:.0f}s:")
-    for line in fd_changes(first["targets"], final["targets"]) or ["  same"]:
+    stayed = [set.intersection(*(s["open"] for s in w)) for w in windows]
+    counted = [Counter(shown(target) for _, target in fds) for fds in stayed]
+    print(
+        "open for the whole window, by kind: "
+        + ", ".join(f"{k} {kinds(counted[0])[k]} → {kinds(counted[1])[k]}" for k in KINDS)
+    )
+    for line in fd_changes(counted[0], counted[1]) or ["  the same targets"]:
         print(line)
-    return first, final
+    return stayed[0], stayed[1]
 
 
 def vm_ports(config: dict) -> dict[int, str]:
@@ -362,7 +373,7 @@ def main() -> None:
         where = "the sandbox in its own process" if sandbox else "the demo: one process"
         print(f"({where}, at {args.speed:g}x, {args.minutes:g} min, tmux 120x40)")
         print(f"soak_fd_end_minus_start={last['targets'].total() - base['targets'].total()}")
-        print(f"soak_fd_growth={final['targets'].total() - first['targets'].total()}")
+        print(f"soak_fd_growth={len(final) - len(first)}")
         print(f"soak_rss_growth_mib={last['rss'] - base['rss']:.1f}")
         print(f"soak_threads_growth={last['threads'] - base['threads']}")
     finally:
