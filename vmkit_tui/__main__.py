@@ -16,6 +16,7 @@ from pathlib import Path
 
 from vmkit_tui import __version__
 from vmkit_tui.config import Config, ConfigError, default_data_dir, load_config, resolve_config_path
+from vmkit_tui.heap import keep_heap_small
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -209,6 +210,7 @@ def _positive(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    keep_heap_small()  # before any thread: the dashboard and the MCP server run for hours
     try:
         if args.command == "history":
             return _history(args)

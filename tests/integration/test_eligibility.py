@@ -19,7 +19,13 @@ from vmkit_tui.config import Config, EnvironmentConfig, GitHubConfig, HostSpec, 
 from vmkit_tui.domain.eligibility import Eligibility
 from vmkit_tui.domain.models import DeployEvent, DeployRecord, EventKind, Status
 from vmkit_tui.domain.secret import Secret
-from vmkit_tui.domain.updates import Broadcaster, DeployChanged, EligibilityChanged, Update
+from vmkit_tui.domain.updates import (
+    Broadcaster,
+    DeployChanged,
+    DeploysPruned,
+    EligibilityChanged,
+    Update,
+)
 from vmkit_tui.sandbox.servers.faults import RecordedRequest
 from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN, GitHubSandbox
 from vmkit_tui.sandbox.servers.vm_server import VmSandbox
@@ -219,6 +225,25 @@ async def test_background_refreshes_leave_ghcr_unlisted_while_the_budget_is_low(
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_pruned_deploy_is_forgotten_by_the_refresh_loop(facts: Facts) -> None:
+    """What the loop remembers per deploy (seen running, its end already refreshed) goes when
+    the history prunes the deploy: it would otherwise grow for as long as the process runs."""
+    refresher, queue = facts.refresher, asyncio.Queue[Update]()
+    records = _running_then_finished(REPO, "staging")
+    other = make_deploy(2, repo=REPO, environment="staging")
+    running = DeployEvent("e3", other.id, 1, T0, EventKind.STATUS, Status.RUNNING, "", {})
+    for update in [
+        *map(DeployChanged, records),
+        DeployChanged(DeployRecord.build(other, [running])),
+    ]:
+        queue.put_nowait(update)
+    assert refresher._drain(None, queue, T0) == {REPO}  # the finished one brings a refresh
+    assert (refresher._finished, refresher._active) == ({records[0].id}, {other.id})
+    queue.put_nowait(DeploysPruned((records[0].id, other.id)))
+    assert refresher._drain(None, queue, T0) == set()
+    assert (refresher._finished, refresher._active) == (set(), set())
 
 
 def _running_then_finished(repo: str, environment: str, n: int = 1) -> list[DeployRecord]:

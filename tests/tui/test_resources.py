@@ -15,10 +15,17 @@ from textual.widgets._footer import FooterKey
 
 from tests.tui.factory import NOW, build_sample, make_app
 from tests.tui.test_pilot import loaded, wait_for
-from vmkit_tui.domain.updates import DeployChanged, LogGrew
-from vmkit_tui.frontends.tui.startup import ServiceUpdate
+from vmkit_tui.domain.updates import (
+    DeployChanged,
+    DeploysPruned,
+    LogGrew,
+    StepProgress,
+    StepsChanged,
+)
+from vmkit_tui.frontends.tui.app import VmkitApp
 from vmkit_tui.frontends.tui.log_lines import FILTER_FIRST, FILTER_INLINE, LogLines
 from vmkit_tui.frontends.tui.log_pane import LogPane, view_filter
+from vmkit_tui.frontends.tui.startup import ServiceUpdate
 from vmkit_tui.store.spool import LogRecord, SpoolReader, SpoolWriter
 
 
@@ -194,3 +201,26 @@ async def test_focus_changes_leave_no_footer_keys_behind(tmp_path: Path) -> None
         await pilot.pause()
         assert len(app.screen.query(FooterKey)) == shown
         assert footer_keys() == shown
+
+
+async def test_a_pruned_deploy_leaves_nothing_behind_in_the_dashboard(tmp_path: Path) -> None:
+    """What the dashboard keeps per deploy (its steps, whether its logs were asked for) goes
+    with the deploy: the history is pruned to `keep` per environment, these would grow for as
+    long as the dashboard runs (seen in a 10-minute soak with tracemalloc)."""
+    sample = build_sample(tmp_path)
+    app = make_app(sample)
+    old, running = sample.ids["d1"], sample.ids["d5"]
+    steps = (StepProgress("deploy", "Deploy with Kamal", 1, "completed", "success"),)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot)
+        app._logs_asked.add(old)  # as when a tracking dashboard selected it
+        for deploy_id in (old, running):
+            app.service.updates.publish(StepsChanged(deploy_id, steps))
+        await wait_for(pilot, lambda: {old, running} <= set(app.steps), "the steps")
+        app.service.updates.publish(DeploysPruned((old,)))
+        await wait_for(pilot, lambda: old not in shown_ids(app), "the prune")
+        assert set(app.steps) == {running} and old not in app._logs_asked
+
+
+def shown_ids(app: VmkitApp) -> set[str]:
+    return {record.id for records in app.overview.deploys.values() for record in records}

@@ -105,6 +105,24 @@ def test_etag_cache_keys_on_url_and_identity_and_evicts_oldest() -> None:
     assert cache.get("https://h/a?page=1", "tok1") is not None
 
 
+def test_etag_cache_is_bounded_by_body_bytes_least_recently_used_first() -> None:
+    cache = EtagCache(max_entries=100, max_bytes=1000)
+    for name in "abc":
+        cache.put(f"https://h/{name}", "tok", CachedResponse('"e"', b"x" * 300, None))
+    assert cache.get("https://h/a", "tok") is not None  # a is now the most recent
+    cache.put("https://h/d", "tok", CachedResponse('"e"', b"x" * 300, None))
+    assert (len(cache), cache.nbytes) == (3, 900)
+    assert cache.get("https://h/b", "tok") is None  # least recently used went
+    assert all(cache.get(f"https://h/{name}", "tok") for name in "acd")
+    cache.put("https://h/a", "tok", CachedResponse('"f"', b"x" * 50, None))  # replaced
+    assert (len(cache), cache.nbytes) == (3, 650)
+    cache.put("https://h/big", "tok", CachedResponse('"g"', b"x" * 1001, None))
+    assert cache.get("https://h/big", "tok") is None and cache.nbytes == 650  # never fits
+    cache.put("https://h/e", "tok", CachedResponse('"h"', b"x" * 700, None))
+    assert [bool(cache.get(f"https://h/{n}", "tok")) for n in "acde"] == [True, False, False, True]
+    assert cache.nbytes == 750
+
+
 def test_stats_count_what_github_charges() -> None:
     stats = RequestStats(sent=10, not_modified=7)
     assert stats.counted == 3

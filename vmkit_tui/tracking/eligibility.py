@@ -31,7 +31,13 @@ from vmkit_tui.domain.eligibility import (
 )
 from vmkit_tui.domain.models import DeployRecord
 from vmkit_tui.domain.text import sanitise
-from vmkit_tui.domain.updates import Broadcaster, DeployChanged, EligibilityChanged, Update
+from vmkit_tui.domain.updates import (
+    Broadcaster,
+    DeployChanged,
+    DeploysPruned,
+    EligibilityChanged,
+    Update,
+)
 from vmkit_tui.sources import ssh
 from vmkit_tui.sources.github import GitHubClient, GitHubError
 from vmkit_tui.sources.ssh.containers import list_versions
@@ -136,6 +142,9 @@ class EligibilityRefresher:
             updates.append(queue.get_nowait())
         repos: set[str] = set()
         for update in updates:
+            if isinstance(update, DeploysPruned):  # gone from the history: forget them too
+                self._active.difference_update(update.deploy_ids)
+                self._finished.difference_update(update.deploy_ids)
             if not isinstance(update, DeployChanged):
                 continue
             record = update.record

@@ -316,6 +316,9 @@ class Dashboard(StartUp):
             changed.add((update.record.deploy.repo, update.record.deploy.environment))
         elif isinstance(update, DeploysPruned):
             self.overview.remove(update.deploy_ids)
+            for deploy_id in update.deploy_ids:  # kept per deploy: gone with it, or forever
+                self.steps.pop(deploy_id, None)
+                self._logs_asked.discard(deploy_id)
             changed.update(self.overview.deploys)
         elif isinstance(update, StepsChanged):
             self.steps[update.deploy_id] = update.steps

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from vmkit_tui.domain.models import validate_repo
 from vmkit_tui.sources.github.errors import NotFound
 from vmkit_tui.sources.github.session import ApiSession, _parse
 
@@ -66,7 +65,7 @@ class RepoBrowsing(ApiSession):
         return await self._collect(url, params, "", max_pages, RepoInfo.from_api)
 
     async def workflows(self, repo: str) -> list[WorkflowInfo]:
-        url = f"{_repo_base(self.api_url, repo)}/actions/workflows"
+        url = self.repo_url(repo, "actions/workflows")
         return await self._collect(url, {"per_page": 100}, "workflows", 5, WorkflowInfo.from_api)
 
     async def get_file(self, repo: str, path: str, ref: str | None = None) -> RepoFile | None:
@@ -77,7 +76,7 @@ class RepoBrowsing(ApiSession):
         params = {"ref": ref} if ref is not None else None
         if ref is not None and not _REF.fullmatch(ref):
             raise ValueError(f"not a ref: {ref[:80]!r}")
-        url = f"{_repo_base(self.api_url, repo)}/contents/{quote(path, safe='/')}"
+        url = self.repo_url(repo, f"contents/{quote(path, safe='/')}")
         try:
             reply = await self._get(url, params)
         except NotFound:
@@ -88,7 +87,7 @@ class RepoBrowsing(ApiSession):
         """The names in a directory of the repo ([] when there is no such directory)."""
         if not _FILE_PATH.fullmatch(path) or (ref is not None and not _REF.fullmatch(ref)):
             raise ValueError(f"not a repository path and ref: {path[:80]!r}")
-        url = f"{_repo_base(self.api_url, repo)}/contents/{quote(path, safe='/')}"
+        url = self.repo_url(repo, f"contents/{quote(path, safe='/')}")
         try:
             reply = await self._get(url, {"ref": ref} if ref is not None else None)
         except NotFound:
@@ -96,11 +95,6 @@ class RepoBrowsing(ApiSession):
         if not isinstance(reply.body, list):  # a file, not a directory
             return []
         return _parse(reply, lambda item: str(item["name"]), reply.body)
-
-
-def _repo_base(api_url: str, repo: str) -> str:
-    owner, name = validate_repo(repo).split("/")
-    return f"{api_url}/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
 
 
 def _file(data: Any) -> RepoFile:

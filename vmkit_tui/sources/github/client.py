@@ -22,7 +22,7 @@ import httpx
 
 from vmkit_tui import __version__
 from vmkit_tui.domain.eligibility import RegistryTags
-from vmkit_tui.domain.models import ValidationError, validate_name, validate_repo, validate_sha
+from vmkit_tui.domain.models import ValidationError, validate_name, validate_sha
 from vmkit_tui.domain.secret import Secret
 from vmkit_tui.sources.github.browse import RepoBrowsing
 from vmkit_tui.sources.github.deployments import DeploymentsApi
@@ -45,7 +45,7 @@ from vmkit_tui.sources.github.results import (
     RateLimit,
     WorkflowRun,
 )
-from vmkit_tui.sources.github.session import Sleep, _endpoint, _parse
+from vmkit_tui.sources.github.session import Sleep, _endpoint, _parse, valid_id
 
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{7,63}")
@@ -122,33 +122,33 @@ class GitHubClient(RepoBrowsing, DeploymentsApi):
             params["created"] = _created_query(created)
         if head_sha is not None:  # exact match on GitHub: never short, never empty
             params["head_sha"] = validate_sha(head_sha)
-        url = self._repo_url(repo, f"actions/workflows/{_path(validate_name(workflow))}/runs")
+        url = self.repo_url(repo, f"actions/workflows/{_path(validate_name(workflow))}/runs")
         return await self._collect(url, params, "workflow_runs", max_pages, WorkflowRun.from_api)
 
     async def get_run(self, repo: str, run_id: int) -> WorkflowRun:
-        url = self._repo_url(repo, f"actions/runs/{_id(run_id)}")
+        url = self.repo_url(repo, f"actions/runs/{valid_id(run_id)}")
         reply = await self._get(url, {"exclude_pull_requests": "true"})
         return _parse(reply, WorkflowRun.from_api, [reply.body])[0]
 
     async def get_run_attempt(self, repo: str, run_id: int, attempt: int) -> WorkflowRun:
         """The run as it was in one attempt (a re-run replaces what `get_run` shows)."""
-        url = self._repo_url(repo, f"actions/runs/{_id(run_id)}/attempts/{_id(attempt)}")
+        url = self.repo_url(repo, f"actions/runs/{valid_id(run_id)}/attempts/{valid_id(attempt)}")
         reply = await self._get(url, {"exclude_pull_requests": "true"})
         return _parse(reply, WorkflowRun.from_api, [reply.body])[0]
 
     async def list_jobs(self, repo: str, run_id: int, attempt: int | None = None) -> list[Job]:
         """Jobs of one attempt of the run (None: its latest), with their steps (live progress
         while it runs). A re-run's jobs are new jobs: each attempt has its own."""
-        where = f"actions/runs/{_id(run_id)}"
+        where = f"actions/runs/{valid_id(run_id)}"
         if attempt is not None:
-            where += f"/attempts/{_id(attempt)}"
-        url = self._repo_url(repo, f"{where}/jobs")
+            where += f"/attempts/{valid_id(attempt)}"
+        url = self.repo_url(repo, f"{where}/jobs")
         return await self._collect(url, {"per_page": 100}, "jobs", 10, Job.from_api)
 
     async def job_log(self, repo: str, job_id: int) -> JobLog | None:
         """The job's full log, or None while it is not available yet (GitHub answers 404 until
         the job completes). The 302 is followed by hand, without the Authorization header."""
-        url = self._repo_url(repo, f"actions/jobs/{_id(job_id)}/logs")
+        url = self.repo_url(repo, f"actions/jobs/{valid_id(job_id)}/logs")
         for attempt in range(self._max_retries + 1):
             reply = await self._request("GET", url, accept=(200, 302, 404), want_json=False)
             if reply.status == 404:
@@ -189,7 +189,7 @@ class GitHubClient(RepoBrowsing, DeploymentsApi):
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in inputs.items()):
             raise ValidationError("workflow_dispatch inputs must be strings")
         ref = _validate_ref(ref)
-        url = self._repo_url(repo, f"actions/workflows/{_path(validate_name(workflow))}/dispatches")
+        url = self.repo_url(repo, f"actions/workflows/{_path(validate_name(workflow))}/dispatches")
         body: dict[str, Any] = {
             "ref": ref,
             "inputs": {**inputs, "request_id": request_id},
@@ -231,7 +231,7 @@ class GitHubClient(RepoBrowsing, DeploymentsApi):
 
     async def get_commit(self, repo: str, sha: str) -> Commit | None:
         """The commit, or None if the repository does not have it."""
-        url = self._repo_url(repo, f"commits/{validate_sha(sha)}")
+        url = self.repo_url(repo, f"commits/{validate_sha(sha)}")
         try:
             reply = await self._get(url)
         except (NotFound, Rejected) as error:
@@ -244,7 +244,7 @@ class GitHubClient(RepoBrowsing, DeploymentsApi):
         """What `head` adds over `base`: for a rollback, compare(target, current) lists what
         the rollback steps back over (migrations included)."""
         basehead = f"{_refs(_validate_ref(base))}...{_refs(_validate_ref(head))}"
-        reply = await self._get(self._repo_url(repo, f"compare/{basehead}"))
+        reply = await self._get(self.repo_url(repo, f"compare/{basehead}"))
         return _parse(reply, CompareResult.from_api, [reply.body])[0]
 
     async def image_tags(self, image: str, *, max_pages: int = 20) -> RegistryTags:
@@ -293,12 +293,8 @@ class GitHubClient(RepoBrowsing, DeploymentsApi):
 
     # ---------------------------------------------------------------- plumbing
 
-    def _repo_url(self, repo: str, rest: str) -> str:
-        owner, name = validate_repo(repo).split("/")
-        return f"{self.api_url}/repos/{_path(owner)}/{_path(name)}/{rest}"
-
     async def _cancel(self, repo: str, run_id: int, action: str) -> CancelOutcome:
-        url = self._repo_url(repo, f"actions/runs/{_id(run_id)}/{action}")
+        url = self.repo_url(repo, f"actions/runs/{valid_id(run_id)}/{action}")
         # Repeating a cancel is harmless (202 again, or 409 once finished): safe to retry.
         reply = await self._request("POST", url, accept=(202, 409), want_json=False)
         return CancelOutcome.REQUESTED if reply.status == 202 else CancelOutcome.ALREADY_FINISHED
@@ -311,7 +307,7 @@ class GitHubClient(RepoBrowsing, DeploymentsApi):
         while True:
             run = await self.find_dispatched_run(repo, workflow, request_id, ref=ref)
             if run is not None:
-                return DispatchResult.from_run(run, self._repo_url(repo, f"actions/runs/{run.id}"))
+                return DispatchResult.from_run(run, self.repo_url(repo, f"actions/runs/{run.id}"))
             if self._clock() >= give_up:
                 return None
             await self._sleep(self._dispatch_poll_interval)
@@ -326,12 +322,6 @@ def _validate_ref(ref: str) -> str:
     ):
         raise ValidationError(f"invalid git ref: {ref!r:.60}")
     return ref
-
-
-def _id(value: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValidationError(f"invalid id: {value!r:.30}")
-    return value
 
 
 def _path(segment: str) -> str:

@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 import httpx
 
 from vmkit_tui.domain.deployments import DESCRIPTION_LIMIT, PAYLOAD_KEY
-from vmkit_tui.domain.models import ValidationError, validate_name, validate_repo, validate_sha
+from vmkit_tui.domain.models import ValidationError, validate_name, validate_sha
 from vmkit_tui.sources.github.errors import ResponseLost
 from vmkit_tui.sources.github.results import _field, _login, _optional, _time
-from vmkit_tui.sources.github.session import ApiSession, _parse
+from vmkit_tui.sources.github.session import ApiSession, _parse, valid_id
 from vmkit_tui.sources.github.session import _endpoint as _method_path
 
 __all__ = ["STATES", "Deployment", "DeploymentStatus", "DeploymentsApi"]
@@ -97,7 +97,7 @@ class DeploymentsApi(ApiSession):
         params: dict[str, str | int] = {"per_page": per_page}
         if environment is not None:
             params["environment"] = validate_name(environment, "environment")
-        url = _repo_url(self.api_url, repo, "deployments")
+        url = self.repo_url(repo, "deployments")
         return await self._collect(url, params, "", max_pages, Deployment.from_api)
 
     async def find_deployment(
@@ -141,7 +141,7 @@ class DeploymentsApi(ApiSession):
             "production_environment": production,
         }
         return await self._create_once(
-            _repo_url(self.api_url, repo, "deployments"),
+            self.repo_url(repo, "deployments"),
             body,
             Deployment.from_api,
             lambda: self.find_deployment(repo, environment, deploy_id),
@@ -152,7 +152,7 @@ class DeploymentsApi(ApiSession):
         self, repo: str, deployment_id: int, *, max_pages: int = 3
     ) -> list[DeploymentStatus]:
         """The deployment's statuses, newest first (append-only on GitHub)."""
-        url = _repo_url(self.api_url, repo, f"deployments/{_id(deployment_id)}/statuses")
+        url = self.repo_url(repo, f"deployments/{valid_id(deployment_id)}/statuses")
         params: dict[str, str | int] = {"per_page": 100}
         return await self._collect(url, params, "", max_pages, DeploymentStatus.from_api)
 
@@ -185,7 +185,7 @@ class DeploymentsApi(ApiSession):
             return None
 
         return await self._create_once(
-            _repo_url(self.api_url, repo, f"deployments/{_id(deployment_id)}/statuses"),
+            self.repo_url(repo, f"deployments/{valid_id(deployment_id)}/statuses"),
             body,
             DeploymentStatus.from_api,
             written,
@@ -212,13 +212,3 @@ class DeploymentsApi(ApiSession):
                 continue
             return _parse(reply, parser, [reply.body])[0]
         raise ResponseLost(f"no answer {what}", endpoint=_method_path("POST", httpx.URL(url)))
-
-
-def _repo_url(api_url: str, repo: str, rest: str) -> str:
-    return f"{api_url}/repos/{validate_repo(repo)}/{rest}"  # REPO_PATTERN admits no '%' or '?'
-
-
-def _id(value: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValidationError(f"invalid id: {value!r:.30}")
-    return value

@@ -1,4 +1,5 @@
-"""One error hierarchy for everything the GitHub client can report.
+"""One error hierarchy for everything the GitHub client can report, and which of them an HTTP
+status means.
 
 Every message names the endpoint (method and path, never the query string: signed log URLs carry
 credentials there) and quotes at most a short, redacted piece of GitHub's own message.
@@ -7,6 +8,9 @@ credentials there) and quotes at most a short, redacted piece of GitHub's own me
 from __future__ import annotations
 
 from datetime import datetime
+
+import httpx
+import orjson
 
 from vmkit_tui.domain.secret import redact
 
@@ -75,3 +79,37 @@ class ResponseLost(Unavailable):
 class TooLarge(BadResponse):
     """The answer was larger than any real GitHub answer (a misbehaving server or proxy): it
     was cut off unread, and is never retried (it would be as large again)."""
+
+
+def github_message(status: int, content: bytes) -> str:
+    """GitHub's `message` field of an error body (never the raw body: it can be huge)."""
+    if status < 300 or not content:
+        return ""
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    return message if isinstance(message, str) else ""
+
+
+def status_error(status: int, message: str, headers: httpx.Headers, endpoint: str) -> GitHubError:
+    if status == 401:
+        return AuthError(
+            f"401 bad credentials: the token is invalid or expired ({message})",
+            endpoint=endpoint,
+            status=status,
+        )
+    if status == 403:
+        needs = headers.get("x-accepted-github-permissions")
+        hint = f" (needs {needs})" if needs else ""
+        if headers.get("x-github-sso"):
+            hint += " (authorise the token for the organisation's SSO)"
+        return AuthError(f"403 forbidden: {message}{hint}", endpoint=endpoint, status=status)
+    if status == 404:
+        return NotFound(f"404 not found: {message}", endpoint=endpoint, status=status)
+    if 400 <= status < 500:
+        return Rejected(f"{status}: {message}", endpoint=endpoint, status=status)
+    if 500 <= status < 600:
+        return Unavailable(f"{status}: {message}", endpoint=endpoint, status=status)
+    return BadResponse(f"unexpected status {status}", endpoint=endpoint, status=status)

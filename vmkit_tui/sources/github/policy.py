@@ -103,14 +103,26 @@ class CachedResponse:
     next_url: str | None
 
 
+# What the ETag cache may hold in bodies. Every poll round asks again for each environment's run
+# list (a page of 100 runs is ~0.7 MB) and each repo's tag listing, so that is the working set
+# the cache must keep for its 304s to be free: 32 MiB holds it for ~40 environments; past it the
+# least recently used bodies go first (a finished deploy's jobs, an old commit), and only the
+# oldest polls start to cost a full answer again. The body cap (`body.MAX_JSON_BYTES`) is below
+# it, so any body the client accepts fits.
+CACHE_BYTES = 32 * 1024 * 1024
+
+
 class EtagCache:
     """Bodies by (URL with query, token identity): sent back as If-None-Match; a 304 reuses
     the body. Keyed by the token's fingerprint (never the token) because GitHub varies
-    responses on Authorization. Bounded, least recently used first out."""
+    responses on Authorization. Bounded by entries and by body bytes, least recently used
+    first out."""
 
-    def __init__(self, max_entries: int = 512) -> None:
+    def __init__(self, max_entries: int = 512, max_bytes: int = CACHE_BYTES) -> None:
         self._entries: OrderedDict[tuple[str, str], CachedResponse] = OrderedDict()
         self._max = max_entries
+        self._max_bytes = max_bytes
+        self.nbytes = 0  # the bodies held (what the byte bound counts)
 
     def get(self, url: str, identity: str) -> CachedResponse | None:
         entry = self._entries.get((url, identity))
@@ -119,10 +131,15 @@ class EtagCache:
         return entry
 
     def put(self, url: str, identity: str, entry: CachedResponse) -> None:
+        old = self._entries.pop((url, identity), None)
+        self.nbytes -= len(old.content) if old is not None else 0
+        if len(entry.content) > self._max_bytes:
+            return  # could never stay: keeping it would only push every other entry out
         self._entries[(url, identity)] = entry
-        self._entries.move_to_end((url, identity))
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        self.nbytes += len(entry.content)
+        while len(self._entries) > self._max or self.nbytes > self._max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self.nbytes -= len(evicted.content)
 
     def __len__(self) -> int:
         return len(self._entries)

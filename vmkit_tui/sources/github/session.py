@@ -21,25 +21,18 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import (
-    AsyncGenerator,
-    Awaitable,
-    Callable,
-    Collection,
-    Generator,
-    Mapping,
-)
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Generator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
 
 from vmkit_tui.domain.calls import CallLog
-from vmkit_tui.domain.models import ValidationError
+from vmkit_tui.domain.models import ValidationError, validate_repo
 from vmkit_tui.domain.secret import Secret, install_log_redaction
 from vmkit_tui.sources.github.body import (
     MAX_JSON_BYTES,
@@ -49,14 +42,12 @@ from vmkit_tui.sources.github.body import (
     read_tail,
 )
 from vmkit_tui.sources.github.errors import (
-    AuthError,
     BadResponse,
-    GitHubError,
-    NotFound,
     RateLimited,
-    Rejected,
     ResponseLost,
     Unavailable,
+    github_message,
+    status_error,
 )
 from vmkit_tui.sources.github.policy import (
     RETRYABLE_STATUSES,
@@ -201,6 +192,11 @@ class ApiSession:
             return None
         return datetime.fromtimestamp(self._limited_until, UTC)
 
+    def repo_url(self, repo: str, rest: str) -> str:
+        """`{api}/repos/{owner}/{name}/{rest}`, the repo validated and each part one segment."""
+        owner, name = validate_repo(repo).split("/")
+        return f"{self.api_url}/repos/{quote(owner, safe='')}/{quote(name, safe='')}/{rest}"
+
     async def _get(self, url: str, params: Mapping[str, str | int] | None = None) -> _Reply:
         return await self._request("GET", url, params=params)
 
@@ -309,7 +305,7 @@ class ApiSession:
                 self.stats.not_modified += 1
                 body = orjson.loads(cached.content)  # it parsed when it came in
                 return _Reply(200, response.headers, body, "", cached.next_url, target, endpoint)
-            message = _github_message(status, content)
+            message = github_message(status, content)
             wait = rate_limit_wait(
                 status, response.headers, message, now=self._clock(), attempt=self._guessed_limits
             )
@@ -335,7 +331,7 @@ class ApiSession:
                 await self._sleep(backoff_delay(failures - 1, self._rng))
                 continue
             if status not in accept:
-                raise _status_error(status, message, response.headers, endpoint)
+                raise status_error(status, message, response.headers, endpoint)
             return self._reply(response, content, target, endpoint, want_json=want_json)
 
     def _reply(
@@ -447,6 +443,13 @@ def _validate_api_url(api_url: str) -> str:
     return api_url.rstrip("/")
 
 
+def valid_id(value: int) -> int:
+    """A GitHub id (run, job, attempt, deployment) before it goes into a URL path."""
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValidationError(f"invalid id: {value!r:.30}")
+    return value
+
+
 def _first_cause(group: BaseExceptionGroup[BaseException]) -> str:
     """The first real error inside an exception group, as 'Type: message'."""
     error: BaseException = group
@@ -462,37 +465,3 @@ def _parse(reply: _Reply, parser: Callable[[Any], T], items: list[Any]) -> list[
         raise BadResponse(
             f"unexpected response shape: {type(error).__name__}: {error}", endpoint=reply.endpoint
         ) from None
-
-
-def _github_message(status: int, content: bytes) -> str:
-    """GitHub's `message` field of an error body (never the raw body: it can be huge)."""
-    if status < 300 or not content:
-        return ""
-    try:
-        body = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return ""
-    message = body.get("message") if isinstance(body, dict) else None
-    return message if isinstance(message, str) else ""
-
-
-def _status_error(status: int, message: str, headers: httpx.Headers, endpoint: str) -> GitHubError:
-    if status == 401:
-        return AuthError(
-            f"401 bad credentials: the token is invalid or expired ({message})",
-            endpoint=endpoint,
-            status=status,
-        )
-    if status == 403:
-        needs = headers.get("x-accepted-github-permissions")
-        hint = f" (needs {needs})" if needs else ""
-        if headers.get("x-github-sso"):
-            hint += " (authorise the token for the organisation's SSO)"
-        return AuthError(f"403 forbidden: {message}{hint}", endpoint=endpoint, status=status)
-    if status == 404:
-        return NotFound(f"404 not found: {message}", endpoint=endpoint, status=status)
-    if 400 <= status < 500:
-        return Rejected(f"{status}: {message}", endpoint=endpoint, status=status)
-    if 500 <= status < 600:
-        return Unavailable(f"{status}: {message}", endpoint=endpoint, status=status)
-    return BadResponse(f"unexpected status {status}", endpoint=endpoint, status=status)
