@@ -59,7 +59,9 @@ async def test_hostile_text_from_the_sandbox_is_sanitised_on_every_surface(
             assert record is not None and record.title == HOSTILE  # stored as GitHub sent it
             with SpoolWriter.for_deploy(config.data_dir, record.id) as writer:
                 writer.append(LogRecord(datetime.now(UTC), "deploy", "github", LOG_LINE))
-            await wait_for(pilot, lambda: app.overview is not None, "the overview")
+            # The first environment's deploys are shown before the whole history is read: a
+            # deploy of another environment can be selected once the dashboard has it.
+            await wait_for(pilot, lambda: app.overview.find(record.id) is not None, "its record")
             table = app.main.query_one("#deploys", DataTable)
             await wait_for(pilot, lambda: table.row_count > 0, "deploys")
             app.select(REPO, "staging", record.id)
