@@ -6,6 +6,7 @@ five, images can be deleted, a host can go offline."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -159,20 +160,27 @@ async def test_an_unreachable_host_makes_it_unknown_naming_the_host(facts: Facts
 
 async def test_the_loop_refreshes_after_a_deploy_finishes(facts: Facts) -> None:
     refresher = facts.refresher
-    refresher.interval = 3600.0  # only a finished deploy can bring the next refresh
     env = facts.world.environment(REPO, "staging")
     kept = env.retained[0]
+    async with _looping(refresher) as queue:
+        assert facts.state("staging", kept) is Eligibility.RETAINED
+        facts.world.remove_container(env.vm_names[0], kept)
+        facts.world.delete_image(REPO, kept)
+        for record in _running_then_finished(REPO, "staging"):
+            refresher.updates.publish(DeployChanged(record))
+        await _next_eligibility(queue)
+        assert facts.state("staging", kept) is Eligibility.GONE
+
+
+@contextlib.asynccontextmanager
+async def _looping(refresher: EligibilityRefresher) -> AsyncIterator[asyncio.Queue[Update]]:
+    """The refresh loop running, woken only by a finished deploy, its first refresh done."""
+    refresher.interval = 3600.0
     async with refresher.updates.subscription() as queue:
         task = asyncio.create_task(refresher.run())
         try:
             await _next_eligibility(queue)
-            assert facts.state("staging", kept) is Eligibility.RETAINED
-            facts.world.remove_container(env.vm_names[0], kept)
-            facts.world.delete_image(REPO, kept)
-            for record in _running_then_finished(REPO, "staging"):
-                refresher.updates.publish(DeployChanged(record))
-            await _next_eligibility(queue)
-            assert facts.state("staging", kept) is Eligibility.GONE
+            yield queue
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -184,47 +192,40 @@ async def test_background_refreshes_leave_ghcr_unlisted_while_the_budget_is_low(
     """Below `RateBudget`'s low water the loop still asks the hosts but not GHCR, says so in
     its facts, and lists again after the reset; a refresh someone waits for always lists."""
     refresher, sandbox = facts.refresher, facts.sandbox
-    refresher.interval = 3600.0  # only a finished deploy can bring the next refresh
     env = facts.world.environment(REPO, "staging")
     (vm,) = env.vm_names
     kept = env.retained[0]
-    async with refresher.updates.subscription() as queue:
-        task = asyncio.create_task(refresher.run())
-        try:
-            await _next_eligibility(queue)
-            assert facts.state("staging", kept) is Eligibility.RETAINED
-            # Others spend the hour's budget down to 1 of 10+ requests; the client hears of it.
-            sandbox.rate_limit = sandbox.rate_limit - sandbox.rate_remaining() + 10
-            assert refresher.github is not None
-            for commit in facts.world.repo(REPO).commits[:9]:
-                await refresher.github.get_commit(REPO, commit.sha)
-            assert sandbox.rate_remaining() == 1
-            facts.world.remove_container(vm, kept)
-            mark = len(sandbox.requests)
-            for record in _running_then_finished(REPO, "staging", 1):
-                refresher.updates.publish(DeployChanged(record))
-            await _next_eligibility(queue)
-            assert not _package_requests(sandbox, mark)
-            assert kept not in (refresher.facts[(REPO, "staging")].hosts[0].versions or ())
-            found = refresher.of(REPO, "staging", kept)
-            assert found.state is Eligibility.UNKNOWN, found
-            assert "hourly budget is low (1 of" in found.reason and "deferred until" in found.reason
+    async with _looping(refresher) as queue:
+        assert facts.state("staging", kept) is Eligibility.RETAINED
+        # Others spend the hour's budget down to 1 of 10+ requests; the client hears of it.
+        sandbox.rate_limit = sandbox.rate_limit - sandbox.rate_remaining() + 10
+        assert refresher.github is not None
+        for commit in facts.world.repo(REPO).commits[:9]:
+            await refresher.github.get_commit(REPO, commit.sha)
+        assert sandbox.rate_remaining() == 1
+        facts.world.remove_container(vm, kept)
+        mark = len(sandbox.requests)
+        for record in _running_then_finished(REPO, "staging", 1):
+            refresher.updates.publish(DeployChanged(record))
+        await _next_eligibility(queue)
+        assert not _package_requests(sandbox, mark)
+        assert kept not in (refresher.facts[(REPO, "staging")].hosts[0].versions or ())
+        found = refresher.of(REPO, "staging", kept)
+        assert found.state is Eligibility.UNKNOWN, found
+        assert "hourly budget is low (1 of" in found.reason and "deferred until" in found.reason
 
-            await refresher.refresh(REPO, ["staging"])  # a preflight's: it lists (304s)
-            await _next_eligibility(queue)  # (its own, already queued)
-            assert _package_requests(sandbox, mark)
-            assert facts.state("staging", kept) is Eligibility.IN_REGISTRY
+        await refresher.refresh(REPO, ["staging"])  # a preflight's: it lists (304s)
+        await _next_eligibility(queue)  # (its own, already queued)
+        assert _package_requests(sandbox, mark)
+        assert facts.state("staging", kept) is Eligibility.IN_REGISTRY
 
-            facts.clock.advance(3601)  # the reset: a fresh budget
-            mark = len(sandbox.requests)
-            for record in _running_then_finished(REPO, "staging", 2):
-                refresher.updates.publish(DeployChanged(record))
-            await _next_eligibility(queue)
-            assert _package_requests(sandbox, mark)
-            assert facts.state("staging", kept) is Eligibility.IN_REGISTRY
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        facts.clock.advance(3601)  # the reset: a fresh budget
+        mark = len(sandbox.requests)
+        for record in _running_then_finished(REPO, "staging", 2):
+            refresher.updates.publish(DeployChanged(record))
+        await _next_eligibility(queue)
+        assert _package_requests(sandbox, mark)
+        assert facts.state("staging", kept) is Eligibility.IN_REGISTRY
 
 
 async def test_a_pruned_deploy_is_forgotten_by_the_refresh_loop(facts: Facts) -> None:

@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 from textual.app import App
+from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Static
 
 from tests.tui.factory import NOW, build_sample, make_app
 from tests.tui.test_pilot import loaded, wait_for
+from vmkit_tui.frontends.tui.app import VmkitApp
 from vmkit_tui.frontends.tui.details import DeployDetails
 from vmkit_tui.frontends.tui.log_lines import LogLines
 from vmkit_tui.frontends.tui.tables import STEP, TOOK, WHEN, DeploysTable
@@ -59,10 +61,7 @@ async def test_new_lines_while_following_need_no_layout_and_no_frame_of_their_ow
     deploy = sample.ids["d5"]
     app = make_app(sample)
     async with app.run_test(size=(120, 36)) as pilot:
-        await loaded(pilot)
-        await pilot.press("enter", "enter")  # production's running deploy, its log following
-        lines = app.query_one(LogLines)
-        await wait_for(pilot, lambda: lines.row_count > 0 and app.deploy_id == deploy, "its log")
+        lines = await open_log(pilot, app, deploy)  # production's running deploy, following
         await grow(app, sample.data_dir, deploy, 50)  # more than a screenful: it scrolls
         total = lines.row_count + 50
         await wait_for(pilot, lambda: f"{total:,} lines" in status(app), "the log grown")
@@ -87,10 +86,7 @@ async def test_no_repaint_under_help_and_caught_up_after(tmp_path: Path) -> None
     deploy = sample.ids["d5"]
     app = make_app(sample)
     async with app.run_test(size=(120, 36)) as pilot:
-        await loaded(pilot)
-        await pilot.press("enter", "enter")
-        lines = app.query_one(LogLines)
-        await wait_for(pilot, lambda: lines.row_count > 0 and app.deploy_id == deploy, "its log")
+        lines = await open_log(pilot, app, deploy)
         before = lines.shown_rows
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: not app.main.is_active, "help open")
@@ -212,23 +208,13 @@ async def test_a_follow_repaint_reads_and_lays_out_only_the_new_rows(
     deploy = sample.ids["d5"]
     app = make_app(sample)
     async with app.run_test(size=(120, 36)) as pilot:
-        await loaded(pilot)
-        await pilot.press("enter", "enter")
-        lines = app.query_one(LogLines)
-        await wait_for(pilot, lambda: lines.row_count > 0 and app.deploy_id == deploy, "its log")
+        lines = await open_log(pilot, app, deploy)
         rows = lines.row_count + 50
         await grow(app, sample.data_dir, deploy, 50)
         await wait_for(pilot, lambda: lines.shown_rows == rows, "the lines taken in")
         await wait_for(pilot, lambda: lines.scroll_y == lines.max_scroll_y > 0, "at the end")
         await pilot.pause()
-        read: list[int] = []
-        line_at_row = lines.line_at_row
-
-        def counted(row: int) -> Any:
-            read.append(row)
-            return line_at_row(row)
-
-        monkeypatch.setattr(lines, "line_at_row", counted)
+        read = calls_of(monkeypatch, lines, "line_at_row")
         await grow(app, sample.data_dir, deploy, 3)
         await wait_for(pilot, lambda: lines.shown_rows == rows + 3, "the new lines taken in")
         await wait_for(pilot, lambda: lines.scroll_y == lines.max_scroll_y, "at the end")
@@ -250,14 +236,7 @@ async def test_a_changed_cell_repaints_its_row_only(
         await pilot.press("enter", "enter")  # production: the running deploy first
         table = app.query_one(DeploysTable)
         await pilot.pause()
-        rendered: list[int] = []
-        render_line = table.render_line
-
-        def counted(y: int) -> Any:
-            rendered.append(y)
-            return render_line(y)
-
-        monkeypatch.setattr(table, "render_line", counted)
+        rendered = calls_of(monkeypatch, table, "render_line")
         took = table.get_row(sample.ids["d5"])[TOOK].plain
         moment[0] += timedelta(seconds=STEP)
         table.tick()
@@ -277,10 +256,7 @@ async def test_a_flood_is_taken_in_at_most_once_a_second(
     deploy = sample.ids["d5"]
     app = make_app(sample)
     async with app.run_test(size=(120, 36)) as pilot:
-        await loaded(pilot)
-        await pilot.press("enter", "enter")
-        lines = app.query_one(LogLines)
-        await wait_for(pilot, lambda: lines.row_count > 0 and app.deploy_id == deploy, "its log")
+        lines = await open_log(pilot, app, deploy)
         ticks: list[float] = []
         timer_tick = lines._timer_tick
 
@@ -296,3 +272,25 @@ async def test_a_flood_is_taken_in_at_most_once_a_second(
             await wait_for(pilot, lambda: lines.shown_rows == rows, "the lines taken in")  # noqa: B023
         gaps = [later - earlier for earlier, later in pairwise(ticks)]
         assert len(gaps) == 2 and min(gaps) >= 0.95, gaps
+
+
+def calls_of(monkeypatch: pytest.MonkeyPatch, widget: object, method: str) -> list[int]:
+    """The argument of every call of `widget.method(n)` from now on (it still does its work)."""
+    calls: list[int] = []
+    original = getattr(widget, method)
+
+    def counted(n: int) -> Any:
+        calls.append(n)
+        return original(n)
+
+    monkeypatch.setattr(widget, method, counted)
+    return calls
+
+
+async def open_log(pilot: Pilot[None], app: VmkitApp, deploy: str) -> LogLines:
+    """Open the first environment's newest deploy (`deploy`) and wait for its log lines."""
+    await loaded(pilot)
+    await pilot.press("enter", "enter")
+    lines = app.query_one(LogLines)
+    await wait_for(pilot, lambda: lines.row_count > 0 and app.deploy_id == deploy, "its log")
+    return lines

@@ -41,31 +41,16 @@ import orjson
 
 from vmkit_tui.domain.models import Deploy, DeployEvent, DeployRecord, EventKind, Status
 from vmkit_tui.store.history.errors import HistoryCorrupt, HistoryUnusable
-from vmkit_tui.store.history.scan import scan
+from vmkit_tui.store.history.scan import DEPLOY_KEYS, EVENT_KEYS, scan
 
 FORMAT = "vmkit-tui-history"
 VERSION = 1
 
 DEPLOYS, EVENTS, META = "deploys", "events", "meta"
-_DEPLOY_FIELDS = frozenset(
-    (
-        "id",
-        "repo",
-        "environment",
-        "sha",
-        "triggered_by",
-        "actor",
-        "run_id",
-        "run_url",
-        "rollback_of",
-        "created_at",
-    )
-)
-_EVENT_FIELDS = frozenset(
-    ("event_id", "deploy_id", "seq", "at", "kind", "status", "detail", "data")
-)
+_DEPLOY_FIELDS = frozenset(DEPLOY_KEYS)
+_EVENT_FIELDS = frozenset(EVENT_KEYS)
 # All of an event document's fields in one C call (KeyError if one is missing).
-_event_fields = itemgetter("event_id", "deploy_id", "seq", "at", "kind", "status", "detail", "data")
+_event_fields = itemgetter(*EVENT_KEYS)
 _KINDS = {kind.value: kind for kind in EventKind}
 _STATUSES = {status.value: status for status in Status}
 _new_tuple = tuple.__new__

@@ -35,7 +35,9 @@ _EVENT_START = b'{"event_id":"'
 _FIRST_EVENT = re.compile(rb'"\d+":\{"event_id":"')
 # An event document's start up to its deploy_id: its event id, a JSON string.
 _EVENT_HEAD = re.compile(rb'\{"event_id":"(?:[^"\\]|\\.)*",')
-_DEPLOY_KEYS = (
+# Each document's fields, in the order our writer writes them (`to_doc()`); the format's
+# checks (documents.py) take them from here too.
+DEPLOY_KEYS = (
     "id",
     "repo",
     "environment",
@@ -47,7 +49,7 @@ _DEPLOY_KEYS = (
     "rollback_of",
     "created_at",
 )
-_EVENT_KEYS = ("event_id", "deploy_id", "seq", "at", "kind", "status", "detail", "data")
+EVENT_KEYS = ("event_id", "deploy_id", "seq", "at", "kind", "status", "detail", "data")
 
 
 class _NotOurs(Exception):
@@ -102,7 +104,7 @@ def _deploys(raw: bytes, end: int, repo: str, environment: str) -> dict[str, Any
             raise _NotOurs
         close = _end(raw, _DEPLOY_START, at, end)
         if head[1] == want:
-            found[_key_before(raw, start)] = _document(raw, start, close, _DEPLOY_KEYS)
+            found[_key_before(raw, start)] = _document(raw, start, close, DEPLOY_KEYS)
         at = raw.find(needle, close, end)
     return found
 
@@ -119,7 +121,7 @@ def _events(raw: bytes, start: int, end: int, ids: list[str]) -> dict[str, Any]:
         if head < 0 or _EVENT_HEAD.fullmatch(raw, head, at) is None:
             raise _NotOurs
         close = _end(raw, _EVENT_START, match.end(), end)
-        found[_key_before(raw, head)] = _document(raw, head, close, _EVENT_KEYS)
+        found[_key_before(raw, head)] = _document(raw, head, close, EVENT_KEYS)
         floor = close
     return found
 
