@@ -139,6 +139,30 @@ async def test_the_footer_is_composed_only_when_its_keys_change(
         assert dict(composed[-1])["rollback"], "rollback greyed"
 
 
+async def test_footer_keys_start_as_compact_as_the_footer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key is made compact and the footer is not: each key flipped its class once mounted,
+    and each flip restyled it (a fifth of start-up's styling)."""
+    flips: list[bool] = []
+    watch = FooterKey._watch_compact
+
+    def recording(key: FooterKey, compact: bool) -> None:
+        if key.has_class("-compact") != compact:
+            flips.append(compact)
+        watch(key, compact)
+
+    monkeypatch.setattr(FooterKey, "_watch_compact", recording)
+    app = make_app(build_sample(tmp_path))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.selected_record is not None, "a deploy selected")
+        await pilot.pause()
+        keys = list(app.query(FooterKey))
+        assert keys, "the footer shows keys"
+        assert not any(key.has_class("-compact") for key in keys)
+    assert flips == []
+
+
 class FirstFrame(VmkitApp):
     """Records the deploys on screen when the first frame is out. Its `on_mount` runs before
     the dashboard's and, for the test's sake only, lets the early read finish first."""
