@@ -94,9 +94,10 @@ class KeyFooter(Footer):
         self.styles.grid_size_columns = len(chosen) + len(palette)
         self._laid_out_for = width
         for widget in composed:
-            if isinstance(widget, FooterKey):
-                # Made compact by default, each key would flip to the footer's value once
-                # mounted, and each flip restyles it: start it at that value.
+            if isinstance(widget, FooterKey) and widget not in palette:
+                # Made compact by default, each key bound to the footer's `compact` would flip
+                # to its value once mounted, and each flip restyles it: start it at that value
+                # (the palette key is not bound: it stays compact).
                 widget.set_reactive(FooterKey.compact, self.compact)
             if id(widget) in chosen or widget in palette or not isinstance(widget, FooterKey):
                 yield widget
