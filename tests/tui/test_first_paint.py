@@ -253,7 +253,7 @@ async def test_the_selected_deploys_logs_are_asked_for_after_the_first_deploys_a
 async def test_the_screen_has_its_breakpoint_classes_before_it_is_styled(
     tmp_path: Path, size: tuple[int, int], expected: set[str]
 ) -> None:
-    """Set at the first resize they would style every widget again (a third of start-up's
+    """Set at the first resize they would style every widget again (a quarter of start-up's
     styling): the layout for the terminal's size is there from the start."""
     seen: list[set[str]] = []
 

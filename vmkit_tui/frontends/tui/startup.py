@@ -55,7 +55,8 @@ class StartUp(App[None]):
     def preset_breakpoints(self) -> None:
         """Give the screen its breakpoint classes for the terminal's size before it is styled:
         Textual sets them at the first resize, and a class change there styles every widget
-        again (a third of the start-up's styling)."""
+        again (a quarter of the start-up's styling: 393 style applications before the first
+        deploys were painted, 300 without it)."""
         screen, (width, height) = self.screen, self.size
         classes: dict[str, bool] = {}
         for breakpoints, size in (
@@ -69,8 +70,8 @@ class StartUp(App[None]):
         screen.update_classes(classes, update=False)
 
     def on_load(self) -> None:
-        """Start reading the first environment's deploys before the layout is built: when the
-        read is done by the time it is mounted, they are in the first frame."""
+        """Start reading the first environment's deploys before the layout is built: they are
+        shown the moment they are read (`show_early_when_read`), usually before the first frame."""
         # What the imports made lives as long as the process: out of the collector's way, the
         # collections while the layout is built walk only what start-up makes.
         gc.freeze()
