@@ -104,7 +104,7 @@ class StatusWrite:
 
 @dataclass(frozen=True, slots=True)
 class RemoteStatus:
-    """A deployment status as GitHub lists it (the client's type, in domain words)."""
+    """A deployment status as GitHub lists it (the client parses into this type)."""
 
     id: int
     state: str

@@ -50,7 +50,7 @@ from vmkit_tui.domain.event_ids import deployment_link_id
 from vmkit_tui.domain.models import DeployRecord, EventKind, NewEvent, from_iso, to_iso
 from vmkit_tui.domain.updates import DeployChanged, Health, SourceHealth, Update
 from vmkit_tui.sources.github import AuthError, GitHubClient, GitHubError, NotFound
-from vmkit_tui.sources.github.deployments import Deployment, DeploymentStatus
+from vmkit_tui.sources.github.deployments import Deployment
 from vmkit_tui.store.history import AsyncHistory, HistoryError
 
 __all__ = ["TEAM_KEY", "ClaimRefused", "Claimed", "TeamShare"]
@@ -234,7 +234,7 @@ class TeamShare:
     async def _flush(self, record: DeployRecord) -> bool:
         deploy = record.deploy
         deployment_id = shared_deployment_id(record)
-        existing: list[DeploymentStatus] = []
+        existing: list[RemoteStatus] = []
         if deployment_id is None:
             found = await self.github.find_deployment(deploy.repo, deploy.environment, deploy.id)
             if found is None:
@@ -368,7 +368,7 @@ class TeamShare:
             if known is None and full and oldest is not None and deployment.created_at < oldest:
                 continue
             statuses = await self.github.list_statuses(repo, deployment.id)
-            remote = [_remote(s) for s in reversed(statuses)]  # oldest first
+            remote = list(reversed(statuses))  # oldest first
             if known is None:
                 if not remote and not dispatched:  # a claim being made (or withdrawn)
                     settled = False
@@ -484,14 +484,3 @@ class _Remembered:
 def _listens(record: DeployRecord) -> bool:
     """Whether other machines may still add to this deploy (cancel requests, notes, the end)."""
     return is_imported(record) or mirrors(record)
-
-
-def _remote(status: DeploymentStatus) -> RemoteStatus:
-    return RemoteStatus(
-        status.id,
-        status.state,
-        status.description,
-        status.log_url,
-        status.creator,
-        status.created_at,
-    )

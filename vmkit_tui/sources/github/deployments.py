@@ -16,14 +16,14 @@ from typing import Any, TypeVar
 
 import httpx
 
-from vmkit_tui.domain.deployments import DESCRIPTION_LIMIT, PAYLOAD_KEY
+from vmkit_tui.domain.deployments import DESCRIPTION_LIMIT, PAYLOAD_KEY, RemoteStatus
 from vmkit_tui.domain.models import ValidationError, validate_name, validate_sha
 from vmkit_tui.sources.github.errors import ResponseLost
 from vmkit_tui.sources.github.results import _field, _login, _optional, _time
 from vmkit_tui.sources.github.session import ApiSession, _parse, valid_id
 from vmkit_tui.sources.github.session import _endpoint as _method_path
 
-__all__ = ["STATES", "Deployment", "DeploymentStatus", "DeploymentsApi"]
+__all__ = ["STATES", "Deployment", "DeploymentsApi"]
 
 STATES = frozenset({"error", "failure", "inactive", "in_progress", "queued", "pending", "success"})
 _TASK_LIMIT = 100
@@ -62,28 +62,19 @@ class Deployment:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class DeploymentStatus:
-    id: int
-    state: str
-    description: str
-    log_url: str | None
-    creator: str | None
-    created_at: datetime
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> DeploymentStatus:
-        state = _field(data, "state", str)
-        if state not in STATES:
-            raise ValueError(f"unknown deployment state {state!r:.30}")
-        return cls(
-            id=_field(data, "id", int),
-            state=state,
-            description=_optional(data, "description", str) or "",
-            log_url=_optional(data, "log_url", str) or _optional(data, "target_url", str),
-            creator=_login(data, "creator"),
-            created_at=_time(data, "created_at"),
-        )
+def _status(data: Mapping[str, Any]) -> RemoteStatus:
+    """A deployment status as GitHub lists it, in the domain's type (no copy to convert)."""
+    state = _field(data, "state", str)
+    if state not in STATES:
+        raise ValueError(f"unknown deployment state {state!r:.30}")
+    return RemoteStatus(
+        id=_field(data, "id", int),
+        state=state,
+        description=_optional(data, "description", str) or "",
+        log_url=_optional(data, "log_url", str) or _optional(data, "target_url", str),
+        creator=_login(data, "creator"),
+        created_at=_time(data, "created_at"),
+    )
 
 
 class DeploymentsApi(ApiSession):
@@ -150,11 +141,11 @@ class DeploymentsApi(ApiSession):
 
     async def list_statuses(
         self, repo: str, deployment_id: int, *, max_pages: int = 3
-    ) -> list[DeploymentStatus]:
+    ) -> list[RemoteStatus]:
         """The deployment's statuses, newest first (append-only on GitHub)."""
         url = self.repo_url(repo, f"deployments/{valid_id(deployment_id)}/statuses")
         params: dict[str, str | int] = {"per_page": 100}
-        return await self._collect(url, params, "", max_pages, DeploymentStatus.from_api)
+        return await self._collect(url, params, "", max_pages, _status)
 
     async def create_status(
         self,
@@ -165,7 +156,7 @@ class DeploymentsApi(ApiSession):
         description: str,
         log_url: str | None = None,
         auto_inactive: bool = False,
-    ) -> DeploymentStatus:
+    ) -> RemoteStatus:
         """Append a status; a lost answer is looked up (same state and description) before a
         second POST, so a retry never appends the same status twice."""
         if state not in STATES:
@@ -178,7 +169,7 @@ class DeploymentsApi(ApiSession):
         if log_url:
             body["log_url"] = log_url
 
-        async def written() -> DeploymentStatus | None:
+        async def written() -> RemoteStatus | None:
             for status in await self.list_statuses(repo, deployment_id):
                 if (status.state, status.description) == (state, body["description"]):
                     return status
@@ -187,7 +178,7 @@ class DeploymentsApi(ApiSession):
         return await self._create_once(
             self.repo_url(repo, f"deployments/{valid_id(deployment_id)}/statuses"),
             body,
-            DeploymentStatus.from_api,
+            _status,
             written,
             f"adding a status to deployment {deployment_id}",
         )
