@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from vmkit_tui.sandbox.servers import github_payloads as payloads
-from vmkit_tui.sandbox.servers.github_endpoints import Call, Endpoints, Reply
+from vmkit_tui.sandbox.servers.github_endpoints import Call, Endpoints, Reply, json_object
 from vmkit_tui.sandbox.world.base import WorldError
 from vmkit_tui.sandbox.world.deployments import (
     ACTIONS_BOT,
@@ -151,12 +151,9 @@ _STATUS_FIELDS = {
 
 async def _json_body(call: Call, fields: Mapping[str, str], required: str) -> Json | Reply:
     """The request's JSON object, checked as GitHub checks it; a `Reply` when it is refused."""
-    try:
-        body = json.loads(await call.request.read() or b"{}")
-    except ValueError:
-        return Reply(400, payloads.error("Problems parsing JSON", 400))
-    if not isinstance(body, dict):
-        return Reply(400, payloads.error("Problems parsing JSON", 400))
+    body = await json_object(call)
+    if isinstance(body, Reply):
+        return body
     if required not in body:
         return _invalid(f'"{required}" wasn\'t supplied.')
     for name, value in body.items():

@@ -59,6 +59,18 @@ class Call:
     query: Mapping[str, str]
 
 
+async def json_object(call: Call) -> dict[str, Any] | Reply:
+    """The request's body as a JSON object (none: `{}`); a 400 `Reply` as GitHub gives when it
+    is not one."""
+    try:
+        body = json.loads(await call.request.read() or b"{}")
+    except ValueError:
+        return Reply(400, payloads.error("Problems parsing JSON", 400))
+    if not isinstance(body, dict):
+        return Reply(400, payloads.error("Problems parsing JSON", 400))
+    return body
+
+
 class Endpoints:
     """Part of `GitHubSandbox`: the route handlers and what they share."""
 
@@ -315,12 +327,9 @@ class Endpoints:
         flow = self.world.workflow(repo, call.params["workflow"])
         if flow is None:
             return Reply(404, payloads.error("Not Found", 404))
-        try:
-            body = json.loads(await call.request.read() or b"{}")
-        except ValueError:
-            return Reply(400, payloads.error("Problems parsing JSON", 400))
-        if not isinstance(body, dict):
-            return Reply(400, payloads.error("Problems parsing JSON", 400))
+        body = await json_object(call)
+        if isinstance(body, Reply):
+            return body
         if "return_run_details" in body and not self.dispatch_run_details:
             return Reply(422, payloads.error('"return_run_details" is not a permitted key.', 422))
         if not isinstance(body.get("ref"), str):
