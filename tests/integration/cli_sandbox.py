@@ -14,7 +14,7 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,17 +90,24 @@ class Sandbox:
 
     def subprocess(self, *argv: str, timeout: float = 60.0) -> Run:
         """`python -m vmkit_tui --config … ARGV` as a real process, stdin not a terminal."""
-        done = subprocess.run(
-            [sys.executable, "-m", "vmkit_tui", *self.args(*argv)],
-            cwd=ROOT,
-            env=child_env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        return Run(done.returncode, done.stdout, done.stderr)
+        return run_vmkit(self.args(*argv), timeout=timeout)
+
+
+def run_vmkit(
+    argv: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> Run:
+    """`python -m vmkit_tui ARGV` as a real process, stdin not a terminal."""
+    done = subprocess.run(
+        [sys.executable, "-m", "vmkit_tui", *argv],
+        cwd=ROOT,
+        env=env or child_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
 
 
 def child_env() -> dict[str, str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cli_sandbox import REPO, ROOT, Run, Sandbox, child_env
+from tests.integration.cli_sandbox import REPO, ROOT, Run, Sandbox, child_env, run_vmkit
 
 pytest_plugins = ["tests.integration.cli_fixtures"]
 
@@ -32,17 +32,7 @@ CONTROL = ("\x00", "\x07", "\x1b", "\x9b", "\u202e")
 
 
 def vmkit(*argv: str, env: dict[str, str] | None = None, timeout: float = 60.0) -> Run:
-    done = subprocess.run(
-        [sys.executable, "-m", "vmkit_tui", *argv],
-        cwd=ROOT,
-        env=env or child_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    return Run(done.returncode, done.stdout, done.stderr)
+    return run_vmkit(argv, env=env, timeout=timeout)
 
 
 def one_line(run: Run, code: int) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from tests.integration.cli_sandbox import REPO, ROOT, Run, Sandbox, child_env, sandbox
+from tests.integration.cli_sandbox import REPO, ROOT, Run, Sandbox, child_env, run_vmkit, sandbox
 from vmkit_tui.config import HostSpec, load_config
 from vmkit_tui.domain.models import Status
 from vmkit_tui.sandbox.servers.github_server import SANDBOX_TOKEN
@@ -34,17 +33,7 @@ def init_env() -> dict[str, str]:
 
 def vmkit(config: Path, sb: Sandbox, *argv: str, timeout: float = 90.0) -> Run:
     """`python -m vmkit_tui` on the init-written config (and the sandbox's recorded history)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "vmkit_tui", "--config", str(config), *argv],
-        cwd=ROOT,
-        env=init_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    return Run(done.returncode, done.stdout, done.stderr)
+    return run_vmkit(["--config", str(config), *argv], env=init_env(), timeout=timeout)
 
 
 def run_init(sb: Sandbox, config: Path, *extra: str, timeout: float = 90.0) -> Run:

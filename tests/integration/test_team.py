@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cli_sandbox import REPO, ROOT, Run, Sandbox, child_env, sandbox
+from tests.integration.cli_sandbox import REPO, ROOT, Run, Sandbox, child_env, run_vmkit, sandbox
 from vmkit_tui.domain.deployments import PAYLOAD_KEY as KEY
 from vmkit_tui.domain.deployments import mirrors, needs_sharing
 from vmkit_tui.domain.models import DeployRecord, EventKind, Status
@@ -42,28 +42,18 @@ class Machine:
     config_path: Path
     history_path: Path
 
-    def argv(self, *argv: str) -> list[str]:
-        return [sys.executable, "-m", "vmkit_tui", "--config", str(self.config_path), *argv]
+    def args(self, *argv: str) -> list[str]:
+        return ["--config", str(self.config_path), *argv]
 
     def env(self) -> dict[str, str]:
         return child_env() | {"USER": self.user, "LOGNAME": self.user}
 
     def run(self, *argv: str, timeout: float = 120.0) -> Run:
-        done = subprocess.run(
-            self.argv(*argv),
-            cwd=ROOT,
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        return Run(done.returncode, done.stdout, done.stderr)
+        return run_vmkit(self.args(*argv), env=self.env(), timeout=timeout)
 
     def start(self, *argv: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            self.argv(*argv),
+            [sys.executable, "-m", "vmkit_tui", *self.args(*argv)],
             cwd=ROOT,
             env=self.env(),
             stdin=subprocess.DEVNULL,
